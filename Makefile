@@ -1,0 +1,41 @@
+# sweepscope: `make run` watches a demo sweep live; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch; with a GPU, override: make TORCH_SPEC='torch==2.13.0' ...
+TORCH_SPEC ?= torch==2.13.0
+SPEC ?= experiments/sweeps/seed_grid.yaml
+STORE ?= sqlite:///sweepscope.db
+PORT ?= 8501
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
+
+.PHONY: run test lint bench install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
+	$(BIN)/pip install --quiet -e '.[test,bench]' '$(TORCH_SPEC)'
+	touch $@
+
+install: $(VENV)/.installed
+
+## run: the seed grid on every local core, with the dashboard at http://127.0.0.1:$(PORT)
+run: install
+	SWEEPSCOPE_STORE=$(STORE) ./scripts/demo.sh $(SPEC) $(PORT)
+
+## test: lint and the whole test suite
+test: install lint
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check runner dashboard experiments tests benchmarks
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) .sweepscope sweepscope.db sweepscope.db-wal sweepscope.db-shm

@@ -1,0 +1,168 @@
+"""The driver-side Tune callback that writes every trial's life and curves to the store.
+
+It is the store's only writer during a sweep: trials send their points inside Ray Tune
+results (see runner.report), so no trial ever opens the store, and a cluster needs no
+shared files for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ray import tune
+
+from runner.progress import Progress
+from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
+from runner.spec import Spec
+from runner.stopper import StoreStopper
+from runner.store import (
+    COMPLETED,
+    DIVERGED,
+    ERROR,
+    FINISHED_TRIAL,
+    PRUNED,
+    RUNNING,
+    STOPPED,
+    STOPPED_BY_USER,
+    Store,
+)
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+__all__ = ["StoreCallback", "user_config"]
+
+HEARTBEAT_SECONDS = 5.0
+
+
+def user_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config as the user's train function sees it (Ray may add keys)."""
+    return {k: v for k, v in config.items() if not k.startswith("__")}
+
+
+class StoreCallback(tune.Callback):
+    def __init__(
+        self, *, store: Store, sweep_id: str, spec: Spec, stopper: StoreStopper,
+        progress: Progress | None = None,
+    ) -> None:
+        self._store = store
+        self._sweep_id = sweep_id
+        self._spec = spec
+        self._stopper = stopper
+        self._progress = progress
+        self._ids: dict[str, int] = {}  # Ray trial id -> store id
+        self._status: dict[str, str] = {}  # Ray trial id -> status last written
+        self._ended_as: dict[str, str] = {}  # a status the trial itself reported
+        self._last: dict[str, dict[str, int]] = {}  # Ray trial id -> last step / epoch
+        self._best: float | None = None
+        self._beat_at = 0.0
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _id(self, trial: Trial) -> int:
+        if trial.trial_id not in self._ids:
+            self._ids[trial.trial_id] = self._store.add_trial(
+                self._sweep_id, trial.trial_id, user_config(trial.config)
+            )
+            self._status[trial.trial_id] = "pending"
+        return self._ids[trial.trial_id]
+
+    def _set(self, trial: Trial, status: str, detail: str | None = None, **fields: Any) -> None:
+        self._store.set_trial_status(self._id(trial), status, detail=detail, **fields)
+        self._status[trial.trial_id] = status
+
+    def statuses(self) -> Counter[str]:
+        return Counter(self._status.values())
+
+    @property
+    def best(self) -> float | None:
+        return self._best
+
+    def _final_status(self, trial: Trial) -> tuple[str, str | None]:
+        """Why a trial that Tune calls complete ended."""
+        if trial.trial_id in self._ended_as:
+            return self._ended_as[trial.trial_id], None
+        last = self._last.get(trial.trial_id, {})
+        stop = self._spec.stop
+        if (stop.epochs is not None and last.get("epoch", 0) >= stop.epochs) or (
+            stop.steps is not None and last.get("step", 0) >= stop.steps
+        ):
+            return COMPLETED, None
+        if self._stopper.requested(trial.trial_id):
+            return STOPPED_BY_USER, "stop requested from the store"
+        if self._stopper.interrupted:
+            return STOPPED, "the driver was interrupted"
+        if self._spec.scheduler.type != "none":
+            return PRUNED, f"stopped early by the {self._spec.scheduler.type} scheduler"
+        return STOPPED, None
+
+    # -- Tune hooks ----------------------------------------------------------------------
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        for trial in trials:  # register trials as soon as Tune creates them: pending
+            self._id(trial)
+        now = time.monotonic()
+        if now - self._beat_at >= HEARTBEAT_SECONDS:
+            self._beat_at = now
+            self._store.heartbeat(self._sweep_id)
+        if self._progress is not None:
+            self._progress.update(self.statuses(), self._best)
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._set(trial, RUNNING)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
+        trial_id = self._id(trial)
+        self._store.add_points(trial_id, result.pop(POINTS_KEY, ()))
+        fields: dict[str, Any] = dict(result.pop(INFO_KEY, None) or {})
+        last = self._last.setdefault(trial.trial_id, {})
+        if "node" not in last:  # the first result says where the trial runs
+            last["node"] = 1
+            fields["node"] = result.get("hostname") or result.get("node_ip")
+        for key in ("step", "epoch"):
+            if key in result:
+                last[key] = int(result[key])
+                fields[f"last_{key}"] = last[key]
+        status = result.pop(STATUS_KEY, None)
+        if status is not None:
+            self._ended_as[trial.trial_id] = status
+        if self._status.get(trial.trial_id) != RUNNING:
+            self._set(trial, RUNNING, **fields)
+        elif fields:
+            self._store.update_trial(trial_id, **fields)
+        value = result.get(self._spec.metric)
+        if isinstance(value, int | float) and value == value:
+            better = max if self._spec.mode == "max" else min
+            self._best = value if self._best is None else better(self._best, value)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        status, detail = self._final_status(trial)
+        self._set(trial, status, detail)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        text = _error_text(trial)
+        self._set(trial, ERROR, text, error=text)
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        text = _error_text(trial)
+        self._store.set_trial_status(self._id(trial), "pending", detail=f"retrying after: {text}",
+                                     error=text)
+        self._status[trial.trial_id] = "pending"
+
+    def close_open_trials(self, reason: str) -> None:
+        """After Tune returns: no trial may stay pending or running in the store."""
+        for ray_id, status in list(self._status.items()):
+            if status not in FINISHED_TRIAL:
+                final = STOPPED_BY_USER if self._stopper.requested(ray_id) else STOPPED
+                self._store.set_trial_status(self._ids[ray_id], final, detail=reason)
+                self._status[ray_id] = final
+
+
+def _error_text(trial: Trial) -> str:
+    try:
+        error = trial.get_error()
+    except Exception as exc:  # the error file could not be read
+        return f"(error text unavailable: {exc})"
+    return str(error).strip() if error else "the trial failed without an error message"

@@ -1,0 +1,268 @@
+"""The `sweepscope` command line: run, ls, status, export, stop, dashboard.
+
+Errors the user can act on (a bad spec, an unknown sweep, a store that does not open)
+print one paragraph and exit 2; unexpected failures keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.errors import SweepscopeError
+from runner.store import SWEEP_INTERRUPTED, SWEEP_RUNNING, Store, default_url, open_store
+
+__all__ = ["main", "sweep_status"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+# A running sweep whose driver has not written a heartbeat for this long is interrupted.
+STALE_HEARTBEAT_SECONDS = 30.0
+
+
+def sweep_status(sweep: dict[str, Any], now: float | None = None) -> str:
+    """The status to show: a `running` sweep with a silent driver shows as interrupted."""
+    if sweep["status"] == SWEEP_RUNNING:
+        beat = sweep.get("heartbeat_at") or sweep["created_at"]
+        if (now or time.time()) - beat > STALE_HEARTBEAT_SECONDS:
+            return SWEEP_INTERRUPTED
+    return str(sweep["status"])
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _need_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
+    sweep = store.sweep(sweep_id)
+    if sweep is None:
+        raise SweepscopeError(
+            f"no sweep {sweep_id!r} in the store {store.url}. Fix: run `sweepscope ls` to see "
+            "the sweeps there, or pass --store with the right URL."
+        )
+    return sweep
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from runner.launch import run_sweep
+    from runner.spec import load_spec
+
+    spec = load_spec(args.spec, allow_large=args.allow_large)  # everything checked first
+    if args.name:
+        spec = spec.model_copy(update={"name": args.name})
+    store = open_store(args.store, create=True)
+
+    def announce(sweep_id: str) -> None:
+        print(f"sweep {sweep_id}: {spec.n_trials} trials of {spec.trainable}")
+        print(f"store: {store.url}")
+        print(f"watch: sweepscope dashboard --store {store.url}   stop: sweepscope stop {sweep_id}")
+        sys.stdout.flush()
+
+    try:
+        outcome = run_sweep(
+            spec, store=store, address=args.address, max_concurrent=args.max_concurrent,
+            storage_path=args.storage_path, on_start=announce,
+        )
+    except KeyboardInterrupt:
+        print("interrupted: the sweep is marked stopped; its points are in the store.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        store.close()
+    with open_store(args.store) as reader:
+        _print_summary(reader, outcome.sweep_id)
+    if outcome.status == "stopped":
+        return EXIT_INTERRUPTED
+    return 0 if outcome.status == "completed" else 1
+
+
+def _print_summary(store: Store, sweep_id: str) -> None:
+    sweep = _need_sweep(store, sweep_id)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items()))
+    took = (sweep["ended_at"] or time.time()) - sweep["created_at"]
+    print(f"sweep {sweep_id} {sweep['status']} in {took:.1f}s: {counts}")
+    table = _trial_table(store, sweep)
+    if not table.empty:
+        print(f"best trials by {sweep['metric']} ({sweep['mode']}):")
+        print(table.head(5).to_string(index=False))
+
+
+def _trial_table(store: Store, sweep: dict[str, Any]) -> Any:
+    """One row per trial: id, status, the varied hyperparameters, epochs, best metric."""
+    import pandas as pd
+
+    trials = store.trials(sweep["id"])
+    if not trials:
+        return pd.DataFrame()
+    spec = sweep["spec"]
+    varied = list(spec.get("grid", {})) + list(spec.get("sample", {}))
+    points = store.points(sweep["id"], metrics=[sweep["metric"]])
+    agg = "max" if sweep["mode"] == "max" else "min"
+    best = points.groupby("trial_id")["value"].agg(agg) if not points.empty else pd.Series(dtype=float)
+    rows = []
+    for t in trials:
+        row = {"trial": t["id"], "status": t["status"]}
+        row.update({k: t["config"].get(k) for k in varied})
+        row["epochs"] = t["last_epoch"]
+        row[f"best {sweep['metric']}"] = best.get(t["id"])
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(f"best {sweep['metric']}", ascending=agg == "min", na_position="last")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        sweeps = store.sweeps()
+    if not sweeps:
+        print(f"no sweeps in {args.store or default_url()}")
+        return 0
+    print(f"{'sweep':<44} {'status':<12} {'done/total':>10} {'best':>8}  started")
+    for s in sweeps:
+        done = sum(n for st, n in s["counts"].items() if st not in ("pending", "running"))
+        best = "-" if s["best"] is None else f"{s['best']:.4g}"
+        progress = f"{done}/{s['n_trials']}"
+        print(f"{s['id']:<44} {sweep_status(s):<12} {progress:>10} "
+              f"{best:>8}  {_when(s['created_at'])}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        sweep = _need_sweep(store, args.sweep)
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items())) or "no trials yet"
+        print(f"sweep {sweep['id']} ({sweep['name']}): {sweep_status(sweep)}; {counts}; "
+              f"{sweep['n_trials']} planned")
+        print(f"started {_when(sweep['created_at'])}, ended {_when(sweep['ended_at'])}")
+        if sweep["message"]:
+            print(f"message: {sweep['message']}")
+        table = _trial_table(store, sweep)
+        if not table.empty:
+            print(table.sort_values("trial").to_string(index=False))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    out = Path(args.output)
+    if out.suffix not in (".csv", ".parquet"):
+        raise SweepscopeError(
+            f"-o {args.output!r}: unknown file type {out.suffix or '(none)'!r}. "
+            "Fix: end the file name with .csv or .parquet."
+        )
+    with open_store(args.store) as store:
+        sweep = _need_sweep(store, args.sweep)
+        trials = store.trials(sweep["id"])
+        points = store.points(sweep["id"])
+    info = pd.DataFrame(
+        [{"trial_id": t["id"], "status": t["status"], **t["config"]} for t in trials]
+    )
+    frame = points.drop(columns="id").merge(info, on="trial_id", how="left") if len(info) else points
+    frame.insert(0, "sweep_id", sweep["id"])
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError as exc:
+            raise SweepscopeError(
+                "parquet export needs pyarrow. Fix: pip install 'sweepscope[parquet]' or use .csv."
+            ) from exc
+    print(f"wrote {len(frame)} points of {len(trials)} trials to {out}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        _need_sweep(store, args.sweep)
+        changed = store.request_stop(args.sweep, args.trial)
+    target = f"trial {args.trial} of sweep {args.sweep}" if args.trial else f"sweep {args.sweep}"
+    if changed:
+        print(f"stop requested for {target}; the runner ends it within a few seconds.")
+    else:
+        print(f"{target} has already finished; nothing to stop.")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboard.serve import serve
+
+    return serve(store_url=args.store or default_url(), host=args.host, port=args.port)
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sweepscope",
+        description="Run hyperparameter sweeps on Ray Tune and watch them live.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    store_help = "store URL (default: $SWEEPSCOPE_STORE or sqlite:///sweepscope.db)"
+
+    run = sub.add_parser("run", help="run a sweep from a YAML spec")
+    run.add_argument("spec", help="sweep spec, e.g. experiments/sweeps/seed_grid.yaml")
+    run.add_argument("--store", help=store_help)
+    run.add_argument("--address", help="Ray cluster address (default: start Ray on this machine)")
+    run.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
+    run.add_argument("--name", help="sweep name (default: the spec's name)")
+    run.add_argument("--storage-path", help="Ray Tune storage (checkpoints); shared on clusters")
+    run.add_argument("--allow-large", action="store_true",
+                     help="allow grids larger than the trial limit")
+    run.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("ls", help="list the sweeps in the store")
+    ls.add_argument("--store", help=store_help)
+    ls.set_defaults(func=cmd_ls)
+
+    status = sub.add_parser("status", help="show a sweep and its trials")
+    status.add_argument("sweep")
+    status.add_argument("--store", help=store_help)
+    status.set_defaults(func=cmd_status)
+
+    export = sub.add_parser("export", help="write a sweep's points to CSV or Parquet")
+    export.add_argument("sweep")
+    export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.parquet")
+    export.add_argument("--store", help=store_help)
+    export.set_defaults(func=cmd_export)
+
+    stop = sub.add_parser("stop", help="stop a running sweep, or one trial of it")
+    stop.add_argument("sweep")
+    stop.add_argument("--trial", type=_positive_int, help="trial id (see `sweepscope status`)")
+    stop.add_argument("--store", help=store_help)
+    stop.set_defaults(func=cmd_stop)
+
+    dash = sub.add_parser("dashboard", help="serve the live dashboard")
+    dash.add_argument("--store", help=store_help)
+    dash.add_argument("--port", type=_positive_int, default=8501)
+    dash.add_argument("--host", default="127.0.0.1",
+                      help="address to bind (default 127.0.0.1; others need SWEEPSCOPE_TOKEN to stop trials)")
+    dash.set_defaults(func=cmd_dashboard)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive; give 1 or more")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SweepscopeError as exc:
+        print(f"sweepscope {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

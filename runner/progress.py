@@ -1,0 +1,62 @@
+"""The one-line live progress of `sweepscope run`, in place of Ray Tune's tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from typing import TextIO
+
+from runner.store import FINISHED_TRIAL
+
+__all__ = ["Progress", "format_seconds"]
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Progress:
+    """Prints `done/running/failed of total, best, elapsed, ETA`, at most every `every` s."""
+
+    def __init__(self, *, total: int, metric: str, stream: TextIO | None = None,
+                 every: float = 1.0) -> None:
+        self.total = total
+        self.metric = metric
+        self._stream = stream or sys.stderr
+        self._live = self._stream.isatty()
+        self._every = every if self._live else max(every, 10.0)  # a log file gets fewer lines
+        self._start = time.monotonic()
+        self._printed_at = 0.0
+
+    def line(self, statuses: Counter[str], best: float | None) -> str:
+        done = sum(n for s, n in statuses.items() if s in FINISHED_TRIAL)
+        failed = statuses.get("error", 0)
+        elapsed = time.monotonic() - self._start
+        eta = "--:--" if done == 0 else format_seconds(elapsed / done * (self.total - done))
+        best_text = "-" if best is None else f"{best:.4g}"
+        return (
+            f"trials {done}/{self.total} done, {statuses.get('running', 0)} running, "
+            f"{failed} failed | best {self.metric} {best_text} | "
+            f"elapsed {format_seconds(elapsed)} | ETA {eta}"
+        )
+
+    def update(self, statuses: Counter[str], best: float | None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._printed_at < self._every:
+            return
+        self._printed_at = now
+        text = self.line(statuses, best)
+        if self._live:
+            self._stream.write("\r\033[K" + text)
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._live:
+            self._stream.write("\n")
+            self._stream.flush()

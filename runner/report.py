@@ -1,0 +1,153 @@
+"""The trial-side API: what a training function calls to report its curves.
+
+    from runner import report
+
+    def train(config):
+        for epoch in range(config["epochs"]):
+            for batch in ...:
+                step += 1
+                if not report.step(step, train_loss=loss):   # False once a loss is NaN/inf
+                    return                                      # the trial ends as `diverged`
+            report.epoch(epoch, step=step, val_loss=vl, val_acc=va)
+
+Step points are buffered in the trial and travel to the driver inside the next Ray Tune
+report (each `epoch` call, or at most every FLUSH_SECONDS), so logging every step costs
+one list append, not one Ray round trip. Outside a Ray Tune trial the reports go to a
+sink set with `collect()` (used by tests and the one-at-a-time baseline) or nowhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["FLUSH_SECONDS", "collect", "cpus", "epoch", "info", "step"]
+
+FLUSH_SECONDS = 1.0
+
+# Keys the runner adds to each Ray Tune result; the driver callback takes them apart.
+POINTS_KEY = "_points"
+INFO_KEY = "_info"
+STATUS_KEY = "_status"
+
+_buffer: list[tuple[str, int, float, float]] = []
+_info: dict[str, Any] = {}
+_last_flush = time.monotonic()
+_ended = False  # the trial reported its own end (diverged)
+_sink: Callable[[dict[str, Any]], None] | None = None
+
+
+def step(step: int, **metrics: float) -> bool:
+    """Record metric values at an optimizer step. Returns False when one is NaN or inf.
+
+    After a False the trial should return: the runner records it as `diverged`.
+    """
+    now = time.time()
+    finite = True
+    for name, value in metrics.items():
+        v = float(value)
+        finite = finite and math.isfinite(v)
+        _buffer.append((name, step, v, now))
+    if not finite:
+        global _ended
+        _ended = True
+        _flush({"step": step, STATUS_KEY: "diverged"})
+        return False
+    if time.monotonic() - _last_flush >= FLUSH_SECONDS:
+        _flush({"step": step})
+    return True
+
+
+def epoch(epoch: int, *, step: int, checkpoint: Any = None, **metrics: float) -> None:
+    """Record end-of-epoch metrics (e.g. val_loss, val_acc) and send everything buffered.
+
+    `epoch` counts the epochs done (1 after the first); schedulers use it as time, and
+    `stop: {epochs: N}` is met when it reaches N.
+    These values are what the sweep's `metric` and the schedulers see. `checkpoint` is an
+    optional ray.tune.Checkpoint to save with this report.
+    """
+    now = time.time()
+    for name, value in metrics.items():
+        _buffer.append((name, step, float(value), now))
+    _flush({**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "step": step},
+           checkpoint=checkpoint)
+
+
+def info(**fields: Any) -> None:
+    """Describe the trial (e.g. device="cuda:0 (NVIDIA H100)"); sent with the next report."""
+    _info.update(fields)
+
+
+def cpus() -> int:
+    """The CPU threads Ray gave this trial (1 outside Ray); size torch's threads with it."""
+    if not _in_tune():
+        return 1
+    from ray import tune
+
+    resources = tune.get_context().get_trial_resources()
+    return max(1, int(resources.required_resources.get("CPU", 1)))
+
+
+def _in_tune() -> bool:
+    if _sink is not None or "ray" not in sys.modules:
+        return False
+    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
+
+    return bool(_in_tune_session())
+
+
+@contextlib.contextmanager
+def collect() -> Iterator[list[dict[str, Any]]]:
+    """Outside Ray: collect every report in a list (for tests and baselines)."""
+    global _sink
+    reports: list[dict[str, Any]] = []
+    previous, _sink = _sink, reports.append
+    _reset()
+    try:
+        yield reports
+    finally:
+        _finish()
+        _sink = previous
+
+
+def _reset() -> None:
+    global _last_flush, _ended
+    _ended = False
+    _buffer.clear()
+    _info.clear()
+    _last_flush = time.monotonic()
+
+
+def _finish(completed: bool = False) -> None:
+    """Send what is still buffered; the runner calls this when the trainable returns.
+
+    With `completed`, the trial also says it ran to its end, unless it already ended
+    itself (diverged).
+    """
+    result: dict[str, Any] = {}
+    if _buffer:
+        result["step"] = _buffer[-1][1]
+    if completed and not _ended:
+        result[STATUS_KEY] = "completed"
+    if result or _info:
+        _flush(result)
+
+
+def _flush(result: dict[str, Any], checkpoint: Any = None) -> None:
+    global _last_flush
+    result[POINTS_KEY] = list(_buffer)
+    if _info:
+        result[INFO_KEY] = dict(_info)
+        _info.clear()
+    _buffer.clear()
+    _last_flush = time.monotonic()
+    if _sink is not None:
+        _sink(result)
+    elif _in_tune():
+        from ray import tune
+
+        tune.report(result, checkpoint=checkpoint)

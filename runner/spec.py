@@ -1,0 +1,283 @@
+"""The sweep spec: a YAML file, validated in full before Ray starts.
+
+    name: seed_grid
+    trainable: experiments.train:train      # module:function, called as fn(config)
+    metric: val_acc                          # what "best" means, and what schedulers watch
+    mode: max
+    stop: {epochs: 20}                       # or {steps: N}; passed to the trainable
+    resources: {cpu: 1, gpu: 0}              # per trial; gpu may be fractional
+    max_concurrent: null                     # default: as many as the resources allow
+    samples: 1                               # draws of `sample` (each crossed with the grid)
+    max_failures: 0                          # retries of a failed trial
+    scheduler: {type: none}                  # none | asha | median
+    fixed: {dataset: digits}                 # the same in every trial
+    grid: {lr: [0.1, 0.01], batch_norm: [true, false]}
+    sample: {weight_decay: {loguniform: [1.0e-5, 1.0e-2]}}
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from runner.errors import SpecError
+
+__all__ = ["MAX_TRIALS", "Distribution", "Spec", "load_spec", "parse_spec", "resolve_trainable"]
+
+# A grid beyond this many trials is refused unless the user passes --allow-large.
+MAX_TRIALS = 1000
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TRAINABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class Stop(_Strict):
+    epochs: int | None = Field(default=None, gt=0)
+    steps: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_given(self) -> Stop:
+        if self.epochs is None and self.steps is None:
+            raise ValueError("names neither epochs nor steps. Fix: give e.g. stop: {epochs: 20}")
+        return self
+
+
+class Resources(_Strict):
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_fraction(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(
+                f"{v} GPUs: above 1 a trial takes whole GPUs. Fix: use a fraction <= 1 or a whole number"
+            )
+        return v
+
+
+class Scheduler(_Strict):
+    """Early stopping. `asha`: Ray Tune's AsyncHyperBandScheduler; `median`: median stopping."""
+
+    type: Literal["none", "asha", "median"] = "none"
+    grace_period: int = Field(default=1, gt=0)  # epochs before a trial can be stopped
+    reduction_factor: float = Field(default=3.0, gt=1)  # asha
+    max_t: int | None = Field(default=None, gt=0)  # asha; default: stop.epochs
+    min_samples: int = Field(default=3, gt=0)  # median
+
+
+class Distribution(_Strict):
+    """Exactly one of: uniform [lo, hi], loguniform [lo, hi], int [lo, hi] (inclusive), choice."""
+
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    int: tuple[builtins.int, builtins.int] | None = None
+    choice: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Distribution:
+        given = [k for k in ("uniform", "loguniform", "int", "choice") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"names {given or 'no distribution'}. Fix: give exactly one of uniform: [lo, hi], "
+                "loguniform: [lo, hi], int: [lo, hi] or choice: [a, b, ...]"
+            )
+        kind = given[0]
+        if kind != "choice":
+            lo, hi = getattr(self, kind)
+            if not lo < hi:
+                raise ValueError(f"{kind} bounds [{lo}, {hi}] have min >= max. Fix: give [min, max] with min < max")
+            if kind == "loguniform" and lo <= 0:
+                raise ValueError(
+                    f"loguniform bounds [{lo}, {hi}] include a value <= 0, which has no logarithm. "
+                    "Fix: use positive bounds, e.g. [1.0e-5, 1.0e-1]"
+                )
+        return self
+
+    def to_tune(self) -> Any:
+        from ray import tune
+
+        if self.uniform is not None:
+            return tune.uniform(*self.uniform)
+        if self.loguniform is not None:
+            return tune.loguniform(*self.loguniform)
+        if self.int is not None:
+            return tune.randint(self.int[0], self.int[1] + 1)  # tune's upper bound is exclusive
+        return tune.choice(self.choice)
+
+
+class Spec(_Strict):
+    name: str
+    description: str = ""
+    trainable: str
+    metric: str = "val_acc"
+    mode: Literal["max", "min"] = "max"
+    stop: Stop
+    resources: Resources = Resources()
+    max_concurrent: int | None = Field(default=None, gt=0)
+    samples: int = Field(default=1, gt=0)
+    max_failures: int = Field(default=0, ge=0)
+    scheduler: Scheduler = Scheduler()
+    storage_path: str | None = None
+    fixed: dict[str, Any] = {}
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+    sample: dict[str, Distribution] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(
+                f"{v!r} is not a usable sweep name. Fix: use letters, digits, '_', '-' or '.', "
+                "at most 64 characters, e.g. seed_grid"
+            )
+        return v
+
+    @field_validator("trainable")
+    @classmethod
+    def _trainable(cls, v: str) -> str:
+        if not _TRAINABLE.match(v):
+            raise ValueError(
+                f"{v!r} is not of the form module:function. Fix: e.g. experiments.train:train"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> Spec:
+        seen: dict[str, str] = {}
+        reserved = {"epochs", "max_steps"}
+        for section in ("fixed", "grid", "sample"):
+            for key in getattr(self, section):
+                if key in seen:
+                    raise ValueError(
+                        f"parameter {key!r} is in both {seen[key]} and {section}. "
+                        "Fix: keep it in one of them"
+                    )
+                if key in reserved:
+                    raise ValueError(
+                        f"parameter {key!r} in {section} is set by stop. Fix: remove it and use "
+                        "stop: {epochs: N} or stop: {steps: N}"
+                    )
+                seen[key] = section
+        return self
+
+    @property
+    def n_trials(self) -> int:
+        return math.prod(len(v) for v in self.grid.values()) * self.samples
+
+    @property
+    def max_epochs(self) -> int | None:
+        return self.stop.epochs
+
+    def param_space(self) -> dict[str, Any]:
+        """The Ray Tune param_space: fixed values, grid_search lists, samplers, stop."""
+        from ray import tune
+
+        space: dict[str, Any] = dict(self.fixed)
+        space.update({k: tune.grid_search(list(v)) for k, v in self.grid.items()})
+        space.update({k: d.to_tune() for k, d in self.sample.items()})
+        if self.stop.epochs is not None:
+            space["epochs"] = self.stop.epochs
+        if self.stop.steps is not None:
+            space["max_steps"] = self.stop.steps
+        return space
+
+
+_FIX_BY_TYPE = {
+    "missing": "add it",
+    "extra_forbidden": "remove it or correct its spelling",
+    "literal_error": "use one of the values named",
+    "too_short": "give at least one value (an empty grid has no trials)",
+}
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str, str]]:
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"])
+        if err["type"] == "value_error":
+            text = msg.removeprefix("Value error, ")
+            problem, _, fix = text.partition(" Fix: ")
+            problems.append((field, problem.rstrip(".") + ".", fix or "correct the value"))
+            continue
+        given = err.get("input")
+        shown = "" if err["type"] == "missing" else f" (got {given!r})"
+        fix = _FIX_BY_TYPE.get(err["type"], f"give a value that fits: {msg.lower()}")
+        if err["type"] == "extra_forbidden":
+            problem = "is not a known key."
+        elif err["type"] == "missing":
+            problem = "is required."
+        else:
+            problem = f"{msg}{shown}."
+        problems.append((field, problem, fix))
+    return problems
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> Spec:
+    """Validate a parsed YAML document; raises SpecError naming every problem."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            source, [("", f"the spec must be a mapping of keys, got {type(data).__name__}.",
+                      "start from experiments/sweeps/seed_grid.yaml")]
+        )
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, _problems(exc)) from None
+
+
+def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: bool = True) -> Spec:
+    """Read, validate and size-check a spec file; import its trainable to prove it exists."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(source, [("", f"cannot read the spec file ({exc.strerror}).",
+                                  "check the path, e.g. experiments/sweeps/seed_grid.yaml")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(source, [("", f"is not valid YAML at {where}: {problem}.",
+                                  "correct the YAML syntax there")]) from None
+    spec = parse_spec(data, source)
+    if spec.n_trials > MAX_TRIALS and not allow_large:
+        raise SpecError(source, [("grid", f"makes {spec.n_trials} trials, more than the limit of {MAX_TRIALS}.",
+                                  "shrink the grid or samples, or pass --allow-large if you mean it")])
+    if check_trainable:
+        resolve_trainable(spec.trainable, source)
+    return spec
+
+
+def resolve_trainable(ref: str, source: str = "<spec>") -> Callable[[dict[str, Any]], Any]:
+    """Import `module:function`; the current directory is importable, as with `python -m`."""
+    module_name, _, fn_name = ref.partition(":")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure is the user's to see
+        raise SpecError(source, [("trainable", f"module {module_name!r} does not import "
+                                  f"({exc.__class__.__name__}: {exc}).",
+                                  "check the module path and that it imports from this directory")]) from None
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise SpecError(source, [("trainable", f"module {module_name!r} has no function {fn_name!r}.",
+                                  f"define def {fn_name}(config): ... in {module_name} or correct the name")])
+    return fn  # type: ignore[no-any-return]

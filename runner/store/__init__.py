@@ -1,0 +1,45 @@
+"""The shared store: sweeps, trials and metric points, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+
+from runner.store._base import (
+    COMPLETED,
+    DIVERGED,
+    ERROR,
+    FINISHED_TRIAL,
+    PENDING,
+    PRUNED,
+    RUNNING,
+    STOPPED,
+    STOPPED_BY_USER,
+    SWEEP_COMPLETED,
+    SWEEP_FAILED,
+    SWEEP_INTERRUPTED,
+    SWEEP_RUNNING,
+    SWEEP_STOPPED,
+    TRIAL_STATUSES,
+    Point,
+    Store,
+)
+from runner.store._sql import SqlStore
+
+__all__ = [
+    "COMPLETED", "DIVERGED", "ERROR", "FINISHED_TRIAL", "PENDING", "PRUNED", "RUNNING",
+    "STOPPED", "STOPPED_BY_USER", "SWEEP_COMPLETED", "SWEEP_FAILED", "SWEEP_INTERRUPTED",
+    "SWEEP_RUNNING", "SWEEP_STOPPED", "TRIAL_STATUSES", "Point", "SqlStore", "Store",
+    "default_url", "open_store",
+]
+
+DEFAULT_URL = "sqlite:///sweepscope.db"
+
+
+def default_url() -> str:
+    """The store URL used when none is given: $SWEEPSCOPE_STORE, else ./sweepscope.db."""
+    return os.environ.get("SWEEPSCOPE_STORE") or DEFAULT_URL
+
+
+def open_store(url: str | None = None, *, create: bool = False) -> Store:
+    """Open the store at `url` (default: `default_url()`); only the runner passes create."""
+    return SqlStore(url or default_url(), create=create)

@@ -1,0 +1,147 @@
+"""The storage contract: what the runner writes and the dashboard reads.
+
+One abstract class documents every operation; `SqlStore` serves SQLite and PostgreSQL
+from one implementation. Rows come back as plain dicts (JSON columns decoded) and point
+reads as pandas DataFrames, so callers never see SQLAlchemy objects.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+# Trial lifecycle: pending -> running -> one of FINISHED_TRIAL.
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+DIVERGED = "diverged"
+ERROR = "error"
+STOPPED = "stopped"
+PRUNED = "pruned"
+STOPPED_BY_USER = "stopped_by_user"
+FINISHED_TRIAL = frozenset({COMPLETED, DIVERGED, ERROR, STOPPED, PRUNED, STOPPED_BY_USER})
+TRIAL_STATUSES = frozenset({PENDING, RUNNING}) | FINISHED_TRIAL
+
+# Sweep lifecycle: running -> completed | failed | stopped. A running sweep whose driver
+# has stopped sending heartbeats is shown as interrupted (derived, never stored).
+SWEEP_COMPLETED = "completed"
+SWEEP_FAILED = "failed"
+SWEEP_STOPPED = "stopped"
+SWEEP_RUNNING = "running"
+SWEEP_INTERRUPTED = "interrupted"
+
+# A point as the runner writes it: (metric, step, value, wall_time).
+Point = tuple[str, int, float, float]
+
+
+class Store(abc.ABC):
+    """Sweeps, their trials, and every metric point the trials report."""
+
+    url: str
+
+    # -- writes: the runner --------------------------------------------------------------
+    @abc.abstractmethod
+    def create_sweep(
+        self, sweep_id: str, *, name: str, spec: dict[str, Any], metric: str, mode: str,
+        n_trials: int,
+    ) -> None:
+        """Record a new sweep with status running.
+
+        Raises:
+            StoreError: a sweep with this id exists, or the store cannot be written.
+        """
+
+    @abc.abstractmethod
+    def finish_sweep(self, sweep_id: str, status: str, message: str | None = None) -> None:
+        """Set a sweep's final status (completed, failed or stopped) and its end time."""
+
+    @abc.abstractmethod
+    def heartbeat(self, sweep_id: str) -> None:
+        """Note that the sweep's driver is alive now."""
+
+    @abc.abstractmethod
+    def add_trial(self, sweep_id: str, ray_id: str, config: dict[str, Any]) -> int:
+        """Register a trial as pending; returns its store id. Idempotent per (sweep, ray_id)."""
+
+    @abc.abstractmethod
+    def set_trial_status(
+        self, trial_id: int, status: str, *, detail: str | None = None, **fields: Any
+    ) -> None:
+        """Change a trial's status, append it to the trial's history, and set extra fields.
+
+        Args:
+            trial_id: the store id from `add_trial`.
+            status: one of TRIAL_STATUSES.
+            detail: a note for the status history (the error text, the stop reason).
+            fields: other trial columns to set: device, node, error, last_step, last_epoch.
+        """
+
+    @abc.abstractmethod
+    def update_trial(self, trial_id: int, **fields: Any) -> None:
+        """Set trial columns (device, node, last_step, last_epoch) without a status change."""
+
+    @abc.abstractmethod
+    def add_points(self, trial_id: int, points: Iterable[Point]) -> int:
+        """Append metric points; a (trial, metric, step) already stored is skipped.
+
+        Returns:
+            How many points were offered (not how many were new).
+        """
+
+    # -- stop requests: the dashboard and CLI write, the runner reads ---------------------
+    @abc.abstractmethod
+    def request_stop(self, sweep_id: str, trial_id: int | None = None) -> bool:
+        """Ask the runner to stop one trial, or the whole sweep when trial_id is None.
+
+        Returns:
+            True when a running or pending target now carries a request; False when the
+            target had already finished (a no-op). Repeating a request changes nothing.
+
+        Raises:
+            StoreError: no such sweep or trial.
+        """
+
+    @abc.abstractmethod
+    def stop_requests(self, sweep_id: str) -> tuple[bool, set[str]]:
+        """(whole sweep requested, Ray ids of trials with a request) for a sweep."""
+
+    # -- reads -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def sweeps(self) -> list[dict[str, Any]]:
+        """Every sweep, newest first, with trial counts per status in `counts`."""
+
+    @abc.abstractmethod
+    def sweep(self, sweep_id: str) -> dict[str, Any] | None:
+        """One sweep (as in `sweeps`), or None."""
+
+    @abc.abstractmethod
+    def trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        """The sweep's trials in creation order, `config` decoded."""
+
+    @abc.abstractmethod
+    def trial_events(self, trial_id: int) -> list[dict[str, Any]]:
+        """A trial's status history, oldest first."""
+
+    @abc.abstractmethod
+    def points(
+        self, sweep_id: str, *, metrics: Sequence[str] | None = None,
+        trial_ids: Sequence[int] | None = None, after_id: int = 0,
+    ) -> pd.DataFrame:
+        """Points of a sweep with id > after_id, ordered by id.
+
+        Columns: id, trial_id, metric, step, value, wall_time. Pass the largest id seen so
+        far as after_id to fetch only what is new.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

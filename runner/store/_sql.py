@@ -1,0 +1,338 @@
+"""SQLAlchemy Core implementation of the store: SQLite and PostgreSQL behind one class."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from runner.errors import StoreError
+from runner.store import _schema as t
+from runner.store._base import FINISHED_TRIAL, PENDING, RUNNING, Point, Store
+
+_TRIAL_FIELDS = {"device", "node", "error", "last_step", "last_epoch", "started_at", "ended_at"}
+
+
+def _json(value: Any) -> str:
+    def fallback(obj: Any) -> Any:
+        if hasattr(obj, "item"):  # numpy scalars
+            return obj.item()
+        return str(obj)
+
+    return json.dumps(value, default=fallback, sort_keys=True)
+
+
+def _make_engine(url: str) -> Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(
+            f"store URL {url!r} is not a database URL. Fix: use sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host:5432/dbname."
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = sa.create_engine(
+            parsed, connect_args={"timeout": 60, "check_same_thread": False}
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL lets the dashboard read while the runner writes; NORMAL sync keeps every
+            # committed write across a process crash (a power loss may drop the last ones).
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if backend == "postgresql":
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                f"store URL {url!r} needs the PostgreSQL driver, which is not installed. "
+                "Fix: pip install 'sweepscope[postgres]' and use a postgresql+psycopg:// URL."
+            ) from exc
+    raise StoreError(
+        f"store URL {url!r} names the backend {backend!r}, which sweepscope does not support. "
+        "Fix: use sqlite:///file.db or postgresql+psycopg://user@host/dbname."
+    )
+
+
+class SqlStore(Store):
+    """The store on any SQLAlchemy URL of a supported backend.
+
+    Args:
+        url: sqlite:///file.db or postgresql+psycopg://user@host:port/db.
+        create: create the schema if missing (the runner). Readers pass False and get a
+            StoreError when the URL holds no store, and never alter the schema.
+    """
+
+    def __init__(self, url: str, *, create: bool = False) -> None:
+        self.url = url
+        self._engine = _make_engine(url)
+        self._dialect = self._engine.dialect.name
+        if self._dialect == "sqlite" and not create:
+            path = self._engine.url.database
+            if path and path != ":memory:" and not Path(path).exists():
+                self._engine.dispose()
+                raise StoreError(
+                    f"no sweepscope store at {url}: the file {path} does not exist. Fix: run "
+                    f"a sweep first (sweepscope run SPEC --store {url}) or pass the right --store."
+                )
+        with self._tx() as conn:
+            if create:
+                t.metadata.create_all(conn)
+            elif not sa.inspect(conn).has_table("points"):
+                self._engine.dispose()
+                raise StoreError(
+                    f"{url} holds no sweepscope store (no tables). Fix: run a sweep first "
+                    f"(sweepscope run SPEC --store {url}) or pass the right --store."
+                )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Ray Tune pickles its callbacks and stopper with the experiment state: a store
+        # travels as its URL and reconnects (never creating the schema) where unpickled.
+        return (SqlStore, (self.url,))
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """The one place that opens, commits and rolls back, and translates driver errors."""
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"store {self.url}: {exc.__class__.__name__}: {exc.orig or exc}") from exc
+
+    def _insert_ignore(self, table: sa.Table, *keys: str) -> Any:
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+    # -- writes --------------------------------------------------------------------------
+    def create_sweep(
+        self, sweep_id: str, *, name: str, spec: dict[str, Any], metric: str, mode: str,
+        n_trials: int,
+    ) -> None:
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(
+                t.sweeps.insert().values(
+                    id=sweep_id, name=name, spec=_json(spec), status="running", metric=metric,
+                    mode=mode, n_trials=n_trials, created_at=now, heartbeat_at=now,
+                )
+            )
+
+    def finish_sweep(self, sweep_id: str, status: str, message: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                t.sweeps.update().where(t.sweeps.c.id == sweep_id)
+                .values(status=status, ended_at=time.time(), message=message)
+            )
+
+    def heartbeat(self, sweep_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                t.sweeps.update().where(t.sweeps.c.id == sweep_id).values(heartbeat_at=time.time())
+            )
+
+    def add_trial(self, sweep_id: str, ray_id: str, config: dict[str, Any]) -> int:
+        now = time.time()
+        with self._tx() as conn:
+            inserted = conn.execute(
+                self._insert_ignore(t.trials, "sweep_id", "ray_id").values(
+                    sweep_id=sweep_id, ray_id=ray_id, config=_json(config), status=PENDING,
+                    created_at=now,
+                )
+            )
+            trial_id = conn.execute(
+                sa.select(t.trials.c.id).where(
+                    t.trials.c.sweep_id == sweep_id, t.trials.c.ray_id == ray_id
+                )
+            ).scalar_one()
+            if inserted.rowcount:
+                conn.execute(t.events.insert().values(trial_id=trial_id, at=now, status=PENDING))
+        return int(trial_id)
+
+    def set_trial_status(
+        self, trial_id: int, status: str, *, detail: str | None = None, **fields: Any
+    ) -> None:
+        now = time.time()
+        values = self._trial_fields(fields)
+        values["status"] = status
+        if status == RUNNING:
+            values.setdefault("started_at", now)
+        elif status in FINISHED_TRIAL:
+            values.setdefault("ended_at", now)
+        with self._tx() as conn:
+            conn.execute(t.trials.update().where(t.trials.c.id == trial_id).values(**values))
+            conn.execute(
+                t.events.insert().values(trial_id=trial_id, at=now, status=status, detail=detail)
+            )
+
+    def update_trial(self, trial_id: int, **fields: Any) -> None:
+        values = self._trial_fields(fields)
+        if values:
+            with self._tx() as conn:
+                conn.execute(t.trials.update().where(t.trials.c.id == trial_id).values(**values))
+
+    @staticmethod
+    def _trial_fields(fields: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(fields) - _TRIAL_FIELDS
+        if unknown:
+            raise ValueError(f"unknown trial fields {sorted(unknown)}; known: {sorted(_TRIAL_FIELDS)}")
+        return dict(fields)
+
+    def add_points(self, trial_id: int, points: Iterable[Point]) -> int:
+        rows = [
+            {"trial_id": trial_id, "metric": m, "step": int(s), "value": float(v), "wall_time": w}
+            for m, s, v, w in points
+        ]
+        if rows:
+            with self._tx() as conn:
+                conn.execute(self._insert_ignore(t.points, "trial_id", "metric", "step"), rows)
+        return len(rows)
+
+    # -- stop requests -------------------------------------------------------------------
+    def request_stop(self, sweep_id: str, trial_id: int | None = None) -> bool:
+        now = time.time()
+        active = (PENDING, RUNNING)
+        with self._tx() as conn:
+            sweep = conn.execute(
+                sa.select(t.sweeps.c.status).where(t.sweeps.c.id == sweep_id)
+            ).first()
+            if sweep is None:
+                raise StoreError(f"no sweep {sweep_id!r} in {self.url}. Fix: see `sweepscope ls`.")
+            if trial_id is None:
+                if sweep.status != "running":
+                    return False
+                conn.execute(
+                    t.sweeps.update()
+                    .where(t.sweeps.c.id == sweep_id, t.sweeps.c.stop_requested_at.is_(None))
+                    .values(stop_requested_at=now)
+                )
+                return True
+            trial = conn.execute(
+                sa.select(t.trials.c.status).where(
+                    t.trials.c.id == trial_id, t.trials.c.sweep_id == sweep_id
+                )
+            ).first()
+            if trial is None:
+                raise StoreError(
+                    f"sweep {sweep_id!r} has no trial {trial_id}. "
+                    f"Fix: see `sweepscope status {sweep_id}` for its trial ids."
+                )
+            if trial.status not in active:
+                return False
+            conn.execute(
+                t.trials.update()
+                .where(t.trials.c.id == trial_id, t.trials.c.stop_requested_at.is_(None))
+                .values(stop_requested_at=now)
+            )
+            return True
+
+    def stop_requests(self, sweep_id: str) -> tuple[bool, set[str]]:
+        with self._tx() as conn:
+            whole = conn.execute(
+                sa.select(t.sweeps.c.stop_requested_at).where(t.sweeps.c.id == sweep_id)
+            ).scalar()
+            ids = conn.execute(
+                sa.select(t.trials.c.ray_id).where(
+                    t.trials.c.sweep_id == sweep_id, t.trials.c.stop_requested_at.is_not(None)
+                )
+            ).scalars()
+            return whole is not None, set(ids)
+
+    # -- reads ---------------------------------------------------------------------------
+    def sweeps(self) -> list[dict[str, Any]]:
+        return self._sweeps(None)
+
+    def sweep(self, sweep_id: str) -> dict[str, Any] | None:
+        found = self._sweeps(sweep_id)
+        return found[0] if found else None
+
+    def _sweeps(self, sweep_id: str | None) -> list[dict[str, Any]]:
+        query = sa.select(t.sweeps).order_by(t.sweeps.c.created_at.desc())
+        counts = sa.select(t.trials.c.sweep_id, t.trials.c.status, sa.func.count()).group_by(
+            t.trials.c.sweep_id, t.trials.c.status
+        )
+        if sweep_id is not None:
+            query = query.where(t.sweeps.c.id == sweep_id)
+            counts = counts.where(t.trials.c.sweep_id == sweep_id)
+        with self._tx() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            by_sweep: dict[str, dict[str, int]] = {}
+            for sid, status, n in conn.execute(counts):
+                by_sweep.setdefault(sid, {})[status] = int(n)
+            for row in rows:
+                row["spec"] = json.loads(row["spec"])
+                row["counts"] = by_sweep.get(row["id"], {})
+                agg = sa.func.max if row["mode"] == "max" else sa.func.min
+                row["best"] = conn.execute(
+                    sa.select(agg(t.points.c.value))
+                    .join(t.trials, t.trials.c.id == t.points.c.trial_id)
+                    .where(t.trials.c.sweep_id == row["id"], t.points.c.metric == row["metric"])
+                ).scalar()
+        return rows
+
+    def trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(t.trials).where(t.trials.c.sweep_id == sweep_id).order_by(t.trials.c.id)
+                )
+            ]
+        for row in rows:
+            row["config"] = json.loads(row["config"])
+        return rows
+
+    def trial_events(self, trial_id: int) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(t.events.c.at, t.events.c.status, t.events.c.detail)
+                    .where(t.events.c.trial_id == trial_id)
+                    .order_by(t.events.c.id)
+                )
+            ]
+
+    def points(
+        self, sweep_id: str, *, metrics: Sequence[str] | None = None,
+        trial_ids: Sequence[int] | None = None, after_id: int = 0,
+    ) -> pd.DataFrame:
+        p = t.points.c
+        query = sa.select(p.id, p.trial_id, p.metric, p.step, p.value, p.wall_time).where(
+            p.id > after_id
+        )
+        if trial_ids is not None:
+            query = query.where(p.trial_id.in_([int(i) for i in trial_ids]))
+        else:
+            query = query.where(
+                p.trial_id.in_(sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id))
+            )
+        if metrics is not None:
+            query = query.where(p.metric.in_(list(metrics)))
+        with self._tx() as conn:
+            result = conn.execute(query.order_by(p.id))
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return frame.astype(
+            {"id": "int64", "trial_id": "int64", "step": "int64", "value": "float64",
+             "wall_time": "float64"}
+        )
+
+    def close(self) -> None:
+        self._engine.dispose()
