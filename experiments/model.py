@@ -28,7 +28,9 @@ class MLPConfig:
     activation: str = "relu"
     batch_norm: bool = False
     bn_position: str = "pre"  # "pre": normalise Z before g; "post": after g
-    init_std: float | None = None  # N(0, init_std) weights (the BN paper's small init); None: torch default
+    init_std: float | None = (
+        None  # N(0, init_std) weights (the BN paper's small init); None: torch default
+    )
 
 
 class MLP(nn.Module):

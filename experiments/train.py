@@ -75,7 +75,10 @@ def _device(cfg: TrainConfig) -> torch.device:
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(
-            model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+            model.parameters(),
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            eps=cfg.eps,
             weight_decay=cfg.weight_decay,
         )
     return torch.optim.SGD(
@@ -108,8 +111,13 @@ def train(config: dict[str, Any]) -> None:
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
     model = MLP(
         MLPConfig(
-            n_in=data.n_features, n_out=data.n_classes, hidden=cfg.hidden, layers=cfg.layers,
-            activation=cfg.activation, batch_norm=cfg.batch_norm, bn_position=cfg.bn_position,
+            n_in=data.n_features,
+            n_out=data.n_classes,
+            hidden=cfg.hidden,
+            layers=cfg.layers,
+            activation=cfg.activation,
+            batch_norm=cfg.batch_norm,
+            bn_position=cfg.bn_position,
             init_std=cfg.init_std,
         )
     ).to(device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray import tune
@@ -19,7 +20,6 @@ from runner.spec import Spec
 from runner.stopper import StoreStopper
 from runner.store import (
     COMPLETED,
-    DIVERGED,
     ERROR,
     FINISHED_TRIAL,
     PRUNED,
@@ -44,7 +44,12 @@ def user_config(config: dict[str, Any]) -> dict[str, Any]:
 
 class StoreCallback(tune.Callback):
     def __init__(
-        self, *, store: Store, sweep_id: str, spec: Spec, stopper: StoreStopper,
+        self,
+        *,
+        store: Store,
+        sweep_id: str,
+        spec: Spec,
+        stopper: StoreStopper,
         progress: Progress | None = None,
     ) -> None:
         self._store = store
@@ -108,7 +113,9 @@ class StoreCallback(tune.Callback):
         if self._progress is not None:
             self._progress.update(self.statuses(), self._best)
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._set(trial, RUNNING)
 
     def on_trial_result(
@@ -137,18 +144,31 @@ class StoreCallback(tune.Callback):
             better = max if self._spec.mode == "max" else min
             self._best = value if self._best is None else better(self._best, value)
 
-    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         status, detail = self._final_status(trial)
         self._set(trial, status, detail)
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         text = _error_text(trial)
         self._set(trial, ERROR, text, error=text)
+        if self._progress is not None:
+            last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+            self._progress.note(
+                f"trial {self._id(trial)} failed: {last_line} "
+                f"(traceback: sweepscope status {self._sweep_id})"
+            )
 
-    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         text = _error_text(trial)
-        self._store.set_trial_status(self._id(trial), "pending", detail=f"retrying after: {text}",
-                                     error=text)
+        self._store.set_trial_status(
+            self._id(trial), "pending", detail=f"retrying after: {text}", error=text
+        )
         self._status[trial.trial_id] = "pending"
 
     def close_open_trials(self, reason: str) -> None:
@@ -161,8 +181,12 @@ class StoreCallback(tune.Callback):
 
 
 def _error_text(trial: Trial) -> str:
+    """The latest failure Tune wrote for the trial (its local error file holds them all)."""
     try:
-        error = trial.get_error()
-    except Exception as exc:  # the error file could not be read
+        path = trial.error_file
+        text = Path(path).read_text() if path and Path(path).exists() else ""
+    except OSError as exc:
         return f"(error text unavailable: {exc})"
-    return str(error).strip() if error else "the trial failed without an error message"
+    latest = text.rsplit("Failure # ", 1)[-1]
+    latest = latest.split("\n", 1)[1] if latest.startswith(tuple("0123456789")) else latest
+    return latest.strip() or "the trial failed without an error message"

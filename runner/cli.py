@@ -65,12 +65,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         outcome = run_sweep(
-            spec, store=store, address=args.address, max_concurrent=args.max_concurrent,
-            storage_path=args.storage_path, on_start=announce,
+            spec,
+            store=store,
+            address=args.address,
+            max_concurrent=args.max_concurrent,
+            storage_path=args.storage_path,
+            on_start=announce,
         )
     except KeyboardInterrupt:
-        print("interrupted: the sweep is marked stopped; its points are in the store.",
-              file=sys.stderr)
+        print(
+            "interrupted: the sweep is marked stopped; its points are in the store.",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     finally:
         store.close()
@@ -103,7 +109,9 @@ def _trial_table(store: Store, sweep: dict[str, Any]) -> Any:
     varied = list(spec.get("grid", {})) + list(spec.get("sample", {}))
     points = store.points(sweep["id"], metrics=[sweep["metric"]])
     agg = "max" if sweep["mode"] == "max" else "min"
-    best = points.groupby("trial_id")["value"].agg(agg) if not points.empty else pd.Series(dtype=float)
+    best = (
+        points.groupby("trial_id")["value"].agg(agg) if not points.empty else pd.Series(dtype=float)
+    )
     rows = []
     for t in trials:
         row = {"trial": t["id"], "status": t["status"]}
@@ -126,17 +134,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
         done = sum(n for st, n in s["counts"].items() if st not in ("pending", "running"))
         best = "-" if s["best"] is None else f"{s['best']:.4g}"
         progress = f"{done}/{s['n_trials']}"
-        print(f"{s['id']:<44} {sweep_status(s):<12} {progress:>10} "
-              f"{best:>8}  {_when(s['created_at'])}")
+        print(
+            f"{s['id']:<44} {sweep_status(s):<12} {progress:>10} "
+            f"{best:>8}  {_when(s['created_at'])}"
+        )
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         sweep = _need_sweep(store, args.sweep)
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items())) or "no trials yet"
-        print(f"sweep {sweep['id']} ({sweep['name']}): {sweep_status(sweep)}; {counts}; "
-              f"{sweep['n_trials']} planned")
+        counts = (
+            ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items())) or "no trials yet"
+        )
+        print(
+            f"sweep {sweep['id']} ({sweep['name']}): {sweep_status(sweep)}; {counts}; "
+            f"{sweep['n_trials']} planned"
+        )
         print(f"started {_when(sweep['created_at'])}, ended {_when(sweep['ended_at'])}")
         if sweep["message"]:
             print(f"message: {sweep['message']}")
@@ -162,7 +176,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     info = pd.DataFrame(
         [{"trial_id": t["id"], "status": t["status"], **t["config"]} for t in trials]
     )
-    frame = points.drop(columns="id").merge(info, on="trial_id", how="left") if len(info) else points
+    frame = (
+        points.drop(columns="id").merge(info, on="trial_id", how="left") if len(info) else points
+    )
     frame.insert(0, "sweep_id", sweep["id"])
     if out.suffix == ".csv":
         frame.to_csv(out, index=False)
@@ -211,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
     run.add_argument("--name", help="sweep name (default: the spec's name)")
     run.add_argument("--storage-path", help="Ray Tune storage (checkpoints); shared on clusters")
-    run.add_argument("--allow-large", action="store_true",
-                     help="allow grids larger than the trial limit")
+    run.add_argument(
+        "--allow-large", action="store_true", help="allow grids larger than the trial limit"
+    )
     run.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("ls", help="list the sweeps in the store")
@@ -239,8 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="serve the live dashboard")
     dash.add_argument("--store", help=store_help)
     dash.add_argument("--port", type=_positive_int, default=8501)
-    dash.add_argument("--host", default="127.0.0.1",
-                      help="address to bind (default 127.0.0.1; others need SWEEPSCOPE_TOKEN to stop trials)")
+    dash.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; others need SWEEPSCOPE_TOKEN to stop trials)",
+    )
     dash.set_defaults(func=cmd_dashboard)
     return parser
 

@@ -65,8 +65,10 @@ def trial_entry(trainable: str) -> Callable[[dict[str, Any]], None]:
 
 
 def _is_local(address: str | None) -> bool:
-    return address is None or address in ("local", "127.0.0.1", "localhost") or address.startswith(
-        ("127.0.0.1:", "localhost:")
+    return (
+        address is None
+        or address in ("local", "127.0.0.1", "localhost")
+        or address.startswith(("127.0.0.1:", "localhost:"))
     )
 
 
@@ -83,11 +85,19 @@ def _init_ray(address: str | None) -> bool:
 
     # Tune's result files are off (the store has the results): silence its complaint.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # A failed trial is reported in one line by StoreCallback, its traceback kept in the store.
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(
+        lambda record: not str(record.msg).startswith("Trial task failed")
+    )
     if ray.is_initialized():
         return False
     if address is None or address == "local":
-        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1")
+        ray.init(
+            include_dashboard=False,
+            configure_logging=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )
         return True
     try:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
@@ -135,20 +145,33 @@ def _scheduler(spec: Spec) -> Any:
     if s.type == "asha":
         max_t = s.max_t or spec.stop.epochs or 100
         return AsyncHyperBandScheduler(
-            time_attr="epoch", metric=spec.metric, mode=spec.mode, grace_period=s.grace_period,
-            reduction_factor=s.reduction_factor, max_t=max_t,
+            time_attr="epoch",
+            metric=spec.metric,
+            mode=spec.mode,
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+            max_t=max_t,
         )
     if s.type == "median":
         return MedianStoppingRule(
-            time_attr="epoch", metric=spec.metric, mode=spec.mode, grace_period=s.grace_period,
+            time_attr="epoch",
+            metric=spec.metric,
+            mode=spec.mode,
+            grace_period=s.grace_period,
             min_samples_required=s.min_samples,
         )
     return None
 
 
 def run_sweep(
-    spec: Spec, *, store: Store, address: str | None = None, max_concurrent: int | None = None,
-    sweep_id: str | None = None, storage_path: str | None = None, progress: bool = True,
+    spec: Spec,
+    *,
+    store: Store,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    sweep_id: str | None = None,
+    storage_path: str | None = None,
+    progress: bool = True,
     on_start: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Run every trial of `spec`, writing the sweep, its trials and their points to `store`.
@@ -161,15 +184,22 @@ def run_sweep(
 
     sweep_id = sweep_id or new_sweep_id(spec.name)
     store.create_sweep(
-        sweep_id, name=spec.name, spec=spec.model_dump(mode="json"), metric=spec.metric,
-        mode=spec.mode, n_trials=spec.n_trials,
+        sweep_id,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        metric=spec.metric,
+        mode=spec.mode,
+        n_trials=spec.n_trials,
     )
     if on_start is not None:
         on_start(sweep_id)
     started = time.monotonic()
     stopper = StoreStopper(store=store, sweep_id=sweep_id)
     callback = StoreCallback(
-        store=store, sweep_id=sweep_id, spec=spec, stopper=stopper,
+        store=store,
+        sweep_id=sweep_id,
+        spec=spec,
+        stopper=stopper,
         progress=Progress(total=spec.n_trials, metric=spec.metric) if progress else None,
     )
     status, message = SWEEP_FAILED, None
@@ -194,7 +224,9 @@ def run_sweep(
             ),
             run_config=tune.RunConfig(
                 name=sweep_id,
-                storage_path=str(Path(storage_path or spec.storage_path or ".sweepscope/ray").resolve()),
+                storage_path=str(
+                    Path(storage_path or spec.storage_path or ".sweepscope/ray").resolve()
+                ),
                 callbacks=[callback, _silent_trial_lines()],
                 stop=stopper,
                 verbose=0,
@@ -227,6 +259,9 @@ def run_sweep(
 
             ray.shutdown()
     return SweepOutcome(
-        sweep_id=sweep_id, status=status, counts=dict(callback.statuses()), best=callback.best,
+        sweep_id=sweep_id,
+        status=status,
+        counts=dict(callback.statuses()),
+        best=callback.best,
         elapsed=time.monotonic() - started,
     )

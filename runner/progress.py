@@ -22,8 +22,9 @@ def format_seconds(seconds: float) -> str:
 class Progress:
     """Prints `done/running/failed of total, best, elapsed, ETA`, at most every `every` s."""
 
-    def __init__(self, *, total: int, metric: str, stream: TextIO | None = None,
-                 every: float = 1.0) -> None:
+    def __init__(
+        self, *, total: int, metric: str, stream: TextIO | None = None, every: float = 1.0
+    ) -> None:
         self.total = total
         self.metric = metric
         self._stream = stream or sys.stderr
@@ -55,6 +56,12 @@ class Progress:
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
+
+    def note(self, text: str) -> None:
+        """A line of its own (e.g. a failed trial), above the progress line."""
+        self._stream.write(("\r\033[K" if self._live else "") + text + "\n")
+        self._stream.flush()
+        self._printed_at = 0.0
 
     def close(self) -> None:
         if self._live:

@@ -73,8 +73,10 @@ def epoch(epoch: int, *, step: int, checkpoint: Any = None, **metrics: float) ->
     now = time.time()
     for name, value in metrics.items():
         _buffer.append((name, step, float(value), now))
-    _flush({**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "step": step},
-           checkpoint=checkpoint)
+    _flush(
+        {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "step": step},
+        checkpoint=checkpoint,
+    )
 
 
 def info(**fields: Any) -> None:

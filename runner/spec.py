@@ -1,18 +1,18 @@
 """The sweep spec: a YAML file, validated in full before Ray starts.
 
-    name: seed_grid
-    trainable: experiments.train:train      # module:function, called as fn(config)
-    metric: val_acc                          # what "best" means, and what schedulers watch
-    mode: max
-    stop: {epochs: 20}                       # or {steps: N}; passed to the trainable
-    resources: {cpu: 1, gpu: 0}              # per trial; gpu may be fractional
-    max_concurrent: null                     # default: as many as the resources allow
-    samples: 1                               # draws of `sample` (each crossed with the grid)
-    max_failures: 0                          # retries of a failed trial
-    scheduler: {type: none}                  # none | asha | median
-    fixed: {dataset: digits}                 # the same in every trial
-    grid: {lr: [0.1, 0.01], batch_norm: [true, false]}
-    sample: {weight_decay: {loguniform: [1.0e-5, 1.0e-2]}}
+name: seed_grid
+trainable: experiments.train:train      # module:function, called as fn(config)
+metric: val_acc                          # what "best" means, and what schedulers watch
+mode: max
+stop: {epochs: 20}                       # or {steps: N}; passed to the trainable
+resources: {cpu: 1, gpu: 0}              # per trial; gpu may be fractional
+max_concurrent: null                     # default: as many as the resources allow
+samples: 1                               # draws of `sample` (each crossed with the grid)
+max_failures: 0                          # retries of a failed trial
+scheduler: {type: none}                  # none | asha | median
+fixed: {dataset: digits}                 # the same in every trial
+grid: {lr: [0.1, 0.01], batch_norm: [true, false]}
+sample: {weight_decay: {loguniform: [1.0e-5, 1.0e-2]}}
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class Resources(_Strict):
     def _gpu_fraction(cls, v: float) -> float:
         if v > 1 and v != int(v):
             raise ValueError(
-                f"{v} GPUs: above 1 a trial takes whole GPUs. Fix: use a fraction <= 1 or a whole number"
+                f"{v} GPUs: above 1 a trial takes whole GPUs. "
+                "Fix: use a fraction <= 1 or a whole number"
             )
         return v
 
@@ -89,7 +90,9 @@ class Distribution(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Distribution:
-        given = [k for k in ("uniform", "loguniform", "int", "choice") if getattr(self, k) is not None]
+        given = [
+            k for k in ("uniform", "loguniform", "int", "choice") if getattr(self, k) is not None
+        ]
         if len(given) != 1:
             raise ValueError(
                 f"names {given or 'no distribution'}. Fix: give exactly one of uniform: [lo, hi], "
@@ -99,7 +102,10 @@ class Distribution(_Strict):
         if kind != "choice":
             lo, hi = getattr(self, kind)
             if not lo < hi:
-                raise ValueError(f"{kind} bounds [{lo}, {hi}] have min >= max. Fix: give [min, max] with min < max")
+                raise ValueError(
+                    f"{kind} bounds [{lo}, {hi}] have min >= max. "
+                    "Fix: give [min, max] with min < max"
+                )
             if kind == "loguniform" and lo <= 0:
                 raise ValueError(
                     f"loguniform bounds [{lo}, {hi}] include a value <= 0, which has no logarithm. "
@@ -116,7 +122,7 @@ class Distribution(_Strict):
             return tune.loguniform(*self.loguniform)
         if self.int is not None:
             return tune.randint(self.int[0], self.int[1] + 1)  # tune's upper bound is exclusive
-        return tune.choice(self.choice)
+        return tune.choice(list(self.choice or []))
 
 
 class Spec(_Strict):
@@ -231,8 +237,14 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
     """Validate a parsed YAML document; raises SpecError naming every problem."""
     if not isinstance(data, dict):
         raise SpecError(
-            source, [("", f"the spec must be a mapping of keys, got {type(data).__name__}.",
-                      "start from experiments/sweeps/seed_grid.yaml")]
+            source,
+            [
+                (
+                    "",
+                    f"the spec must be a mapping of keys, got {type(data).__name__}.",
+                    "start from experiments/sweeps/seed_grid.yaml",
+                )
+            ],
         )
     try:
         return Spec.model_validate(data)
@@ -246,20 +258,38 @@ def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: b
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise SpecError(source, [("", f"cannot read the spec file ({exc.strerror}).",
-                                  "check the path, e.g. experiments/sweeps/seed_grid.yaml")]) from None
+        raise SpecError(
+            source,
+            [
+                (
+                    "",
+                    f"cannot read the spec file ({exc.strerror}).",
+                    "check the path, e.g. experiments/sweeps/seed_grid.yaml",
+                )
+            ],
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(source, [("", f"is not valid YAML at {where}: {problem}.",
-                                  "correct the YAML syntax there")]) from None
+        raise SpecError(
+            source,
+            [("", f"is not valid YAML at {where}: {problem}.", "correct the YAML syntax there")],
+        ) from None
     spec = parse_spec(data, source)
     if spec.n_trials > MAX_TRIALS and not allow_large:
-        raise SpecError(source, [("grid", f"makes {spec.n_trials} trials, more than the limit of {MAX_TRIALS}.",
-                                  "shrink the grid or samples, or pass --allow-large if you mean it")])
+        raise SpecError(
+            source,
+            [
+                (
+                    "grid",
+                    f"makes {spec.n_trials} trials, more than the limit of {MAX_TRIALS}.",
+                    "shrink the grid or samples, or pass --allow-large if you mean it",
+                )
+            ],
+        )
     if check_trainable:
         resolve_trainable(spec.trainable, source)
     return spec
@@ -273,11 +303,26 @@ def resolve_trainable(ref: str, source: str = "<spec>") -> Callable[[dict[str, A
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's to see
-        raise SpecError(source, [("trainable", f"module {module_name!r} does not import "
-                                  f"({exc.__class__.__name__}: {exc}).",
-                                  "check the module path and that it imports from this directory")]) from None
+        raise SpecError(
+            source,
+            [
+                (
+                    "trainable",
+                    f"module {module_name!r} does not import ({exc.__class__.__name__}: {exc}).",
+                    "check the module path and that it imports from this directory",
+                )
+            ],
+        ) from None
     fn = getattr(module, fn_name, None)
     if not callable(fn):
-        raise SpecError(source, [("trainable", f"module {module_name!r} has no function {fn_name!r}.",
-                                  f"define def {fn_name}(config): ... in {module_name} or correct the name")])
+        raise SpecError(
+            source,
+            [
+                (
+                    "trainable",
+                    f"module {module_name!r} has no function {fn_name!r}.",
+                    f"define def {fn_name}(config): ... in {module_name} or correct the name",
+                )
+            ],
+        )
     return fn  # type: ignore[no-any-return]

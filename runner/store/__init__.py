@@ -26,10 +26,26 @@ from runner.store._base import (
 from runner.store._sql import SqlStore
 
 __all__ = [
-    "COMPLETED", "DIVERGED", "ERROR", "FINISHED_TRIAL", "PENDING", "PRUNED", "RUNNING",
-    "STOPPED", "STOPPED_BY_USER", "SWEEP_COMPLETED", "SWEEP_FAILED", "SWEEP_INTERRUPTED",
-    "SWEEP_RUNNING", "SWEEP_STOPPED", "TRIAL_STATUSES", "Point", "SqlStore", "Store",
-    "default_url", "open_store",
+    "COMPLETED",
+    "DIVERGED",
+    "ERROR",
+    "FINISHED_TRIAL",
+    "PENDING",
+    "PRUNED",
+    "RUNNING",
+    "STOPPED",
+    "STOPPED_BY_USER",
+    "SWEEP_COMPLETED",
+    "SWEEP_FAILED",
+    "SWEEP_INTERRUPTED",
+    "SWEEP_RUNNING",
+    "SWEEP_STOPPED",
+    "TRIAL_STATUSES",
+    "Point",
+    "SqlStore",
+    "Store",
+    "default_url",
+    "open_store",
 ]
 
 DEFAULT_URL = "sqlite:///sweepscope.db"

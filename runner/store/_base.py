@@ -45,7 +45,13 @@ class Store(abc.ABC):
     # -- writes: the runner --------------------------------------------------------------
     @abc.abstractmethod
     def create_sweep(
-        self, sweep_id: str, *, name: str, spec: dict[str, Any], metric: str, mode: str,
+        self,
+        sweep_id: str,
+        *,
+        name: str,
+        spec: dict[str, Any],
+        metric: str,
+        mode: str,
         n_trials: int,
     ) -> None:
         """Record a new sweep with status running.
@@ -127,8 +133,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def points(
-        self, sweep_id: str, *, metrics: Sequence[str] | None = None,
-        trial_ids: Sequence[int] | None = None, after_id: int = 0,
+        self,
+        sweep_id: str,
+        *,
+        metrics: Sequence[str] | None = None,
+        trial_ids: Sequence[int] | None = None,
+        after_id: int = 0,
     ) -> pd.DataFrame:
         """Points of a sweep with id > after_id, ordered by id.
 

@@ -39,9 +39,7 @@ def _make_engine(url: str) -> Engine:
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = sa.create_engine(
-            parsed, connect_args={"timeout": 60, "check_same_thread": False}
-        )
+        engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -112,33 +110,48 @@ class SqlStore(Store):
             with self._engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"store {self.url}: {exc.__class__.__name__}: {exc.orig or exc}") from exc
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreError(f"store {self.url}: {exc.__class__.__name__}: {cause}") from exc
 
     def _insert_ignore(self, table: sa.Table, *keys: str) -> Any:
-        if self._dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        """INSERT that skips rows whose unique key exists (both dialects spell it alike)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect: Any = sqlite if self._dialect == "sqlite" else postgresql
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
     # -- writes --------------------------------------------------------------------------
     def create_sweep(
-        self, sweep_id: str, *, name: str, spec: dict[str, Any], metric: str, mode: str,
+        self,
+        sweep_id: str,
+        *,
+        name: str,
+        spec: dict[str, Any],
+        metric: str,
+        mode: str,
         n_trials: int,
     ) -> None:
         now = time.time()
         with self._tx() as conn:
             conn.execute(
                 t.sweeps.insert().values(
-                    id=sweep_id, name=name, spec=_json(spec), status="running", metric=metric,
-                    mode=mode, n_trials=n_trials, created_at=now, heartbeat_at=now,
+                    id=sweep_id,
+                    name=name,
+                    spec=_json(spec),
+                    status="running",
+                    metric=metric,
+                    mode=mode,
+                    n_trials=n_trials,
+                    created_at=now,
+                    heartbeat_at=now,
                 )
             )
 
     def finish_sweep(self, sweep_id: str, status: str, message: str | None = None) -> None:
         with self._tx() as conn:
             conn.execute(
-                t.sweeps.update().where(t.sweeps.c.id == sweep_id)
+                t.sweeps.update()
+                .where(t.sweeps.c.id == sweep_id)
                 .values(status=status, ended_at=time.time(), message=message)
             )
 
@@ -150,20 +163,21 @@ class SqlStore(Store):
 
     def add_trial(self, sweep_id: str, ray_id: str, config: dict[str, Any]) -> int:
         now = time.time()
+        key = (t.trials.c.sweep_id == sweep_id, t.trials.c.ray_id == ray_id)
         with self._tx() as conn:
-            inserted = conn.execute(
-                self._insert_ignore(t.trials, "sweep_id", "ray_id").values(
-                    sweep_id=sweep_id, ray_id=ray_id, config=_json(config), status=PENDING,
+            found = conn.execute(sa.select(t.trials.c.id).where(*key)).scalar()
+            if found is not None:
+                return int(found)
+            trial_id = conn.execute(
+                t.trials.insert().values(
+                    sweep_id=sweep_id,
+                    ray_id=ray_id,
+                    config=_json(config),
+                    status=PENDING,
                     created_at=now,
                 )
-            )
-            trial_id = conn.execute(
-                sa.select(t.trials.c.id).where(
-                    t.trials.c.sweep_id == sweep_id, t.trials.c.ray_id == ray_id
-                )
-            ).scalar_one()
-            if inserted.rowcount:
-                conn.execute(t.events.insert().values(trial_id=trial_id, at=now, status=PENDING))
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(t.events.insert().values(trial_id=trial_id, at=now, status=PENDING))
         return int(trial_id)
 
     def set_trial_status(
@@ -192,7 +206,9 @@ class SqlStore(Store):
     def _trial_fields(fields: dict[str, Any]) -> dict[str, Any]:
         unknown = set(fields) - _TRIAL_FIELDS
         if unknown:
-            raise ValueError(f"unknown trial fields {sorted(unknown)}; known: {sorted(_TRIAL_FIELDS)}")
+            raise ValueError(
+                f"unknown trial fields {sorted(unknown)}; known: {sorted(_TRIAL_FIELDS)}"
+            )
         return dict(fields)
 
     def add_points(self, trial_id: int, points: Iterable[Point]) -> int:
@@ -292,7 +308,9 @@ class SqlStore(Store):
             rows = [
                 dict(r._mapping)
                 for r in conn.execute(
-                    sa.select(t.trials).where(t.trials.c.sweep_id == sweep_id).order_by(t.trials.c.id)
+                    sa.select(t.trials)
+                    .where(t.trials.c.sweep_id == sweep_id)
+                    .order_by(t.trials.c.id)
                 )
             ]
         for row in rows:
@@ -311,8 +329,12 @@ class SqlStore(Store):
             ]
 
     def points(
-        self, sweep_id: str, *, metrics: Sequence[str] | None = None,
-        trial_ids: Sequence[int] | None = None, after_id: int = 0,
+        self,
+        sweep_id: str,
+        *,
+        metrics: Sequence[str] | None = None,
+        trial_ids: Sequence[int] | None = None,
+        after_id: int = 0,
     ) -> pd.DataFrame:
         p = t.points.c
         query = sa.select(p.id, p.trial_id, p.metric, p.step, p.value, p.wall_time).where(
@@ -330,8 +352,13 @@ class SqlStore(Store):
             result = conn.execute(query.order_by(p.id))
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         return frame.astype(
-            {"id": "int64", "trial_id": "int64", "step": "int64", "value": "float64",
-             "wall_time": "float64"}
+            {
+                "id": "int64",
+                "trial_id": "int64",
+                "step": "int64",
+                "value": "float64",
+                "wall_time": "float64",
+            }
         )
 
     def close(self) -> None:

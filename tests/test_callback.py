@@ -1,0 +1,135 @@
+"""The driver callback and stopper, driven directly with fake trials (no Ray runtime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from runner.callback import StoreCallback
+from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
+from runner.spec import parse_spec
+from runner.stopper import StoreStopper
+from runner.store import Store
+
+
+def _setup(store: Store, scheduler: str = "none") -> tuple[StoreCallback, StoreStopper]:
+    spec = parse_spec(
+        {
+            "name": "t",
+            "trainable": "tests.trainables:steady",
+            "stop": {"epochs": 2},
+            "grid": {"lr": [0.1, 0.01]},
+            "scheduler": {"type": scheduler},
+        }
+    )
+    store.create_sweep("s", name="t", spec={}, metric="val_acc", mode="max", n_trials=2)
+    stopper = StoreStopper(store=store, sweep_id="s", poll_seconds=0.0)
+    return StoreCallback(store=store, sweep_id="s", spec=spec, stopper=stopper), stopper
+
+
+def _trial(ray_id: str, error: str | None = None, tmp: Path | None = None) -> Any:
+    error_file = None
+    if error is not None and tmp is not None:
+        error_file = tmp / f"{ray_id}.txt"
+        error_file.write_text(
+            f"Failure # 1 (occurred at now)\nold failure\n"
+            f"Failure # 2 (occurred at later)\n{error}\n"
+        )
+    return SimpleNamespace(
+        trial_id=ray_id,
+        config={"lr": 0.1, "epochs": 2, "__trial_index__": 0},
+        error_file=str(error_file) if error_file else None,
+    )
+
+
+def _result(step: int, epoch: int | None = None, **extra: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "step": step,
+        "hostname": "node-1",
+        POINTS_KEY: [("train_loss", step, 1.0 / step, 0.0)],
+        **extra,
+    }
+    if epoch is not None:
+        result.update(epoch=epoch, val_acc=0.5 * epoch)
+    return result
+
+
+def _status(store: Store) -> dict[str, str]:
+    return {t["ray_id"]: t["status"] for t in store.trials("s")}
+
+
+def test_a_trial_life_in_the_store(sqlite_store: Store) -> None:
+    cb, _ = _setup(sqlite_store)
+    a, b = _trial("a"), _trial("b")
+    cb.on_step_end(0, [a, b])
+    assert _status(sqlite_store) == {"a": "pending", "b": "pending"}
+    (row,) = [t for t in sqlite_store.trials("s") if t["ray_id"] == "a"]
+    assert row["config"] == {"lr": 0.1, "epochs": 2}  # Ray's own keys are left out
+
+    cb.on_trial_start(0, [a, b], a)
+    cb.on_trial_result(0, [a, b], a, _result(1, **{INFO_KEY: {"device": "cpu"}}))
+    cb.on_trial_result(0, [a, b], a, _result(2, epoch=1))
+    cb.on_trial_result(0, [a, b], a, _result(3, epoch=2))
+    cb.on_trial_complete(0, [a, b], a)
+    (row,) = [t for t in sqlite_store.trials("s") if t["ray_id"] == "a"]
+    assert row["status"] == "completed" and row["device"] == "cpu" and row["node"] == "node-1"
+    assert row["last_step"] == 3 and row["last_epoch"] == 2
+    points = sqlite_store.points("s")
+    assert sorted(points[points.metric == "train_loss"]["step"]) == [1, 2, 3]
+    assert cb.best == 1.0 and cb.statuses() == {"completed": 1, "pending": 1}
+
+
+def test_reported_endings(sqlite_store: Store, tmp_path: Path) -> None:
+    cb, _ = _setup(sqlite_store)
+    a, b, c = _trial("a"), _trial("b", "RuntimeError: boom", tmp_path), _trial("c")
+    for t in (a, b, c):
+        cb.on_trial_start(0, [], t)
+    cb.on_trial_result(0, [], a, _result(7, **{STATUS_KEY: "diverged"}))
+    cb.on_trial_complete(0, [], a)
+    cb.on_trial_error(0, [], b)
+    cb.on_trial_result(0, [], c, _result(1, **{STATUS_KEY: "completed"}))
+    cb.on_trial_complete(0, [], c)
+    assert _status(sqlite_store) == {"a": "diverged", "b": "error", "c": "completed"}
+    (row,) = [t for t in sqlite_store.trials("s") if t["ray_id"] == "b"]
+    assert row["error"] == "RuntimeError: boom"
+
+
+def test_user_stop_goes_through_the_store(sqlite_store: Store) -> None:
+    cb, stopper = _setup(sqlite_store)
+    a, b = _trial("a"), _trial("b")
+    for t in (a, b):
+        cb.on_trial_start(0, [], t)
+        cb.on_trial_result(0, [], t, _result(1, epoch=1))
+    trial_id = {t["ray_id"]: t["id"] for t in sqlite_store.trials("s")}["a"]
+    assert stopper("a", {}) is False
+    sqlite_store.request_stop("s", trial_id)
+    assert stopper("a", {}) is True and stopper("b", {}) is False
+    assert stopper.stop_all() is False
+    cb.on_trial_complete(0, [], a)
+    assert _status(sqlite_store)["a"] == "stopped_by_user"
+    sqlite_store.request_stop("s")
+    assert stopper.stop_all() is True
+    cb.close_open_trials("the sweep was stopped")
+    assert _status(sqlite_store) == {"a": "stopped_by_user", "b": "stopped_by_user"}
+
+
+def test_scheduler_stops_are_pruned(sqlite_store: Store) -> None:
+    cb, _ = _setup(sqlite_store, scheduler="asha")
+    a = _trial("a")
+    cb.on_trial_start(0, [], a)
+    cb.on_trial_result(0, [], a, _result(1, epoch=1))
+    cb.on_trial_complete(0, [], a)
+    assert _status(sqlite_store) == {"a": "pruned"}
+
+
+def test_retry_goes_back_to_pending(sqlite_store: Store, tmp_path: Path) -> None:
+    cb, _ = _setup(sqlite_store)
+    a = _trial("a", "worker died", tmp_path)
+    cb.on_trial_start(0, [], a)
+    cb.on_trial_recover(0, [], a)
+    assert _status(sqlite_store) == {"a": "pending"}
+    cb.on_trial_start(0, [], a)
+    assert _status(sqlite_store) == {"a": "running"}
+    events = sqlite_store.trial_events(sqlite_store.trials("s")[0]["id"])
+    assert "retrying after: worker died" in [e["detail"] for e in events]

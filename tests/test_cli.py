@@ -1,0 +1,216 @@
+"""The sweepscope CLI end to end: real processes, a real Ray runtime, a real store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from runner.store import open_store
+
+from .conftest import REPO
+
+SWEEPSCOPE = str(Path(sys.executable).with_name("sweepscope"))
+
+
+def sweepscope(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    return subprocess.run(
+        [SWEEPSCOPE, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _spec(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(body)
+    return path
+
+
+MIXED = """\
+name: mixed
+trainable: tests.trainables:mixed
+stop: {epochs: 4}
+max_concurrent: 2
+fixed: {steps_per_epoch: 10, sleep: 0.02}
+grid:
+  kind: [steady, raises, diverges, steady]
+"""
+
+
+@pytest.mark.ray
+def test_run_records_every_ending_and_runs_trials_in_parallel(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    done = sweepscope("run", str(_spec(tmp_path, MIXED)), "--store", url)
+    assert done.returncode == 0, done.stderr
+    assert "sweep mixed-" in done.stdout and f"store: {url}" in done.stdout
+    assert "Traceback" not in done.stderr
+
+    with open_store(url) as store:
+        (sweep,) = store.sweeps()
+        assert sweep["status"] == "completed"
+        trials = store.trials(sweep["id"])
+        by_kind = sorted((t["config"]["kind"], t["status"]) for t in trials)
+        assert by_kind == [
+            ("diverges", "diverged"),
+            ("raises", "error"),
+            ("steady", "completed"),
+            ("steady", "completed"),
+        ]
+        failed = next(t for t in trials if t["status"] == "error")
+        assert "boom at step 5" in failed["error"]
+        points = store.points(sweep["id"])
+        assert sorted(points[points.trial_id == failed["id"]]["step"]) == [1, 2, 3, 4, 5]
+        steady = [t for t in trials if t["status"] == "completed"]
+        for t in steady:
+            losses = points[(points.trial_id == t["id"]) & (points.metric == "train_loss")]
+            assert sorted(losses["step"]) == list(range(1, 41))
+            assert t["node"] and t["last_epoch"] == 4
+        spans = sorted((t["started_at"], t["ended_at"]) for t in steady)
+        assert len(trials) == 4
+        # two trials at once on two cores: some pair of trials overlaps in time
+        intervals = sorted((t["started_at"], t["ended_at"]) for t in trials)
+        assert any(b0 < a1 for (_, a1), (b0, _) in zip(intervals, intervals[1:], strict=False)), (
+            spans
+        )
+
+    listing = sweepscope("ls", "--store", url)
+    assert (
+        listing.returncode == 0 and sweep["id"] in listing.stdout and "completed" in listing.stdout
+    )
+    status = sweepscope("status", sweep["id"], "--store", url)
+    assert status.returncode == 0 and "diverged" in status.stdout and "error" in status.stdout
+
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"points{suffix}"
+        exported = sweepscope("export", sweep["id"], "-o", str(out), "--store", url)
+        assert exported.returncode == 0, exported.stderr
+        frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+        assert len(frame) == len(points)
+        assert {"sweep_id", "trial_id", "metric", "step", "value", "status", "kind"} <= set(
+            frame.columns
+        )
+
+
+LONG = """\
+name: long
+trainable: tests.trainables:steady
+stop: {epochs: 200}
+max_concurrent: 2
+fixed: {steps_per_epoch: 5, sleep: 0.02}
+grid:
+  scale: [1.0, 2.0, 3.0]
+"""
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.2)
+
+
+@pytest.mark.ray
+def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.Popen(
+        [SWEEPSCOPE, "run", str(_spec(tmp_path, LONG)), "--store", url],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: Path(tmp_path / "s.db").exists())
+        store = open_store(url)
+
+        def running() -> list[dict]:  # type: ignore[type-arg]
+            sweeps = store.sweeps()
+            return (
+                [
+                    t
+                    for t in store.trials(sweeps[0]["id"])
+                    if t["status"] == "running" and t["last_step"]
+                ]
+                if sweeps
+                else []
+            )
+
+        _wait_for(lambda: len(running()) == 2)
+        sweep_id = store.sweeps()[0]["id"]
+        victim = running()[0]
+        stopped = sweepscope("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
+        assert stopped.returncode == 0 and "stop requested" in stopped.stdout
+        _wait_for(
+            lambda: (
+                {t["id"]: t["status"] for t in store.trials(sweep_id)}[victim["id"]]
+                == "stopped_by_user"
+            ),
+            timeout=20,
+        )
+        # the others go on: the third trial takes the freed slot
+        _wait_for(lambda: len(running()) == 2, timeout=30)
+
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        sweep = store.sweep(sweep_id)
+        assert sweep is not None and sweep["status"] == "stopped"
+        statuses = {t["id"]: t["status"] for t in store.trials(sweep_id)}
+        assert statuses[victim["id"]] == "stopped_by_user"
+        assert "running" not in statuses.values() and "pending" not in statuses.values()
+        again = sweepscope("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
+        assert again.returncode == 0 and "already finished" in again.stdout
+        store.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bad_spec_exits_2_with_one_paragraph_and_writes_nothing(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path, "name: t\ntrainable: tests.trainables:steady\nstop: {epochs: 1}\ngrid: {lr: []}\n"
+    )
+    db = tmp_path / "s.db"
+    done = sweepscope("run", str(spec), "--store", f"sqlite:///{db}")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "grid.lr" in done.stderr and "Fix:" in done.stderr and str(spec) in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["status", "nope"], "no sweep 'nope'"),
+        (["stop", "nope"], "no sweep 'nope'"),
+        (["export", "nope", "-o", "x.json"], "unknown file type '.json'"),
+        (["ls", "--store", "mysql://x"], "does not support"),
+        (["ls", "--store", "sqlite:////nonexistent/dir/s.db"], "does not exist"),
+    ],
+)
+def test_cli_errors_are_one_paragraph(tmp_path: Path, args: list[str], words: str) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    open_store(url, create=True).close()
+    if "--store" not in args:
+        args = [*args, "--store", url]
+    done = sweepscope(*args)
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_help_everywhere() -> None:
+    for command in ([], ["run"], ["ls"], ["status"], ["export"], ["stop"], ["dashboard"]):
+        done = sweepscope(*command, "--help")
+        assert done.returncode == 0 and "usage: sweepscope" in done.stdout

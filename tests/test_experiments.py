@@ -1,0 +1,133 @@
+"""The example experiment: model structure, datasets, determinism, divergence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from experiments.data import load
+from experiments.model import MLP, MLPConfig
+from experiments.train import TrainConfig, train
+from runner import report
+from runner.report import POINTS_KEY, STATUS_KEY
+
+
+def _run(**config: Any) -> list[dict[str, Any]]:
+    with report.collect() as reports:
+        train({"dataset": "synthetic", "hidden": 16, "epochs": 2, **config})
+    return reports
+
+
+def _curve(reports: list[dict[str, Any]]) -> list[float]:
+    return [p[2] for r in reports for p in r[POINTS_KEY] if p[0] == "train_loss"]
+
+
+def test_same_config_same_curve() -> None:
+    assert _curve(_run(seed=3, batch_norm=True)) == _curve(_run(seed=3, batch_norm=True))
+    assert _curve(_run(seed=3)) != _curve(_run(seed=4))
+
+
+def test_reports_step_losses_and_epoch_validation() -> None:
+    reports = _run(epochs=3, batch_size=100)
+    epochs = [r for r in reports if "epoch" in r]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    assert all(0.0 <= r["val_acc"] <= 1.0 and r["val_loss"] > 0 for r in epochs)
+    steps = [p[1] for r in reports for p in r[POINTS_KEY] if p[0] == "train_loss"]
+    assert steps == list(range(1, len(steps) + 1))  # every optimizer step
+    assert reports[-1]["step"] == steps[-1]
+
+
+def test_max_steps_stops_mid_epoch() -> None:
+    reports = _run(epochs=None, max_steps=5, batch_size=100)
+    assert max(p[1] for r in reports for p in r[POINTS_KEY]) == 5
+
+
+def test_learning_improves_accuracy() -> None:
+    reports = _run(epochs=10, lr=0.01)
+    accs = [r["val_acc"] for r in reports if "val_acc" in r]
+    assert accs[-1] > 0.8 > accs[0] - 0.5
+
+
+def test_huge_learning_rate_diverges_cleanly() -> None:
+    reports = _run(optimizer="sgd", lr=1e6, momentum=0.9, epochs=5)
+    assert reports[-1][STATUS_KEY] == "diverged"
+
+
+@pytest.mark.parametrize(
+    ("position", "order"),
+    [
+        ("pre", [nn.Linear, nn.BatchNorm1d, nn.Sigmoid]),
+        ("post", [nn.Linear, nn.Sigmoid, nn.BatchNorm1d]),
+    ],
+)
+def test_bn_position(position: str, order: list[type]) -> None:
+    model = MLP(
+        MLPConfig(
+            n_in=4,
+            n_out=2,
+            hidden=8,
+            layers=2,
+            activation="sigmoid",
+            batch_norm=True,
+            bn_position=position,
+        )
+    )
+    kinds = [type(m) for m in model.hidden]
+    assert kinds == order * 2
+    first = model.hidden[0]
+    assert isinstance(first, nn.Linear) and (first.bias is None) == (position == "pre")
+
+
+def test_no_bn_has_no_batchnorm_layers() -> None:
+    model = MLP(MLPConfig(n_in=4, n_out=2, layers=3))
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+    assert model(torch.zeros(5, 4)).shape == (5, 2)
+
+
+def test_small_gaussian_init() -> None:
+    model = MLP(MLPConfig(n_in=64, n_out=10, hidden=100, init_std=0.01))
+    weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, nn.Linear)])
+    assert 0.005 < weights.std().item() < 0.02
+
+
+def test_datasets() -> None:
+    digits = load("digits")
+    assert digits.n_features == 64 and digits.n_classes == 10
+    assert len(digits.y_train) + len(digits.y_val) == 1797
+    assert float(digits.x_train.max()) <= 1.0
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*digits, mnist1d, synthetic"):
+        load("cifar")
+
+
+def test_mnist1d_is_generated_locally(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import experiments.data as data
+
+    monkeypatch.setenv("SWEEPSCOPE_CACHE", str(tmp_path))
+    load.cache_clear()
+    try:
+        ds = data.load("mnist1d")
+        assert ds.n_features == 40 and len(ds.y_train) == 4000 and len(ds.y_val) == 1000
+        assert (tmp_path / "mnist1d_default.npz").exists()
+    finally:
+        load.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"colour": "red"}, "unknown hyperparameters \\['colour'\\]"),
+        ({"optimizer": "rmsprop"}, "unknown optimizer"),
+        ({"activation": "gelu"}, "unknown activation"),
+    ],
+)
+def test_bad_hyperparameters(config: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        _run(**config)
+
+
+def test_config_defaults_are_the_tutorials() -> None:
+    cfg = TrainConfig.from_dict({"epochs": 1})
+    assert (cfg.beta1, cfg.beta2, cfg.eps) == (0.9, 0.999, 1e-8)

@@ -1,0 +1,156 @@
+"""Sweep specs: the shipped ones load, and every kind of mistake gets a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.errors import SpecError
+from runner.spec import MAX_TRIALS, load_spec
+
+from .conftest import REPO
+
+SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
+
+GOOD = """\
+name: t
+trainable: tests.trainables:steady
+stop: {epochs: 2}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_shipped_specs_load(path: Path) -> None:
+    spec = load_spec(path)
+    assert 1 <= spec.n_trials <= MAX_TRIALS
+
+
+def test_seed_grid_is_the_tutorials_grid_with_and_without_bn() -> None:
+    spec = load_spec(REPO / "experiments/sweeps/seed_grid.yaml")
+    assert spec.n_trials == 18
+    assert spec.grid == {
+        "lr": [0.1, 0.01, 0.001],
+        "beta1": [0.8, 0.88, 0.9],
+        "batch_norm": [True, False],
+    }
+    assert spec.fixed["dataset"] == "digits"
+
+
+def test_param_space_has_grid_samplers_and_stop(tmp_path: Path) -> None:
+    from ray import tune
+
+    spec = load_spec(
+        _write(
+            tmp_path,
+            GOOD
+            + """\
+samples: 3
+fixed: {dataset: digits}
+grid: {lr: [0.1, 0.01]}
+sample:
+  wd: {loguniform: [1.0e-5, 1.0e-2]}
+  hidden: {int: [16, 64]}
+  act: {choice: [relu, tanh]}
+  drop: {uniform: [0.0, 0.5]}
+""",
+        )
+    )
+    space = spec.param_space()
+    assert spec.n_trials == 6
+    assert space["dataset"] == "digits" and space["epochs"] == 2
+    assert space["lr"] == tune.grid_search([0.1, 0.01])
+    assert space["hidden"].lower == 16 and space["hidden"].upper == 65  # inclusive for users
+    assert space["wd"].lower == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        (GOOD + "grid: {lr: []}\n", "grid.lr", "at least one value"),
+        (GOOD + "colour: red\n", "colour", "not a known key"),
+        (GOOD + "resources: {cpus: 2}\n", "resources.cpus", "not a known key"),
+        (GOOD + "samples: many\n", "samples", "valid integer"),
+        (GOOD + "mode: maximum\n", "mode", "'max' or 'min'"),
+        (GOOD + "sample: {lr: {uniform: [0.5, 0.1]}}\n", "sample.lr", "min >= max"),
+        (GOOD + "sample: {lr: {loguniform: [0, 0.1]}}\n", "sample.lr", "<= 0"),
+        (GOOD + "sample: {lr: {uniform: [0, 1], choice: [1]}}\n", "sample.lr", "exactly one"),
+        (GOOD + "fixed: {lr: 1}\ngrid: {lr: [1, 2]}\n", "", "in both fixed and grid"),
+        (GOOD + "fixed: {epochs: 3}\n", "", "set by stop"),
+        (
+            "name: t\ntrainable: tests.trainables:steady\nstop: {}\n",
+            "stop",
+            "neither epochs nor steps",
+        ),
+        ("name: t\nstop: {epochs: 1}\n", "trainable", "is required"),
+        (
+            "name: 'bad name!'\ntrainable: a:b\nstop: {epochs: 1}\n",
+            "name",
+            "not a usable sweep name",
+        ),
+        ("name: t\ntrainable: nocolon\nstop: {epochs: 1}\n", "trainable", "module:function"),
+        (GOOD + "resources: {gpu: 1.5}\n", "resources.gpu", "whole GPUs"),
+        (GOOD + "max_concurrent: 0\n", "max_concurrent", "greater than 0"),
+    ],
+)
+def test_each_kind_of_mistake_names_the_field_and_the_fix(
+    tmp_path: Path, text: str, field: str, words: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, text))
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "spec.yaml"))
+    assert words in message
+    assert "Fix:" in message
+    assert any(f == field for f, _, _ in info.value.problems), info.value.problems
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, GOOD + "grid: {lr: []}\ncolour: red\n"))
+    assert {f for f, _, _ in info.value.problems} == {"grid.lr", "colour"}
+
+
+@pytest.mark.parametrize(
+    ("trainable", "words"),
+    [
+        ("no_such_module_xyz:train", "does not import"),
+        ("tests.trainables:no_such_fn", "has no function 'no_such_fn'"),
+    ],
+)
+def test_trainable_must_import(tmp_path: Path, trainable: str, words: str) -> None:
+    text = GOOD.replace("tests.trainables:steady", trainable)
+    with pytest.raises(SpecError, match=words):
+        load_spec(_write(tmp_path, text))
+
+
+def test_large_grids_need_allow_large(tmp_path: Path) -> None:
+    values = list(range(40))
+    text = GOOD + f"grid: {{a: {values}, b: {values}}}\n"  # 1,600 trials
+    with pytest.raises(SpecError, match="--allow-large"):
+        load_spec(_write(tmp_path, text))
+    assert load_spec(_write(tmp_path, text), allow_large=True).n_trials == 1600
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("name: [unclosed\n", "not valid YAML at line"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("!!python/object/apply:os.system ['echo hi']\n", "not valid YAML"),
+    ],
+)
+def test_unreadable_documents(tmp_path: Path, text: str, words: str) -> None:
+    with pytest.raises(SpecError, match=words):
+        load_spec(_write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read the spec file"):
+        load_spec(tmp_path / "absent.yaml")

@@ -1,0 +1,175 @@
+"""The store contract, run on every backend (SQLite always; PostgreSQL where configured)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from runner.errors import StoreError
+from runner.store import COMPLETED, PENDING, RUNNING, Store, open_store
+
+
+def _sweep(store: Store, sweep_id: str = "s1", mode: str = "max") -> None:
+    store.create_sweep(
+        sweep_id, name="demo", spec={"grid": {"lr": [0.1]}}, metric="val_acc", mode=mode, n_trials=2
+    )
+
+
+def test_sweep_round_trip(store: Store) -> None:
+    _sweep(store)
+    sweep = store.sweep("s1")
+    assert sweep is not None
+    assert sweep["status"] == "running"
+    assert sweep["spec"] == {"grid": {"lr": [0.1]}}
+    assert sweep["n_trials"] == 2 and sweep["counts"] == {} and sweep["best"] is None
+    store.finish_sweep("s1", "completed")
+    finished = store.sweep("s1")
+    assert finished is not None and finished["status"] == "completed" and finished["ended_at"]
+    assert store.sweep("nope") is None
+
+
+def test_duplicate_sweep_id_is_an_error(store: Store) -> None:
+    _sweep(store)
+    with pytest.raises(StoreError, match="IntegrityError"):
+        _sweep(store)
+
+
+def test_add_trial_is_idempotent(store: Store) -> None:
+    _sweep(store)
+    first = store.add_trial("s1", "ray_0", {"lr": 0.1, "batch_norm": True})
+    again = store.add_trial("s1", "ray_0", {"lr": 0.1, "batch_norm": True})
+    other = store.add_trial("s1", "ray_1", {"lr": 0.01, "batch_norm": False})
+    assert first == again != other
+    trials = store.trials("s1")
+    assert [t["ray_id"] for t in trials] == ["ray_0", "ray_1"]
+    assert trials[0]["config"] == {"lr": 0.1, "batch_norm": True}
+    assert trials[0]["status"] == PENDING
+    assert [e["status"] for e in store.trial_events(first)] == [PENDING]
+
+
+def test_status_changes_are_recorded_with_times(store: Store) -> None:
+    _sweep(store)
+    tid = store.add_trial("s1", "ray_0", {})
+    store.set_trial_status(tid, RUNNING, node="host-a", device="cpu")
+    store.update_trial(tid, last_step=10, last_epoch=1)
+    store.set_trial_status(tid, COMPLETED)
+    (trial,) = store.trials("s1")
+    assert trial["status"] == COMPLETED
+    assert trial["node"] == "host-a" and trial["device"] == "cpu"
+    assert trial["last_step"] == 10 and trial["last_epoch"] == 1
+    assert trial["started_at"] <= trial["ended_at"]
+    assert [e["status"] for e in store.trial_events(tid)] == [PENDING, RUNNING, COMPLETED]
+    with pytest.raises(ValueError, match="unknown trial fields"):
+        store.update_trial(tid, colour="red")
+
+
+def test_points_are_idempotent_and_incremental(store: Store) -> None:
+    _sweep(store)
+    a = store.add_trial("s1", "a", {})
+    b = store.add_trial("s1", "b", {})
+    store.add_points(a, [("train_loss", s, 1.0 / s, 100.0 + s) for s in range(1, 11)])
+    store.add_points(a, [("train_loss", s, 99.0, 0.0) for s in range(5, 11)])  # a retry
+    store.add_points(b, [("train_loss", 1, 2.0, 1.0), ("val_acc", 1, 0.5, 1.0)])
+    everything = store.points("s1")
+    assert len(everything) == 12
+    assert list(everything.columns) == ["id", "trial_id", "metric", "step", "value", "wall_time"]
+    a_loss = everything[everything.trial_id == a].set_index("step")["value"]
+    assert a_loss[5] == pytest.approx(0.2)  # the first write wins
+    assert everything["id"].is_monotonic_increasing
+
+    seen = int(everything["id"].max())
+    store.add_points(b, [("train_loss", 2, 1.5, 2.0)])
+    new = store.points("s1", after_id=seen)
+    assert new[["trial_id", "metric", "step", "value"]].values.tolist() == [
+        [b, "train_loss", 2, 1.5]
+    ]
+    assert len(store.points("s1", metrics=["val_acc"])) == 1
+    assert set(store.points("s1", trial_ids=[b])["trial_id"]) == {b}
+
+
+def test_other_sweeps_points_stay_apart(store: Store) -> None:
+    _sweep(store, "s1")
+    _sweep(store, "s2")
+    store.add_points(store.add_trial("s1", "x", {}), [("train_loss", 1, 1.0, 0.0)])
+    store.add_points(store.add_trial("s2", "x", {}), [("train_loss", 1, 2.0, 0.0)])
+    assert store.points("s1")["value"].tolist() == [1.0]
+    assert store.points("s2")["value"].tolist() == [2.0]
+
+
+@pytest.mark.parametrize(("mode", "best"), [("max", 0.9), ("min", 0.1)])
+def test_sweep_counts_and_best(store: Store, mode: str, best: float) -> None:
+    _sweep(store, mode=mode)
+    t1 = store.add_trial("s1", "a", {})
+    t2 = store.add_trial("s1", "b", {})
+    store.set_trial_status(t1, COMPLETED)
+    store.add_points(
+        t1, [("val_acc", 1, 0.1, 0.0), ("val_acc", 2, 0.9, 0.0), ("train_loss", 1, 7.0, 0.0)]
+    )
+    (sweep,) = store.sweeps()
+    assert sweep["counts"] == {COMPLETED: 1, PENDING: 1}
+    assert sweep["best"] == pytest.approx(best)
+    assert t2
+
+
+def test_stop_requests(store: Store) -> None:
+    _sweep(store)
+    running = store.add_trial("s1", "run", {})
+    done = store.add_trial("s1", "done", {})
+    store.set_trial_status(running, RUNNING)
+    store.set_trial_status(done, COMPLETED)
+    assert store.stop_requests("s1") == (False, set())
+    assert store.request_stop("s1", running) is True
+    assert store.request_stop("s1", running) is True  # repeating changes nothing
+    assert store.request_stop("s1", done) is False  # finished: a no-op
+    assert store.stop_requests("s1") == (False, {"run"})
+    assert store.request_stop("s1") is True
+    assert store.stop_requests("s1")[0] is True
+    with pytest.raises(StoreError, match="no sweep 'zzz'"):
+        store.request_stop("zzz")
+    with pytest.raises(StoreError, match="has no trial 999"):
+        store.request_stop("s1", 999)
+    store.finish_sweep("s1", "completed")
+    assert store.request_stop("s1") is False
+
+
+def test_store_pickles_as_its_url(store: Store) -> None:
+    _sweep(store)
+    copy = pickle.loads(pickle.dumps(store))
+    try:
+        assert copy.url == store.url and copy.sweep("s1") is not None
+    finally:
+        copy.close()
+
+
+def test_reader_never_creates_a_store(store_url: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="Fix: run a sweep first"):
+        open_store(store_url)
+    if store_url.startswith("sqlite"):
+        assert not (tmp_path / "store.db").exists()
+    else:
+        engine = sa.create_engine(store_url)
+        try:
+            assert not sa.inspect(engine).has_table("points")
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("not a url", "is not a database URL"), ("mysql://root@127.0.0.1/test", "does not support")],
+)
+def test_bad_store_urls(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        open_store(url, create=True)
+
+
+def test_sqlite_uses_wal(sqlite_store: Store) -> None:
+    engine = sa.create_engine(sqlite_store.url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()

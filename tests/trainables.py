@@ -1,0 +1,40 @@
+"""Small train functions for the runner's tests: each shows one kind of trial ending."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from runner import report
+
+
+def steady(config: dict[str, Any]) -> None:
+    """A loss that falls as 1/step; `sleep` seconds per step; stops at the spec's limit."""
+    steps_per_epoch = int(config.get("steps_per_epoch", 10))
+    step = 0
+    for epoch in range(config["epochs"]):
+        for _ in range(steps_per_epoch):
+            step += 1
+            report.step(step, train_loss=config.get("scale", 1.0) / step)
+            time.sleep(config.get("sleep", 0.0))
+        report.epoch(epoch + 1, step=step, val_acc=1 - 1 / (step + 1))
+
+
+def raises(config: dict[str, Any]) -> None:
+    for step in range(1, 6):
+        report.step(step, train_loss=1.0 / step)
+    raise RuntimeError("boom at step 5")
+
+
+def diverges(config: dict[str, Any]) -> None:
+    for step in range(1, 100):
+        loss = math.inf if step == 7 else 1.0
+        if not report.step(step, train_loss=loss):
+            return
+    raise AssertionError("report.step should have returned False at step 7")
+
+
+def mixed(config: dict[str, Any]) -> None:
+    """One trainable whose `kind` picks how the trial ends: steady, raises or diverges."""
+    {"steady": steady, "raises": raises, "diverges": diverges}[config["kind"]](config)
