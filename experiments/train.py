@@ -67,7 +67,7 @@ class TrainConfig:
 
 def _device(cfg: TrainConfig) -> torch.device:
     if cfg.device == "auto":
-        # Ray hides every GPU (CUDA_VISIBLE_DEVICES="") from a trial given none.
+        # The runner hides every GPU (CUDA_VISIBLE_DEVICES="") from a trial given none.
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(cfg.device)
 
@@ -129,8 +129,16 @@ def train(config: dict[str, Any]) -> None:
     epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cfg.max_steps / per_epoch)  # type: ignore[operator]
     shuffle = torch.Generator().manual_seed(cfg.seed)
 
-    step = 0
-    for epoch in range(epochs):
+    step, start_epoch = 0, 0
+    saved = report.restore()  # after a retry or a resumed sweep: continue where it stopped
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        shuffle.set_state(saved["shuffle"])
+        torch.set_rng_state(saved["torch_rng"])
+        step, start_epoch = saved["step"], saved["epoch"]
+
+    for epoch in range(start_epoch, epochs):
         order = torch.randperm(n, generator=shuffle).to(device)
         for i in range(per_epoch):
             idx = order[i * batch : (i + 1) * batch]
@@ -147,6 +155,14 @@ def train(config: dict[str, Any]) -> None:
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
         val_loss, val_acc = evaluate(model, x_val, y_val)
-        report.epoch(epoch + 1, step=step, val_loss=val_loss, val_acc=val_acc)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "shuffle": shuffle.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "epoch": epoch + 1,
+        }
+        report.epoch(epoch + 1, step=step, state=state, val_loss=val_loss, val_acc=val_acc)
         if cfg.max_steps is not None and step >= cfg.max_steps:
             return

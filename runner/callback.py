@@ -22,10 +22,12 @@ from runner.store import (
     COMPLETED,
     ERROR,
     FINISHED_TRIAL,
+    PENDING,
     PRUNED,
     RUNNING,
     STOPPED,
     STOPPED_BY_USER,
+    TIMEOUT,
     Store,
 )
 
@@ -51,8 +53,13 @@ class StoreCallback(tune.Callback):
         spec: Spec,
         stopper: StoreStopper,
         progress: Progress | None = None,
+        done_before: dict[str, str] | None = None,
     ) -> None:
         self._store = store
+        # A resumed sweep's trials that finished before: Ray id -> final status, left alone.
+        self._done_before = done_before or {}
+        self._seen_at: dict[str, float] = {}  # Ray trial id -> when it last reported
+        self._timed_out: set[str] = set()
         self._sweep_id = sweep_id
         self._spec = spec
         self._stopper = stopper
@@ -70,7 +77,7 @@ class StoreCallback(tune.Callback):
             self._ids[trial.trial_id] = self._store.add_trial(
                 self._sweep_id, trial.trial_id, user_config(trial.config)
             )
-            self._status[trial.trial_id] = "pending"
+            self._status[trial.trial_id] = self._done_before.get(trial.trial_id, PENDING)
         return self._ids[trial.trial_id]
 
     def _set(self, trial: Trial, status: str, detail: str | None = None, **fields: Any) -> None:
@@ -96,8 +103,6 @@ class StoreCallback(tune.Callback):
             return COMPLETED, None
         if self._stopper.requested(trial.trial_id):
             return STOPPED_BY_USER, "stop requested from the store"
-        if self._stopper.interrupted:
-            return STOPPED, "the driver was interrupted"
         if self._spec.scheduler.type != "none":
             return PRUNED, f"stopped early by the {self._spec.scheduler.type} scheduler"
         return STOPPED, None
@@ -107,27 +112,55 @@ class StoreCallback(tune.Callback):
         for trial in trials:  # register trials as soon as Tune creates them: pending
             self._id(trial)
         now = time.monotonic()
+        if self._spec.trial_timeout is not None:
+            self._kill_silent_trials(trials, now)
         if now - self._beat_at >= HEARTBEAT_SECONDS:
             self._beat_at = now
             self._store.heartbeat(self._sweep_id)
         if self._progress is not None:
             self._progress.update(self.statuses(), self._best)
 
+    def _kill_silent_trials(self, trials: list[Trial], now: float) -> None:
+        """End trials that reported nothing for `trial_timeout` seconds (a hung trial)."""
+        import ray
+
+        limit = self._spec.trial_timeout
+        for trial in trials:
+            seen = self._seen_at.get(trial.trial_id)
+            actor = getattr(trial.temporary_state, "ray_actor", None)
+            if (
+                limit is not None
+                and seen is not None
+                and actor is not None
+                and now - seen > limit
+                and self._status.get(trial.trial_id) == RUNNING
+                and trial.trial_id not in self._timed_out
+            ):
+                self._timed_out.add(trial.trial_id)
+                ray.kill(actor)  # Tune then reports the trial failed: on_trial_error below
+
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        if trial.trial_id in self._done_before:
+            return
+        self._seen_at[trial.trial_id] = time.monotonic()
+        self._timed_out.discard(trial.trial_id)
         self._set(trial, RUNNING)
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
+        if trial.trial_id in self._done_before:
+            return
+        self._seen_at[trial.trial_id] = time.monotonic()
         trial_id = self._id(trial)
         self._store.add_points(trial_id, result.pop(POINTS_KEY, ()))
         fields: dict[str, Any] = dict(result.pop(INFO_KEY, None) or {})
         last = self._last.setdefault(trial.trial_id, {})
         if "node" not in last:  # the first result says where the trial runs
             last["node"] = 1
-            fields["node"] = result.get("hostname") or result.get("node_ip")
+            fields.setdefault("node", result.get("hostname") or result.get("node_ip"))
         for key in ("step", "epoch"):
             if key in result:
                 last[key] = int(result[key])
@@ -147,12 +180,20 @@ class StoreCallback(tune.Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        if trial.trial_id in self._done_before:
+            return
         status, detail = self._final_status(trial)
         self._set(trial, status, detail)
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        if trial.trial_id in self._done_before:
+            return
+        if trial.trial_id in self._timed_out:
+            text = f"no report for {self._spec.trial_timeout:g} s (trial_timeout): ended"
+            self._set(trial, TIMEOUT, text, error=text)
+            return
         text = _error_text(trial)
         self._set(trial, ERROR, text, error=text)
         if self._progress is not None:
@@ -165,16 +206,18 @@ class StoreCallback(tune.Callback):
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        if trial.trial_id in self._done_before:
+            return
         text = _error_text(trial)
         self._store.set_trial_status(
-            self._id(trial), "pending", detail=f"retrying after: {text}", error=text
+            self._id(trial), PENDING, detail=f"retrying after: {text}", error=text
         )
-        self._status[trial.trial_id] = "pending"
+        self._status[trial.trial_id] = PENDING
 
     def close_open_trials(self, reason: str) -> None:
         """After Tune returns: no trial may stay pending or running in the store."""
         for ray_id, status in list(self._status.items()):
-            if status not in FINISHED_TRIAL:
+            if status not in FINISHED_TRIAL and ray_id not in self._done_before:
                 final = STOPPED_BY_USER if self._stopper.requested(ray_id) else STOPPED
                 self._store.set_trial_status(self._ids[ray_id], final, detail=reason)
                 self._status[ray_id] = final

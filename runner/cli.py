@@ -7,6 +7,7 @@ print one paragraph and exit 2; unexpected failures keep their traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,22 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import SweepscopeError
+from runner.launch import driver_gone
 from runner.store import SWEEP_INTERRUPTED, SWEEP_RUNNING, Store, default_url, open_store
 
 __all__ = ["main", "sweep_status"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-# A running sweep whose driver has not written a heartbeat for this long is interrupted.
-STALE_HEARTBEAT_SECONDS = 30.0
 
 
 def sweep_status(sweep: dict[str, Any], now: float | None = None) -> str:
     """The status to show: a `running` sweep with a silent driver shows as interrupted."""
-    if sweep["status"] == SWEEP_RUNNING:
-        beat = sweep.get("heartbeat_at") or sweep["created_at"]
-        if (now or time.time()) - beat > STALE_HEARTBEAT_SECONDS:
-            return SWEEP_INTERRUPTED
+    if sweep["status"] == SWEEP_RUNNING and driver_gone(sweep, now):
+        return SWEEP_INTERRUPTED
     return str(sweep["status"])
 
 
@@ -49,13 +47,15 @@ def _need_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from runner.launch import run_sweep
+    from runner.launch import reconcile, run_sweep
     from runner.spec import load_spec
 
     spec = load_spec(args.spec, allow_large=args.allow_large)  # everything checked first
     if args.name:
         spec = spec.model_copy(update={"name": args.name})
     store = open_store(args.store, create=True)
+    for sweep_id in reconcile(store):
+        print(f"note: sweep {sweep_id} had lost its driver: marked stopped, resumable")
 
     def announce(sweep_id: str) -> None:
         print(f"sweep {sweep_id}: {spec.n_trials} trials of {spec.trainable}")
@@ -63,15 +63,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"watch: sweepscope dashboard --store {store.url}   stop: sweepscope stop {sweep_id}")
         sys.stdout.flush()
 
-    try:
-        outcome = run_sweep(
+    return _finish(
+        store,
+        args.store,
+        lambda: run_sweep(
             spec,
             store=store,
             address=args.address,
             max_concurrent=args.max_concurrent,
             storage_path=args.storage_path,
             on_start=announce,
-        )
+        ),
+    )
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from runner.launch import resume_sweep
+    from runner.spec import load_spec
+
+    spec_file = load_spec(args.spec) if args.spec else None
+    store = open_store(args.store, create=True)
+
+    def announce(sweep_id: str) -> None:
+        print(f"resuming sweep {sweep_id}; store: {store.url}")
+        sys.stdout.flush()
+
+    return _finish(
+        store,
+        args.store,
+        lambda: resume_sweep(
+            args.sweep,
+            store=store,
+            address=args.address,
+            spec_file=spec_file,
+            on_start=announce,
+        ),
+    )
+
+
+def _finish(store: Store, url: str | None, start: Any) -> int:
+    """Run or resume, then print the summary; the exit status follows the sweep's status."""
+    try:
+        outcome = start()
     except KeyboardInterrupt:
         print(
             "interrupted: the sweep is marked stopped; its points are in the store.",
@@ -80,9 +113,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         store.close()
-    with open_store(args.store) as reader:
+    with open_store(url) as reader:
         _print_summary(reader, outcome.sweep_id)
     if outcome.status == "stopped":
+        print(
+            f"resume with: sweepscope resume {outcome.sweep_id}"
+            + (f" --store {url}" if url else "")
+        )
         return EXIT_INTERRUPTED
     return 0 if outcome.status == "completed" else 1
 
@@ -226,11 +263,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster address (default: start Ray on this machine)")
     run.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
     run.add_argument("--name", help="sweep name (default: the spec's name)")
-    run.add_argument("--storage-path", help="Ray Tune storage (checkpoints); shared on clusters")
+    run.add_argument(
+        "--storage-path",
+        default=os.environ.get("SWEEPSCOPE_STORAGE_PATH"),
+        help="Ray Tune storage for checkpoints and resume; on a multi-node cluster, "
+        "storage every node sees (default: $SWEEPSCOPE_STORAGE_PATH or .sweepscope/ray)",
+    )
     run.add_argument(
         "--allow-large", action="store_true", help="allow grids larger than the trial limit"
     )
     run.set_defaults(func=cmd_run)
+
+    resume = sub.add_parser("resume", help="continue a stopped or interrupted sweep")
+    resume.add_argument("sweep")
+    resume.add_argument("--store", help=store_help)
+    resume.add_argument("--address", help="Ray cluster address (default: this machine)")
+    resume.add_argument("--spec", help="the sweep's spec file: refused if it changed since")
+    resume.set_defaults(func=cmd_resume)
 
     ls = sub.add_parser("ls", help="list the sweeps in the store")
     ls.add_argument("--store", help=store_help)

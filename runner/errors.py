@@ -20,9 +20,11 @@ class SpecError(SweepscopeError):
         self.source = source
         self.problems = problems
         parts = [
-            f"{field}: {problem} Fix: {fix}" if field else f"{problem} Fix: {fix}"
+            " ".join(
+                (f"{field}: {problem} Fix: {fix}" if field else f"{problem} Fix: {fix}").split()
+            )
             for field, problem, fix in problems
-        ]
+        ]  # one paragraph: YAML and pydantic messages may carry newlines
         noun = "problem" if len(parts) == 1 else f"{len(parts)} problems"
         super().__init__(f"{source}: {noun}: " + " | ".join(parts))
 

@@ -1,4 +1,4 @@
-"""Launch a sweep on Ray Tune: local by default, or on a running cluster with `address`.
+"""Launch a sweep on Ray Tune, or resume one: local by default, or on a cluster with `address`.
 
 Data path: trial -> runner.report -> Ray Tune result -> StoreCallback (driver) -> store.
 Control path: store stop request -> StoreStopper (driver) -> Ray Tune stops the trial.
@@ -6,9 +6,12 @@ Control path: store stop request -> StoreStopper (driver) -> Ray Tune stops the 
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
+import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -18,20 +21,44 @@ from pathlib import Path
 from typing import Any
 
 from runner import report
-from runner.errors import SweepscopeError
+from runner.cluster import check_storage
+from runner.errors import SpecError, SweepscopeError
 from runner.progress import Progress
-from runner.spec import Spec, resolve_trainable
-from runner.store import SWEEP_COMPLETED, SWEEP_FAILED, SWEEP_STOPPED, Store
+from runner.spec import Spec, parse_spec, resolve_trainable
+from runner.store import (
+    FINAL_TRIAL,
+    FINISHED_TRIAL,
+    STOPPED,
+    SWEEP_COMPLETED,
+    SWEEP_FAILED,
+    SWEEP_RUNNING,
+    SWEEP_STOPPED,
+    Store,
+)
 
-__all__ = ["SweepOutcome", "new_sweep_id", "run_sweep", "trial_entry"]
+__all__ = [
+    "STALE_HEARTBEAT_SECONDS",
+    "SweepOutcome",
+    "driver_gone",
+    "new_sweep_id",
+    "reconcile",
+    "resume_sweep",
+    "run_sweep",
+    "trial_entry",
+]
 
 # Ray Tune's own loggers and tables are replaced by the store and the progress line.
 _TUNE_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # step flushes carry no epoch metric
-    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C goes through our stopper instead
-    "RAY_AIR_NEW_OUTPUT": "0",  # the classic output, silenced by _SilentTrialLines below
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C is handled by _ctrl_c below
+    "RAY_AIR_NEW_OUTPUT": "0",  # the classic output, silenced by _silent_trial_lines
+    "TUNE_GLOBAL_CHECKPOINT_S": "5",  # experiment state for resume, at most 5 s old
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
+# A running sweep whose driver has not written a heartbeat for this long has lost its driver.
+STALE_HEARTBEAT_SECONDS = 30.0
+DEFAULT_STORAGE = ".sweepscope/ray"
 
 
 @dataclass(frozen=True)
@@ -47,12 +74,19 @@ def new_sweep_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def trial_entry(trainable: str) -> Callable[[dict[str, Any]], None]:
+def trial_entry(trainable: str, checkpoint_every: int) -> Callable[[dict[str, Any]], None]:
     """The function Ray Tune runs for each trial: the user's trainable, plus report plumbing."""
 
     def run_trial(config: dict[str, Any]) -> None:
+        import ray
+
+        from runner.cluster import node_label
+
+        if not ray.get_gpu_ids():  # Ray 2.60 leaves a gpu-0 trial every GPU: hide them
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
         fn = resolve_trainable(trainable)
-        report._reset()
+        report._reset(checkpoint_every)
+        report.info(node=node_label())
         try:
             fn(config)
         except BaseException:
@@ -64,34 +98,77 @@ def trial_entry(trainable: str) -> Callable[[dict[str, Any]], None]:
     return run_trial
 
 
+def driver_gone(sweep: dict[str, Any], now: float | None = None) -> bool:
+    """Whether a running sweep has lost its driver: its process on this host is gone, or it
+    sent no heartbeat for STALE_HEARTBEAT_SECONDS."""
+    host, _, pid = (sweep.get("driver") or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+    beat = sweep["heartbeat_at"] or sweep["created_at"]
+    return (now or time.time()) - beat > STALE_HEARTBEAT_SECONDS
+
+
+def reconcile(store: Store, now: float | None = None) -> list[str]:
+    """Close sweeps whose driver is gone: no trial stays `running` when nothing runs it.
+
+    Such a sweep becomes `stopped`, its pending and running trials `stopped`;
+    `sweepscope resume` continues it. Returns the ids of the sweeps it closed.
+    """
+    closed = []
+    for sweep in store.sweeps():
+        if sweep["status"] != SWEEP_RUNNING or not driver_gone(sweep, now):
+            continue
+        beat = sweep["heartbeat_at"] or sweep["created_at"]
+        for trial in store.trials(sweep["id"]):
+            if trial["status"] not in FINISHED_TRIAL:
+                store.set_trial_status(trial["id"], STOPPED, detail="the sweep's driver was gone")
+        store.finish_sweep(
+            sweep["id"],
+            SWEEP_STOPPED,
+            f"interrupted: no heartbeat from the driver since {time.ctime(beat)}; "
+            f"continue with `sweepscope resume {sweep['id']}`",
+        )
+        closed.append(sweep["id"])
+    return closed
+
+
+# -- Ray -------------------------------------------------------------------------------
 def _is_local(address: str | None) -> bool:
-    return (
-        address is None
-        or address in ("local", "127.0.0.1", "localhost")
-        or address.startswith(("127.0.0.1:", "localhost:"))
-    )
+    return address in (None, "local") or str(address).split(":")[0] in ("127.0.0.1", "localhost")
 
 
 def _init_ray(address: str | None) -> bool:
     """Start or join Ray; returns True when this process started it (and must shut it down)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
     for key, value in _TUNE_ENV.items():
         os.environ.setdefault(key, value)
     if _is_local(address):
         # Read by Ray at import: bind every Ray service to 127.0.0.1, not the LAN address.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import logging
-
     import ray
 
     # Tune's result files are off (the store has the results): silence its complaint.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    # A failed trial is reported in one line by StoreCallback, its traceback kept in the store.
+    # A failed trial is reported in one line by StoreCallback, its traceback kept in the store;
+    # after Ctrl-C the CLI says how to resume (with sweepscope, not Tuner.restore).
     logging.getLogger("ray.tune.execution.tune_controller").addFilter(
         lambda record: not str(record.msg).startswith("Trial task failed")
     )
+    logging.getLogger("ray.tune.tune").addFilter(
+        lambda record: (
+            not str(record.msg).startswith(
+                ("Experiment has been interrupted", "Stop signal received")
+            )
+        )
+    )
     if ray.is_initialized():
         return False
-    if address is None or address == "local":
+    if address in (None, "local"):
         ray.init(
             include_dashboard=False,
             configure_logging=False,
@@ -111,13 +188,20 @@ def _init_ray(address: str | None) -> bool:
 
 
 @contextmanager
-def _ctrl_c(on_first: Callable[[], None]) -> Iterator[None]:
-    """First Ctrl-C: stop the sweep cleanly through `on_first`; a second one: abort."""
+def _ctrl_c(interrupted: list[bool]) -> Iterator[None]:
+    """Ctrl-C ends the Tune loop the way Tune's own handler does (SIGUSR1), so trials that
+    were running stay resumable from their checkpoints; a second Ctrl-C aborts."""
     previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGINT, previous)
-        on_first()
+        interrupted.append(True)
+        print(
+            "\nstopping: saving the sweep's state to resume later (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune: save the experiment state and return
 
     signal.signal(signal.SIGINT, handler)
     try:
@@ -143,14 +227,13 @@ def _scheduler(spec: Spec) -> Any:
 
     s = spec.scheduler
     if s.type == "asha":
-        max_t = s.max_t or spec.stop.epochs or 100
         return AsyncHyperBandScheduler(
             time_attr="epoch",
             metric=spec.metric,
             mode=spec.mode,
             grace_period=s.grace_period,
             reduction_factor=s.reduction_factor,
-            max_t=max_t,
+            max_t=s.max_t or spec.stop.epochs or 100,
         )
     if s.type == "median":
         return MedianStoppingRule(
@@ -163,6 +246,16 @@ def _scheduler(spec: Spec) -> Any:
     return None
 
 
+def _trainable(spec: Spec) -> Any:
+    from ray import tune
+
+    return tune.with_resources(
+        trial_entry(spec.trainable, spec.checkpoint_every),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+
+
+# -- run and resume --------------------------------------------------------------------
 def run_sweep(
     spec: Spec,
     *,
@@ -179,10 +272,8 @@ def run_sweep(
     Returns when all trials have ended, the user stopped the sweep (store request or
     Ctrl-C), or the driver failed; the sweep's final status is in the store either way.
     """
-    from runner.callback import StoreCallback
-    from runner.stopper import StoreStopper
-
     sweep_id = sweep_id or new_sweep_id(spec.name)
+    storage = str(Path(storage_path or spec.storage_path or DEFAULT_STORAGE).resolve())
     store.create_sweep(
         sweep_id,
         name=spec.name,
@@ -190,54 +281,174 @@ def run_sweep(
         metric=spec.metric,
         mode=spec.mode,
         n_trials=spec.n_trials,
+        storage_path=storage,
     )
     if on_start is not None:
         on_start(sweep_id)
-    started = time.monotonic()
-    stopper = StoreStopper(store=store, sweep_id=sweep_id)
-    callback = StoreCallback(
-        store=store,
-        sweep_id=sweep_id,
-        spec=spec,
-        stopper=stopper,
-        progress=Progress(total=spec.n_trials, metric=spec.metric) if progress else None,
-    )
-    status, message = SWEEP_FAILED, None
-    owns_ray = False
-    try:
-        owns_ray = _init_ray(address)
+
+    def build() -> Any:
         from ray import tune
 
-        trainable = tune.with_resources(
-            trial_entry(spec.trainable),
-            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-        )
-        scheduler = _scheduler(spec)
-        tuner = tune.Tuner(
-            trainable,
+        return tune.Tuner(
+            _trainable(spec),
             param_space=spec.param_space(),
             tune_config=tune.TuneConfig(
                 num_samples=spec.samples,
                 max_concurrent_trials=max_concurrent or spec.max_concurrent,
                 reuse_actors=True,
-                scheduler=scheduler,
+                scheduler=_scheduler(spec),
             ),
             run_config=tune.RunConfig(
                 name=sweep_id,
-                storage_path=str(
-                    Path(storage_path or spec.storage_path or ".sweepscope/ray").resolve()
-                ),
-                callbacks=[callback, _silent_trial_lines()],
-                stop=stopper,
+                storage_path=storage,
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-        with _ctrl_c(stopper.interrupt):
+
+    return _drive(
+        build,
+        spec=spec,
+        store=store,
+        sweep_id=sweep_id,
+        address=address,
+        progress=progress,
+        storage_given=storage_path or spec.storage_path,
+    )
+
+
+def resume_sweep(
+    sweep_id: str,
+    *,
+    store: Store,
+    address: str | None = None,
+    spec_file: Spec | None = None,
+    progress: bool = True,
+    on_start: Callable[[str], None] | None = None,
+) -> SweepOutcome:
+    """Continue a stopped or interrupted sweep: finished trials are not rerun, unfinished ones
+    resume from their latest checkpoints, trials never started start."""
+    reconcile(store)
+    sweep = store.sweep(sweep_id)
+    if sweep is None:
+        raise SweepscopeError(
+            f"no sweep {sweep_id!r} in the store {store.url}. Fix: run `sweepscope ls` to see "
+            "the sweeps there, or pass --store with the right URL."
+        )
+    if sweep["status"] == SWEEP_RUNNING:
+        raise SweepscopeError(
+            f"sweep {sweep_id} is running: its driver sent a heartbeat "
+            f"{time.time() - sweep['heartbeat_at']:.0f}s ago. Fix: stop it first "
+            f"(sweepscope stop {sweep_id}, or Ctrl-C its `sweepscope run`), then resume."
+        )
+    if sweep["status"] != SWEEP_STOPPED:
+        raise SweepscopeError(
+            f"sweep {sweep_id} is {sweep['status']}: nothing to resume. Fix: resume only a "
+            "stopped or interrupted sweep; start a new one with `sweepscope run SPEC`."
+        )
+    spec = parse_spec(sweep["spec"], source=f"sweep {sweep_id} in the store")
+    if spec_file is not None:
+        _refuse_changed_spec(spec, spec_file, sweep_id)
+    path = Path(sweep["storage_path"] or DEFAULT_STORAGE) / sweep_id
+    if not (path / "tuner.pkl").exists():
+        raise SweepscopeError(
+            f"sweep {sweep_id} has no Ray Tune state at {path}, so it cannot resume. Fix: run "
+            "`sweepscope resume` where the sweep ran (or with its shared storage_path mounted)."
+        )
+    store.reopen_sweep(sweep_id)
+    if on_start is not None:
+        on_start(sweep_id)
+    done = {t["ray_id"]: t["status"] for t in store.trials(sweep_id) if t["status"] in FINAL_TRIAL}
+
+    def build() -> Any:
+        from ray import tune
+
+        return tune.Tuner.restore(
+            str(path),
+            trainable=_trainable(spec),
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+
+    return _drive(
+        build,
+        spec=spec,
+        store=store,
+        sweep_id=sweep_id,
+        address=address,
+        progress=progress,
+        done_before=done,
+        storage_given=sweep["storage_path"],
+    )
+
+
+def _refuse_changed_spec(stored: Spec, given: Spec, sweep_id: str) -> None:
+    old, new = stored.model_dump(mode="json"), given.model_dump(mode="json")
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        raise SpecError(
+            f"sweep {sweep_id}",
+            [
+                (
+                    key,
+                    f"differs from the spec the sweep started with ({old.get(key)!r} there, "
+                    f"{new.get(key)!r} now).",
+                    "resume without --spec (the stored spec is used), or start a new sweep with "
+                    "`sweepscope run` for the changed spec",
+                )
+                for key in changed
+            ],
+        )
+
+
+def _drive(
+    build: Callable[[], Any],
+    *,
+    spec: Spec,
+    store: Store,
+    sweep_id: str,
+    address: str | None,
+    progress: bool,
+    done_before: dict[str, str] | None = None,
+    storage_given: str | None = None,
+) -> SweepOutcome:
+    """Start Ray, fit the tuner with our callback and stopper, and settle the sweep's status."""
+    from runner.callback import StoreCallback
+    from runner.stopper import StoreStopper
+
+    started = time.monotonic()
+    stopper = StoreStopper(store=store, sweep_id=sweep_id, done_before=set(done_before or ()))
+    line = Progress(total=spec.n_trials, metric=spec.metric) if progress else None
+    callback = StoreCallback(
+        store=store,
+        sweep_id=sweep_id,
+        spec=spec,
+        stopper=stopper,
+        progress=line,
+        done_before=done_before,
+    )
+    interrupted: list[bool] = []
+    status, message = SWEEP_FAILED, None
+    owns_ray = False
+    try:
+        owns_ray = _init_ray(address)
+        check_storage(storage_given)  # a multi-node cluster needs shared storage
+        tuner = build()
+        # Our callback and stopper hold live state (and a restored tuner carries pickled
+        # copies of the old ones): set them on the run config right before fit.
+        run_config = tuner._local_tuner.get_run_config()
+        run_config.callbacks = [callback, _silent_trial_lines()]
+        run_config.stop = stopper
+        with _ctrl_c(interrupted):
             tuner.fit()
         counts = callback.statuses()
-        if stopper.interrupted or stopper.stop_all():
+        if interrupted:
             status = SWEEP_STOPPED
+            message = f"interrupted with Ctrl-C; continue with `sweepscope resume {sweep_id}`"
+        elif stopper.stop_all():
+            status, message = SWEEP_STOPPED, "stopped by user"
         elif counts and counts.get("error", 0) == sum(counts.values()):
             status, message = SWEEP_FAILED, "every trial failed"
         else:
@@ -248,12 +459,15 @@ def run_sweep(
             status = SWEEP_STOPPED
         raise
     finally:
-        reason = "the sweep was stopped" if status == SWEEP_STOPPED else "the sweep ended"
-        callback.close_open_trials(reason)
+        callback.close_open_trials(
+            "the driver was interrupted; resumable"
+            if status == SWEEP_STOPPED
+            else "the sweep ended"
+        )
         store.finish_sweep(sweep_id, status, message)
-        if progress and callback._progress is not None:
-            callback._progress.update(callback.statuses(), callback.best, force=True)
-            callback._progress.close()
+        if line is not None:
+            line.update(callback.statuses(), callback.best, force=True)
+            line.close()
         if owns_ray:
             import ray
 

@@ -27,11 +27,16 @@ class Progress:
     ) -> None:
         self.total = total
         self.metric = metric
-        self._stream = stream or sys.stderr
+        self._given = stream
         self._live = self._stream.isatty()
         self._every = every if self._live else max(every, 10.0)  # a log file gets fewer lines
         self._start = time.monotonic()
         self._printed_at = 0.0
+
+    @property
+    def _stream(self) -> TextIO:
+        # Looked up on use: a Progress is pickled with Tune's state, a stream may not be.
+        return self._given or sys.stderr
 
     def line(self, statuses: Counter[str], best: float | None) -> str:
         done = sum(n for s, n in statuses.items() if s in FINISHED_TRIAL)

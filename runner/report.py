@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import pickle
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-__all__ = ["FLUSH_SECONDS", "collect", "cpus", "epoch", "info", "step"]
+__all__ = ["FLUSH_SECONDS", "collect", "cpus", "epoch", "info", "restore", "step"]
 
 FLUSH_SECONDS = 1.0
 
@@ -38,6 +41,8 @@ _buffer: list[tuple[str, int, float, float]] = []
 _info: dict[str, Any] = {}
 _last_flush = time.monotonic()
 _ended = False  # the trial reported its own end (diverged)
+_checkpoint_every = 1  # epochs between checkpoints; 0: never (set by the runner)
+_STATE_FILE = "state.pkl"
 _sink: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -62,21 +67,46 @@ def step(step: int, **metrics: float) -> bool:
     return True
 
 
-def epoch(epoch: int, *, step: int, checkpoint: Any = None, **metrics: float) -> None:
+def epoch(epoch: int, *, step: int, state: Any = None, **metrics: float) -> None:
     """Record end-of-epoch metrics (e.g. val_loss, val_acc) and send everything buffered.
 
     `epoch` counts the epochs done (1 after the first); schedulers use it as time, and
-    `stop: {epochs: N}` is met when it reaches N.
-    These values are what the sweep's `metric` and the schedulers see. `checkpoint` is an
-    optional ray.tune.Checkpoint to save with this report.
+    `stop: {epochs: N}` is met when it reaches N. The metrics are what the sweep's `metric`
+    and the schedulers see. `state` is anything picklable that lets the trial continue from
+    here (model and optimiser state, step, RNG state): the runner saves it as a Ray Tune
+    checkpoint every `checkpoint_every` epochs, and `restore()` returns it after a retry or
+    a resumed sweep.
     """
     now = time.time()
     for name, value in metrics.items():
         _buffer.append((name, step, float(value), now))
-    _flush(
-        {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "step": step},
-        checkpoint=checkpoint,
-    )
+    result = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "step": step}
+    every = _checkpoint_every
+    if state is not None and every and epoch % every == 0 and _in_tune():
+        _flush_with_checkpoint(result, state)
+    else:
+        _flush(result)
+
+
+def restore() -> Any:
+    """The `state` of the trial's latest checkpoint, or None on a fresh start."""
+    if not _in_tune():
+        return None
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return pickle.loads((Path(directory) / _STATE_FILE).read_bytes())
+
+
+def _flush_with_checkpoint(result: dict[str, Any], state: Any) -> None:
+    from ray import tune
+
+    with tempfile.TemporaryDirectory(prefix="sweepscope-ckpt-") as directory:
+        (Path(directory) / _STATE_FILE).write_bytes(pickle.dumps(state, protocol=5))
+        _flush(result, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 def info(**fields: Any) -> None:
@@ -116,9 +146,10 @@ def collect() -> Iterator[list[dict[str, Any]]]:
         _sink = previous
 
 
-def _reset() -> None:
-    global _last_flush, _ended
+def _reset(checkpoint_every: int = 1) -> None:
+    global _last_flush, _ended, _checkpoint_every
     _ended = False
+    _checkpoint_every = checkpoint_every
     _buffer.clear()
     _info.clear()
     _last_flush = time.monotonic()

@@ -136,6 +136,8 @@ class Spec(_Strict):
     max_concurrent: int | None = Field(default=None, gt=0)
     samples: int = Field(default=1, gt=0)
     max_failures: int = Field(default=0, ge=0)
+    checkpoint_every: int = Field(default=1, ge=0)  # epochs between checkpoints; 0: never
+    trial_timeout: float | None = Field(default=None, gt=0)  # seconds without a report
     scheduler: Scheduler = Scheduler()
     storage_path: str | None = None
     fixed: dict[str, Any] = {}
@@ -272,11 +274,10 @@ def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: b
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(
-            source,
-            [("", f"is not valid YAML at {where}: {problem}.", "correct the YAML syntax there")],
+            source, [("", f"is not valid YAML{where}: {problem}.", "correct the YAML syntax there")]
         ) from None
     spec = parse_spec(data, source)
     if spec.n_trials > MAX_TRIALS and not allow_large:

@@ -2,7 +2,8 @@
 
 The dashboard and `sweepscope stop` write requests to the store; this stopper, on the
 driver, polls them at most every `poll_seconds` and tells Ray Tune which trials to end.
-Ctrl-C on the driver stops the sweep through the same path (`interrupt`).
+On a resumed sweep it also ends at once any trial the store already has as finished, so a
+trial finishes exactly once even if Ray Tune's saved state is older than the store.
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ __all__ = ["StoreStopper"]
 
 
 class StoreStopper(tune.Stopper):
-    def __init__(self, *, store: Store, sweep_id: str, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        sweep_id: str,
+        poll_seconds: float = 0.5,
+        done_before: set[str] | None = None,
+    ) -> None:
         self._store = store
         self._sweep_id = sweep_id
         self._poll_seconds = poll_seconds
         self._polled_at = 0.0
         self._sweep_requested = False
         self._trial_requests: set[str] = set()
-        self.interrupted = False
-
-    def interrupt(self) -> None:
-        """Stop every trial at the next chance (Ctrl-C on the driver)."""
-        self.interrupted = True
+        self._done_before = done_before or set()
 
     def requested(self, ray_id: str) -> bool:
         """Whether the user asked for this trial, or its whole sweep, to stop."""
@@ -43,8 +47,8 @@ class StoreStopper(tune.Stopper):
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         self._poll()
-        return self.requested(trial_id)
+        return trial_id in self._done_before or self.requested(trial_id)
 
     def stop_all(self) -> bool:
         self._poll()
-        return self._sweep_requested or self.interrupted
+        return self._sweep_requested

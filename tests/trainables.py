@@ -36,5 +36,35 @@ def diverges(config: dict[str, Any]) -> None:
 
 
 def mixed(config: dict[str, Any]) -> None:
-    """One trainable whose `kind` picks how the trial ends: steady, raises or diverges."""
-    {"steady": steady, "raises": raises, "diverges": diverges}[config["kind"]](config)
+    """One trainable whose `kind` picks how the trial ends: steady, raises, diverges, hangs."""
+    kinds = {"steady": steady, "raises": raises, "diverges": diverges, "hangs": hangs}
+    kinds[config["kind"]](config)
+
+
+def checkpointed(config: dict[str, Any]) -> None:
+    """Like `steady`, but checkpoints every epoch and continues from `report.restore()`.
+
+    Writes its pid to `pid_dir/<scale>.pid` so a test can kill its worker process.
+    """
+    import os
+    from pathlib import Path
+
+    if config.get("pid_dir"):
+        Path(config["pid_dir"], f"{config.get('scale', 1.0)}.pid").write_text(str(os.getpid()))
+    steps_per_epoch = int(config.get("steps_per_epoch", 10))
+    saved = report.restore()
+    start = saved["epoch"] if saved else 0
+    step = start * steps_per_epoch
+    for epoch in range(start, config["epochs"]):
+        for _ in range(steps_per_epoch):
+            step += 1
+            report.step(step, train_loss=config.get("scale", 1.0) / step)
+            time.sleep(config.get("sleep", 0.0))
+        acc = config.get("quality", 1.0) * (1 - 1 / (step + 1))
+        report.epoch(epoch + 1, step=step, state={"epoch": epoch + 1}, val_acc=acc)
+
+
+def hangs(config: dict[str, Any]) -> None:
+    report.step(1, train_loss=1.0)
+    report.epoch(1, step=1, val_acc=0.1)
+    time.sleep(3600)

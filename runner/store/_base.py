@@ -22,7 +22,11 @@ ERROR = "error"
 STOPPED = "stopped"
 PRUNED = "pruned"
 STOPPED_BY_USER = "stopped_by_user"
-FINISHED_TRIAL = frozenset({COMPLETED, DIVERGED, ERROR, STOPPED, PRUNED, STOPPED_BY_USER})
+TIMEOUT = "timeout"
+FINISHED_TRIAL = frozenset({COMPLETED, DIVERGED, ERROR, STOPPED, PRUNED, STOPPED_BY_USER, TIMEOUT})
+# Finished for good: `sweepscope resume` reruns only trials that ended `stopped` (Ctrl-C or
+# a driver that died) and those never started.
+FINAL_TRIAL = FINISHED_TRIAL - {STOPPED}
 TRIAL_STATUSES = frozenset({PENDING, RUNNING}) | FINISHED_TRIAL
 
 # Sweep lifecycle: running -> completed | failed | stopped. A running sweep whose driver
@@ -53,12 +57,20 @@ class Store(abc.ABC):
         metric: str,
         mode: str,
         n_trials: int,
+        storage_path: str | None = None,
     ) -> None:
         """Record a new sweep with status running.
+
+        Args:
+            storage_path: where Ray Tune keeps the sweep's state and checkpoints (for resume).
 
         Raises:
             StoreError: a sweep with this id exists, or the store cannot be written.
         """
+
+    @abc.abstractmethod
+    def reopen_sweep(self, sweep_id: str) -> None:
+        """Mark a stopped sweep running again (resume): clears its end time and stop request."""
 
     @abc.abstractmethod
     def finish_sweep(self, sweep_id: str, status: str, message: str | None = None) -> None:

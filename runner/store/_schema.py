@@ -31,6 +31,8 @@ sweeps = Table(
     Column("metric", String(64), nullable=False),
     Column("mode", String(8), nullable=False),
     Column("n_trials", Integer, nullable=False),
+    Column("storage_path", Text),  # Ray Tune's experiment directory parent, for resume
+    Column("driver", String(256)),  # "host:pid" of the process running the sweep
     Column("created_at", Float, nullable=False),
     Column("ended_at", Float),
     Column("heartbeat_at", Float),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +22,11 @@ from runner.store._base import FINISHED_TRIAL, PENDING, RUNNING, Point, Store
 _TRIAL_FIELDS = {"device", "node", "error", "last_step", "last_epoch", "started_at", "ended_at"}
 
 
+def _driver() -> str:
+    """Who runs a sweep: "host:pid", so a dead driver on this host is seen at once."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _json(value: Any) -> str:
     def fallback(obj: Any) -> Any:
         if hasattr(obj, "item"):  # numpy scalars
@@ -27,6 +34,58 @@ def _json(value: Any) -> str:
         return str(obj)
 
     return json.dumps(value, default=fallback, sort_keys=True)
+
+
+# SQLite's locking is unreliable on these; its docs warn against them.
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "9p",
+        "afs",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "fuse.sshfs",
+        "fuse.glusterfs",
+        "fuse.cephfs",
+    }
+)
+
+
+def filesystem_type(path: Path, mounts: str = "/proc/mounts") -> str | None:
+    """The type of the filesystem holding `path` (longest mount point that contains it)."""
+    try:
+        lines = Path(mounts).read_text().splitlines()
+    except OSError:
+        return None
+    target = path.resolve()
+    best: tuple[int, str] | None = None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if (target == point or point in target.parents) and (
+            best is None or len(str(point)) > best[0]
+        ):
+            best = (len(str(point)), fields[2])
+    return best[1] if best else None
+
+
+def _refuse_network_filesystem(url: str, database: str | None) -> None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    kind = filesystem_type(Path(database).parent)
+    if kind in NETWORK_FILESYSTEMS:
+        raise StoreError(
+            f"store URL {url!r} puts SQLite on a network filesystem ({kind}), where its locks "
+            "are unreliable and a sweep can corrupt the file. Fix: put the file on a local disk, "
+            "or use PostgreSQL (postgresql+psycopg://user@host:5432/db) to share a store."
+        )
 
 
 def _make_engine(url: str) -> Engine:
@@ -39,6 +98,7 @@ def _make_engine(url: str) -> Engine:
         ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        _refuse_network_filesystem(url, parsed.database)
         engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
@@ -130,6 +190,7 @@ class SqlStore(Store):
         metric: str,
         mode: str,
         n_trials: int,
+        storage_path: str | None = None,
     ) -> None:
         now = time.time()
         with self._tx() as conn:
@@ -142,8 +203,25 @@ class SqlStore(Store):
                     metric=metric,
                     mode=mode,
                     n_trials=n_trials,
+                    storage_path=storage_path,
+                    driver=_driver(),
                     created_at=now,
                     heartbeat_at=now,
+                )
+            )
+
+    def reopen_sweep(self, sweep_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                t.sweeps.update()
+                .where(t.sweeps.c.id == sweep_id)
+                .values(
+                    status="running",
+                    ended_at=None,
+                    message=None,
+                    stop_requested_at=None,
+                    heartbeat_at=time.time(),
+                    driver=_driver(),
                 )
             )
 
