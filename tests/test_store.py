@@ -173,3 +173,13 @@ def test_sqlite_uses_wal(sqlite_store: Store) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_nan_and_inf_points_survive(store: Store) -> None:
+    _sweep(store)
+    tid = store.add_trial("s1", "a", {})
+    store.add_points(
+        tid, [("train_loss", 1, float("nan"), 0.0), ("train_loss", 2, float("inf"), 0.0)]
+    )
+    values = store.points("s1")["value"].tolist()
+    assert values[0] != values[0] and values[1] == float("inf")

@@ -69,7 +69,7 @@ points = Table(
     Column("trial_id", _Id, ForeignKey("trials.id"), nullable=False),
     Column("metric", String(64), nullable=False),
     Column("step", Integer, nullable=False),
-    Column("value", Float, nullable=False),
+    Column("value", Float),  # NULL for NaN (SQLite cannot store NaN); read back as NaN
     Column("wall_time", Float, nullable=False),
     UniqueConstraint("trial_id", "metric", "step", name="uq_points_trial_metric_step"),
 )

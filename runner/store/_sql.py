@@ -22,6 +22,12 @@ from runner.store._base import FINISHED_TRIAL, PENDING, RUNNING, Point, Store
 _TRIAL_FIELDS = {"device", "node", "error", "last_step", "last_epoch", "started_at", "ended_at"}
 
 
+def _value(v: float) -> float | None:
+    """NaN is stored as NULL (SQLite has no NaN) and read back as NaN; inf stays inf."""
+    v = float(v)
+    return None if v != v else v
+
+
 def _driver() -> str:
     """Who runs a sweep: "host:pid", so a dead driver on this host is seen at once."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -291,7 +297,7 @@ class SqlStore(Store):
 
     def add_points(self, trial_id: int, points: Iterable[Point]) -> int:
         rows = [
-            {"trial_id": trial_id, "metric": m, "step": int(s), "value": float(v), "wall_time": w}
+            {"trial_id": trial_id, "metric": m, "step": int(s), "value": _value(v), "wall_time": w}
             for m, s, v, w in points
         ]
         if rows:
@@ -428,7 +434,9 @@ class SqlStore(Store):
             query = query.where(p.metric.in_(list(metrics)))
         with self._tx() as conn:
             result = conn.execute(query.order_by(p.id))
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            # Raw DBAPI rows: a million Row objects would cost more than the query itself.
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+            frame = pd.DataFrame.from_records(rows, columns=list(result.keys()))
         return frame.astype(
             {
                 "id": "int64",

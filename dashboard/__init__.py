@@ -1,0 +1,16 @@
+"""The live dashboard: a Streamlit app that reads the store (and writes only stop requests).
+
+`app.py` is the entry (`st.navigation`), `views/` holds one thin file per page, and the
+logic the pages draw lives in importable modules that tests call directly:
+
+- `data`: incremental point reads, downsampled curves, the trial and sweep tables.
+- `compare`: pairing trials by every hyperparameter but one, bootstrap intervals,
+  steps to a target.
+- `charts`: the plotly figures (WebGL traces for the curves).
+- `control`: who may stop trials, and the stop request itself.
+- `serve`: `sweepscope dashboard` runs Streamlit on `app.py` as a subprocess.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,384 @@
+"""What the pages show, computed from the store without Streamlit, so tests call it directly.
+
+The heart is `SweepPoints`: every point of one sweep, held per (trial, metric) and grown
+by incremental reads (`store.points(sweep_id, after_id=last_id)`), so a refresh fetches
+only what the runner wrote since the last one. Curves leave it smoothed and downsampled
+with MinMaxLTTB to a bounded number of points, and cached until their series grows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+from tsdownsample import MinMaxLTTBDownsampler
+
+from runner.progress import format_seconds
+from runner.store import (
+    COMPLETED,
+    DIVERGED,
+    ERROR,
+    FINISHED_TRIAL,
+    PENDING,
+    PRUNED,
+    RUNNING,
+    STOPPED,
+    STOPPED_BY_USER,
+    Store,
+)
+
+__all__ = [
+    "EARLY_END",
+    "MIN_CURVE_POINTS",
+    "Filter",
+    "Series",
+    "SweepPoints",
+    "XAxis",
+    "downsample",
+    "ema",
+    "filter_trials",
+    "hyperparameters",
+    "metric_mode",
+    "status_label",
+    "sweep_progress",
+    "sweep_table",
+    "trial_table",
+]
+
+XAxis = Literal["step", "time"]
+
+# MinMaxLTTB needs at least 3 output points; fewer would not draw a curve anyway.
+MIN_CURVE_POINTS = 3
+
+STATUS_LABELS = {
+    PENDING: "pending",
+    RUNNING: "running",
+    COMPLETED: "completed",
+    DIVERGED: "diverged",
+    ERROR: "error",
+    PRUNED: "pruned",
+    STOPPED: "stopped",
+    STOPPED_BY_USER: "stopped by user",
+    "timeout": "timed out",
+}
+# Trials that ended before their planned end: drawn dashed, with a marker at their end.
+EARLY_END = frozenset({DIVERGED, ERROR, PRUNED, STOPPED, STOPPED_BY_USER, "timeout"})
+
+
+def status_label(status: str) -> str:
+    """A trial status as users read it (`stopped_by_user` -> "stopped by user")."""
+    return STATUS_LABELS.get(status, status.replace("_", " "))
+
+
+def metric_mode(metric: str, sweep: Mapping[str, Any] | None = None) -> Literal["min", "max"]:
+    """Whether larger or smaller is better: the sweep's mode for its metric, else by name."""
+    if sweep is not None and metric == sweep.get("metric"):
+        return "max" if sweep.get("mode") == "max" else "min"
+    return "min" if any(word in metric for word in ("loss", "err", "perplexity")) else "max"
+
+
+# -- curves ------------------------------------------------------------------------------
+_DOWNSAMPLER = MinMaxLTTBDownsampler()
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard-style exponential moving average: s_t = w * s_(t-1) + (1 - w) * v_t.
+
+    `weight` 0 returns the values unchanged; the first smoothed value is the first value.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight {weight!r} is outside [0, 1). Fix: use e.g. 0.6.")
+    if weight == 0.0 or len(values) < 2:
+        return values
+    smoothed, _ = lfilter([1.0 - weight], [1.0, -weight], values, zi=[weight * values[0]])
+    return np.asarray(smoothed, dtype=np.float64)
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most `max_points` of a curve (x ascending), chosen by MinMaxLTTB to keep its shape."""
+    if max_points < MIN_CURVE_POINTS:
+        raise ValueError(
+            f"max_points={max_points} is too few to draw a curve. "
+            f"Fix: use {MIN_CURVE_POINTS} or more."
+        )
+    if len(y) <= max_points:
+        return x, y
+    idx = _DOWNSAMPLER.downsample(
+        np.ascontiguousarray(x), np.ascontiguousarray(y), n_out=max_points
+    )
+    return x[idx], y[idx]
+
+
+@dataclass
+class Series:
+    """One trial's points for one metric, ascending by step, with running summaries."""
+
+    step: np.ndarray
+    value: np.ndarray
+    wall: np.ndarray
+    version: int = 0
+    last: float = math.nan  # the latest value (NaN/inf when the trial diverged)
+    high: float = math.nan  # the largest finite value
+    low: float = math.nan  # the smallest finite value
+
+    def extend(self, step: np.ndarray, value: np.ndarray, wall: np.ndarray) -> None:
+        if (len(self.step) and step[0] <= self.step[-1]) or np.any(np.diff(step) < 0):
+            # out of order (a retried trial): keep the series ascending by step
+            step = np.concatenate([self.step, step])
+            value = np.concatenate([self.value, value])
+            wall = np.concatenate([self.wall, wall])
+            order = np.argsort(step, kind="stable")
+            self.step, self.value, self.wall = step[order], value[order], wall[order]
+        else:
+            self.step = np.concatenate([self.step, step])
+            self.value = np.concatenate([self.value, value])
+            self.wall = np.concatenate([self.wall, wall])
+        self.last = float(self.value[-1])
+        finite = value[np.isfinite(value)]
+        if len(finite):
+            hi, lo = float(finite.max()), float(finite.min())
+            self.high = hi if math.isnan(self.high) else max(self.high, hi)
+            self.low = lo if math.isnan(self.low) else min(self.low, lo)
+        self.version += 1
+
+    def best(self, mode: str) -> float:
+        return self.high if mode == "max" else self.low
+
+
+def _empty_series() -> Series:
+    return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64))
+
+
+@dataclass
+class SweepPoints:
+    """Every point of one sweep that a page has seen, grown by incremental reads.
+
+    One instance is shared by every browser session watching the sweep (see
+    `dashboard.ui`); a lock keeps two refreshes from appending the same rows.
+    """
+
+    sweep_id: str
+    last_id: int = 0
+    n_points: int = 0
+    _series: dict[tuple[int, str], Series] = field(default_factory=dict)
+    _start: dict[int, float] = field(default_factory=dict)  # trial -> first wall time
+    _steps: dict[int, int] = field(default_factory=dict)  # trial -> largest step seen
+    _curves: dict[tuple[Any, ...], tuple[int, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refresh(self, store: Store) -> int:
+        """Fetch the points newer than any seen so far; returns how many arrived."""
+        with self._lock:
+            frame = store.points(self.sweep_id, after_id=self.last_id)
+            self._add(frame)
+            return len(frame)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Take rows as `store.points` returns them: id, trial_id, metric, step, value,
+        wall_time."""
+        with self._lock:
+            self._add(frame)
+
+    def _add(self, frame: pd.DataFrame) -> None:
+        frame = frame[frame["id"] > self.last_id]
+        if frame.empty:
+            return
+        codes, names = pd.factorize(frame["metric"])
+        trial = frame["trial_id"].to_numpy(np.int64)
+        key = trial * len(names) + codes
+        order = np.argsort(key, kind="stable")  # stable: ids (and steps) stay ascending
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        step = frame["step"].to_numpy(np.int64)[order]
+        value = frame["value"].to_numpy(np.float64)[order]
+        wall = frame["wall_time"].to_numpy(np.float64)[order]
+        for chunk in np.split(np.arange(len(order)), bounds):
+            first = order[chunk[0]]
+            trial_id, metric = int(trial[first]), str(names[codes[first]])
+            series = self._series.setdefault((trial_id, metric), _empty_series())
+            series.extend(step[chunk], value[chunk], wall[chunk])
+            began = float(wall[chunk].min())
+            self._start[trial_id] = min(self._start.get(trial_id, began), began)
+            self._steps[trial_id] = max(self._steps.get(trial_id, 0), int(series.step[-1]))
+        self.last_id = int(frame["id"].max())
+        self.n_points += len(frame)
+        if len(self._curves) > 50_000:  # options changed many times: start the cache afresh
+            self._curves.clear()
+
+    # -- reads ---------------------------------------------------------------------------
+    def metrics(self) -> list[str]:
+        """Metric names seen so far, the per-step training loss first."""
+        names = {metric for _, metric in self._series}
+        return sorted(names, key=lambda m: (m != "train_loss", m))
+
+    def trial_ids(self) -> list[int]:
+        return sorted({trial for trial, _ in self._series})
+
+    def series(self, trial_id: int, metric: str) -> Series | None:
+        return self._series.get((trial_id, metric))
+
+    def last_step(self, trial_id: int) -> int | None:
+        return self._steps.get(trial_id)
+
+    def summary(self, metric: str, mode: str) -> pd.DataFrame:
+        """Per trial: latest and best value of `metric` (index: trial id)."""
+        rows = [
+            (trial, s.last, s.best(mode)) for (trial, m), s in self._series.items() if m == metric
+        ]
+        return pd.DataFrame(rows, columns=["trial", "latest", "best"]).set_index("trial")
+
+    def curve(
+        self,
+        trial_id: int,
+        metric: str,
+        *,
+        x: XAxis = "step",
+        smoothing: float = 0.0,
+        max_points: int = 1000,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A trial's curve ready to draw: finite values only, EMA-smoothed, downsampled.
+
+        x is the step, or the seconds since the trial's first point. Both arrays are
+        float64. Cached until the series grows.
+        """
+        series = self._series.get((trial_id, metric))
+        if series is None:
+            return np.empty(0), np.empty(0)
+        key = (trial_id, metric, x, smoothing, max_points)
+        cached = self._curves.get(key)
+        if cached is not None and cached[0] == series.version:
+            return cached[1], cached[2]
+        finite = np.isfinite(series.value)
+        y = series.value[finite]
+        if x == "step":
+            xs = series.step[finite].astype(np.float64)
+        else:
+            xs = series.wall[finite] - self._start.get(trial_id, 0.0)
+            if len(xs) > 1 and np.any(np.diff(xs) < 0):  # clock steps: keep x ascending
+                xs = np.maximum.accumulate(xs)
+        xs, ys = downsample(xs, ema(y, smoothing), max_points)
+        self._curves[key] = (series.version, xs, ys)
+        return xs, ys
+
+
+# -- tables ------------------------------------------------------------------------------
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def hyperparameters(
+    trials: Sequence[Mapping[str, Any]], spec: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The hyperparameters that tell trials apart: the spec's grid and sample keys, then
+    any other config key whose value differs between trials."""
+    declared = [*(spec or {}).get("grid", {}), *(spec or {}).get("sample", {})]
+    configs = [t["config"] for t in trials]
+    keys = sorted({k for c in configs for k in c})
+    varied = [k for k in keys if len({_hashable(c.get(k)) for c in configs}) > 1]
+    return list(dict.fromkeys([*declared, *varied]))
+
+
+def _cell(value: Any) -> Any:
+    """A config value fit for a table cell: scalars as they are, anything else as JSON."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return _hashable(value)
+
+
+def trial_table(
+    trials: Sequence[Mapping[str, Any]],
+    points: SweepPoints,
+    *,
+    sweep: Mapping[str, Any],
+    params: Sequence[str],
+) -> pd.DataFrame:
+    """One row per trial: id, status, hyperparameters, steps done, latest value of every
+    metric and the best value of the sweep's metric."""
+    metric = str(sweep["metric"])
+    columns = ["trial", "status", *params, "steps"]
+    rows = []
+    for t in trials:
+        steps = points.last_step(int(t["id"]))
+        rows.append(
+            [
+                t["id"],
+                status_label(t["status"]),
+                *(_cell(t["config"].get(p)) for p in params),
+                steps if steps is not None else t.get("last_step"),
+            ]
+        )
+    table = pd.DataFrame(rows, columns=columns)
+    table["trial"] = table["trial"].astype("int64")
+    table["steps"] = pd.to_numeric(table["steps"]).astype("Int64")
+    for name in points.metrics():
+        summary = points.summary(name, metric_mode(name, sweep))
+        table[name] = table["trial"].map(summary["latest"]).astype("float64")
+        if name == metric:
+            table[f"best {name}"] = table["trial"].map(summary["best"]).astype("float64")
+    return table
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Keep rows whose `column` is one of `values`, or lies within [low, high]."""
+
+    column: str
+    values: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+def filter_trials(table: pd.DataFrame, filters: Iterable[Filter]) -> pd.DataFrame:
+    keep = pd.Series(True, index=table.index)
+    for f in filters:
+        if f.column not in table.columns:
+            raise ValueError(
+                f"filter column {f.column!r} is not in the trial table. "
+                f"Fix: use one of {list(table.columns)}."
+            )
+        col = table[f.column]
+        if f.values is not None:
+            keep &= col.map(_hashable).isin({_hashable(v) for v in f.values})
+        if f.low is not None:
+            keep &= pd.to_numeric(col, errors="coerce") >= f.low
+        if f.high is not None:
+            keep &= pd.to_numeric(col, errors="coerce") <= f.high
+    return table[keep]
+
+
+def sweep_progress(counts: Mapping[str, int], total: int) -> str:
+    """`done/running/failed of total`, as on the CLI's progress line."""
+    done = sum(n for s, n in counts.items() if s in FINISHED_TRIAL)
+    return (
+        f"{done} done · {counts.get(RUNNING, 0)} running · {counts.get(ERROR, 0)} failed of {total}"
+    )
+
+
+def sweep_table(sweeps: Sequence[Mapping[str, Any]], now: float | None = None) -> pd.DataFrame:
+    """Every sweep with status, progress, best metric, start time and duration."""
+    from runner.cli import sweep_status
+
+    now = time.time() if now is None else now
+    rows = []
+    for s in sweeps:
+        end = s.get("ended_at") or now
+        rows.append(
+            {
+                "sweep": s["id"],
+                "status": sweep_status(dict(s), now),
+                "progress": sweep_progress(s.get("counts", {}), int(s["n_trials"])),
+                "metric": f"{s['metric']} ({s['mode']})",
+                "best": s.get("best"),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["created_at"])),
+                "duration": format_seconds(end - s["created_at"]),
+            }
+        )
+    columns = ["sweep", "status", "progress", "metric", "best", "started", "duration"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,322 @@
+"""The Streamlit glue the pages share: the store connection, the chosen sweep, live
+settings, stop controls, and errors shown as messages instead of tracebacks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+import streamlit as st
+
+from dashboard import control
+from dashboard.data import SweepPoints, status_label, sweep_progress
+from runner.errors import SweepscopeError
+from runner.store import PENDING, RUNNING, SWEEP_RUNNING, Store, default_url, open_store
+
+__all__ = [
+    "DEFAULT_REFRESH_SECONDS",
+    "current_sweep",
+    "guard",
+    "live_settings",
+    "permission",
+    "redacted",
+    "show_error",
+    "sidebar",
+    "stop_controls",
+    "store",
+    "sweep_header",
+    "sweep_points",
+]
+
+DEFAULT_REFRESH_SECONDS = 2.0
+SWEEP_KEY = "sweep_id"
+TOKEN_KEY = "stop_token"
+
+
+def redacted(url: str) -> str:
+    """The store URL with any password hidden, for display."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def show_error(exc: Exception) -> None:
+    text = str(exc)
+    if "no such column" in text or "UndefinedColumn" in text:
+        text += (
+            " Fix: this store was written by a different version of sweepscope; open it "
+            "with that version, or run a new sweep into a new store."
+        )
+    elif "Fix:" not in text:
+        text += (
+            " Fix: check that the database is up and the URL is right, e.g. "
+            "`sweepscope dashboard --store sqlite:///sweepscope.db`."
+        )
+    st.error(text, icon=":material/error:")
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Show a store failure in the middle of a page as a message, not a traceback."""
+    try:
+        yield
+    except SweepscopeError as exc:
+        show_error(exc)
+
+
+# -- the store ---------------------------------------------------------------------------
+def _close(s: Store) -> None:
+    s.close()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, on_release=_close)
+def _open(url: str) -> Store:
+    return open_store(url)  # read-only: never creates or alters the schema
+
+
+def store() -> Store:
+    """The store at $SWEEPSCOPE_STORE, opened once per process; stops the page with a
+    message when it does not open (a failed open is retried on the next run)."""
+    url = default_url()
+    try:
+        return _open(url)
+    except SweepscopeError as exc:
+        st.title("sweepscope")
+        show_error(exc)
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+@st.cache_data(ttl=2.0, show_spinner=False)
+def _sweeps(url: str) -> list[dict[str, Any]]:
+    return _open(url).sweeps()
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _points(url: str, sweep_id: str) -> SweepPoints:
+    return SweepPoints(sweep_id)
+
+
+def sweep_points(sweep_id: str) -> SweepPoints:
+    """The points of a sweep seen so far, shared by every session; call `.refresh(store)`."""
+    return _points(default_url(), sweep_id)
+
+
+# -- sidebar: sweep, live settings, token ------------------------------------------------
+def _forget_unknown() -> None:
+    st.session_state.pop("unknown_sweep", None)
+
+
+def sidebar(s: Store) -> None:
+    """The sweep picker, live-update settings and (when needed) the stop token."""
+    try:
+        sweeps = _sweeps(s.url)
+    except SweepscopeError as exc:
+        show_error(exc)
+        st.stop()
+    ids = [sw["id"] for sw in sweeps]
+    if "query_read" not in st.session_state:  # a link with ?sweep=ID picks that sweep once
+        st.session_state["query_read"] = True
+        requested = st.query_params.get("sweep")
+        if requested and requested in ids:
+            st.session_state[SWEEP_KEY] = requested
+        elif requested:
+            st.session_state["unknown_sweep"] = requested
+    if ids and st.session_state.get(SWEEP_KEY) not in ids:
+        st.session_state[SWEEP_KEY] = ids[0]
+    with st.sidebar:
+        if ids:
+            st.selectbox("Sweep", ids, key=SWEEP_KEY, on_change=_forget_unknown)
+            st.query_params["sweep"] = st.session_state[SWEEP_KEY]
+        st.toggle("Live updates", value=True, key="live")
+        st.number_input(
+            "Refresh every (s)",
+            min_value=0.5,
+            max_value=60.0,
+            value=DEFAULT_REFRESH_SECONDS,
+            step=0.5,
+            key="refresh_s",
+        )
+        if permission().needs_token and permission().enabled:
+            st.text_input(
+                f"Token to stop trials ({control.TOKEN_ENV})", type="password", key=TOKEN_KEY
+            )
+        st.caption(f"Store: `{redacted(s.url)}`")
+
+
+def live_settings() -> float | None:
+    """Seconds between live refreshes, or None while updates are paused."""
+    if not st.session_state.get("live", True):
+        return None
+    return float(st.session_state.get("refresh_s", DEFAULT_REFRESH_SECONDS))
+
+
+def current_sweep(s: Store) -> dict[str, Any]:
+    """The sweep chosen in the sidebar; stops the page with a message when there is none."""
+    sweep_id = st.session_state.get(SWEEP_KEY)
+    unknown = st.session_state.get("unknown_sweep")
+    if unknown:
+        instead = f" Showing {sweep_id} instead." if sweep_id else ""
+        st.error(
+            f"No sweep {unknown!r} in the store {redacted(s.url)}.{instead} Fix: check "
+            "the link, or pick a sweep in the sidebar or on the Sweeps page.",
+            icon=":material/error:",
+        )
+    if sweep_id is None:
+        if not unknown:
+            st.info(
+                f"The store {redacted(s.url)} holds no sweeps yet. Start one with "
+                "`sweepscope run experiments/sweeps/smoke.yaml`; it appears here on its "
+                "own."
+            )
+        st.stop()
+    try:
+        sweep = s.sweep(sweep_id)
+    except SweepscopeError as exc:
+        show_error(exc)
+        st.stop()
+    if sweep is None:
+        st.error(
+            f"No sweep {sweep_id!r} in the store {redacted(s.url)}. Fix: pick a sweep "
+            "in the sidebar.",
+            icon=":material/error:",
+        )
+        st.stop()
+    return sweep
+
+
+def sweep_header(sweep: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> None:
+    from runner.cli import sweep_status
+
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t["status"]] = counts.get(t["status"], 0) + 1
+    st.caption(
+        f"**{sweep['id']}** · {sweep_status(dict(sweep))} · "
+        f"{sweep_progress(counts, int(sweep['n_trials']))} · metric "
+        f"{sweep['metric']} ({sweep['mode']})"
+    )
+
+
+# -- stop controls -----------------------------------------------------------------------
+def permission() -> control.StopPermission:
+    """Stop controls for the address this server is bound to (see dashboard.control)."""
+    return control.stop_permission(st.get_option("server.address"))
+
+
+def _describe(t: Mapping[str, Any], params: Sequence[str]) -> str:
+    settings = ", ".join(f"{p}={t['config'].get(p)}" for p in params)
+    return f"trial {t['id']} ({status_label(t['status'])}{'; ' + settings if settings else ''})"
+
+
+def stop_controls(
+    s: Store,
+    sweep: Mapping[str, Any],
+    trials: Sequence[Mapping[str, Any]],
+    *,
+    key: str,
+    params: Sequence[str] = (),
+    only: int | None = None,
+) -> None:
+    """'Stop trial' and 'Stop sweep' buttons, each asking for confirmation first.
+
+    With `only`, the controls act on that one trial (the trial detail page).
+    """
+    note = st.empty()  # the outcome of the last request, kept until the next one
+    try:
+        _stop_controls(s, sweep, trials, key=key, params=params, only=only)
+    finally:
+        if (message := st.session_state.get(f"{key}_message")) is not None:
+            kind, text = message
+            with note:
+                {"success": st.success, "info": st.info, "error": st.error}[kind](text)
+
+
+def _stop_controls(
+    s: Store,
+    sweep: Mapping[str, Any],
+    trials: Sequence[Mapping[str, Any]],
+    *,
+    key: str,
+    params: Sequence[str],
+    only: int | None,
+) -> None:
+    confirm_key, message_key = f"{key}_confirm", f"{key}_message"
+    perm = permission()
+    if not perm.enabled:
+        st.info(perm.reason, icon=":material/lock:")
+        return
+    by_id = {int(t["id"]): t for t in trials}
+    active = [int(t["id"]) for t in trials if t["status"] in (PENDING, RUNNING)]
+    trial: int | None
+    left, mid, right = st.columns([4, 1, 1], vertical_alignment="bottom")
+    if only is not None:
+        trial = only if only in active else None
+        if trial is None and only in by_id:
+            left.caption(
+                f"Trial {only} has finished "
+                f"({status_label(by_id[only]['status'])}); there is nothing to stop."
+            )
+    elif active:
+        trial = left.selectbox(
+            "Running trial",
+            active,
+            key=f"{key}_trial",
+            format_func=lambda i: _describe(by_id[i], params),
+        )
+    else:
+        trial = None
+        left.caption("No trial is running or waiting; there is nothing to stop.")
+    if mid.button("Stop trial", key=f"{key}_stop_trial", disabled=trial is None):
+        st.session_state[confirm_key] = trial
+    from runner.cli import sweep_status
+
+    sweep_running = sweep_status(dict(sweep)) == SWEEP_RUNNING  # not an interrupted one
+    if right.button(
+        "Stop sweep",
+        key=f"{key}_stop_sweep",
+        disabled=not sweep_running,
+        help=None if sweep_running else "The sweep is not running.",
+    ):
+        st.session_state[confirm_key] = "sweep"
+    if confirm_key not in st.session_state:
+        return
+    target = st.session_state[confirm_key]
+    slot = st.empty()
+    with slot.container(border=True):
+        what = (
+            f"every running and waiting trial of sweep {sweep['id']}"
+            if target == "sweep"
+            else f"trial {target}"
+        )
+        st.warning(
+            f"Stop {what}? The runner ends it within a few seconds as “stopped by "
+            "user”; it cannot be resumed."
+        )
+        yes, no = st.columns(2)
+        confirmed = yes.button("Confirm stop", key=f"{key}_confirm_yes", type="primary")
+        cancelled = no.button("Cancel", key=f"{key}_confirm_no")
+    if not (confirmed or cancelled):
+        return
+    del st.session_state[confirm_key]
+    slot.empty()
+    if cancelled:
+        return
+    try:
+        outcome = control.request_stop(
+            s,
+            str(sweep["id"]),
+            None if target == "sweep" else int(target),
+            permission=perm,
+            given_token=st.session_state.get(TOKEN_KEY),
+        )
+    except PermissionError as exc:
+        st.session_state[message_key] = ("error", f"Not stopped: {exc}")
+        return
+    except SweepscopeError as exc:
+        st.session_state[message_key] = ("error", str(exc))
+        return
+    st.session_state[message_key] = ("success" if outcome.changed else "info", outcome.message)

@@ -1,0 +1,1 @@
+"""The dashboard pages: thin scripts that Streamlit runs (see dashboard/app.py)."""

@@ -1,0 +1,238 @@
+"""End to end in a real browser: a real sweep, the dashboard, and Chromium driven by
+Playwright. Curves appear and grow, 'Stop trial' ends one trial as stopped_by_user while
+the others go on, and the live and BN pages are saved as the README's screenshots."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.store import RUNNING, STOPPED_BY_USER, open_store
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "docs" / "screenshots"
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Four trials, two at a time: long enough (about a minute each) to watch and to stop.
+SPEC = """\
+name: e2e
+trainable: experiments.train:train
+metric: val_acc
+mode: max
+stop: {epochs: 400}
+resources: {cpu: 1}
+max_concurrent: 2
+fixed: {dataset: synthetic, hidden: 512, layers: 4, batch_size: 64}
+grid:
+  lr: [0.003, 0.001]
+  batch_norm: [true, false]
+"""
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = (
+            f"the browser test needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def end(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """Ctrl-C, then SIGKILL to the process group if it does not finish in `grace` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for proc in reversed(started):
+            end(proc)
+
+
+def start(
+    cmd: list[str], log: Path, procs: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("SWEEPSCOPE_TOKEN", None)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    procs.append(proc)
+    return proc
+
+
+def max_step_drawn(page: Any) -> float:
+    """The largest x of the live chart's curves, read from plotly's data in the page."""
+    return float(
+        page.evaluate("""() => {
+        const plot = document.querySelector('.js-plotly-plot');
+        if (!plot || !plot._fullData) return -1;
+        let best = -1;
+        for (const t of plot._fullData) {  // x decoded from plotly's typed arrays
+            if (t.mode !== 'lines') continue;
+            for (const x of t.x) if (x !== null && !Number.isNaN(x) && x > best) best = x;
+        }
+        return best;
+    }""")
+    )
+
+
+def test_live_dashboard_in_a_browser(
+    chromium: Path, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    spec = tmp_path / "e2e.yaml"
+    spec.write_text(SPEC)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    bin_ = REPO / ".venv" / "bin"
+    sweep_proc = start(
+        [str(bin_ / "sweepscope"), "run", str(spec), "--store", url],
+        tmp_path / "sweep.log",
+        processes,
+    )
+
+    def running_with_points() -> Any:
+        if sweep_proc.poll() is not None:
+            raise AssertionError(f"the sweep ended early:\n{(tmp_path / 'sweep.log').read_text()}")
+        if not (tmp_path / "store.db").exists():
+            return None
+        with open_store(url) as s:
+            sweeps = s.sweeps()
+            if not sweeps:
+                return None
+            running = [t for t in s.trials(sweeps[0]["id"]) if t["status"] == RUNNING]
+            if len(running) >= 2 and len(s.points(sweeps[0]["id"])) > 0:
+                return sweeps[0]["id"]
+        return None
+
+    sweep_id = wait_for("two running trials with points", running_with_points, 180)
+    port = free_port()
+    start(
+        [str(bin_ / "sweepscope"), "dashboard", "--store", url, "--port", str(port)],
+        tmp_path / "dashboard.log",
+        processes,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_for("the dashboard to answer", healthy, 60)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.goto(f"{base}/live?sweep={sweep_id}")
+            expect(page.get_by_role("heading", name="Live sweep")).to_be_visible(timeout=60_000)
+            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            first = wait_for("curves in the live chart", lambda: max_step_drawn(page) > 0, 30)
+            assert first
+            before = max_step_drawn(page)
+            # A point a trial reports shows within the refresh interval (2 s) + 1 s; allow
+            # for the runner's own 1 s flush and a busy 2-core machine.
+            grown = wait_for(
+                "the curves to grow", lambda: max_step_drawn(page) > before, 15, every=0.25
+            )
+            assert grown
+            page.get_by_text("log y").click()  # the losses span decades
+            page.wait_for_timeout(2500)
+            page.screenshot(path=str(SCREENSHOTS / "live.png"), full_page=True)
+
+            with open_store(url) as s:
+                trials = s.trials(sweep_id)
+            victim = next(t for t in trials if t["status"] == RUNNING)
+            page.get_by_label("Running trial").click()
+            page.get_by_role("option", name=f"trial {victim['id']} (running").click()
+            page.get_by_role("button", name="Stop trial").click()
+            page.get_by_role("button", name="Confirm stop").click()
+            expect(page.get_by_text("Stop requested for trial")).to_be_visible(timeout=15_000)
+
+            def victim_status() -> str | None:
+                with open_store(url) as s:
+                    status = next(
+                        t["status"] for t in s.trials(sweep_id) if t["id"] == victim["id"]
+                    )
+                return status if status != RUNNING else None
+
+            assert wait_for("the trial to stop", victim_status, 60) == STOPPED_BY_USER
+            with open_store(url) as s:
+                others = [t for t in s.trials(sweep_id) if t["id"] != victim["id"]]
+                counts = {t["id"]: len(s.points(sweep_id, trial_ids=[t["id"]])) for t in others}
+            assert all(t["status"] != STOPPED_BY_USER for t in others)
+
+            def others_went_on() -> bool:
+                with open_store(url) as s:
+                    now = {t["id"]: len(s.points(sweep_id, trial_ids=[t["id"]])) for t in others}
+                return any(now[i] > counts[i] for i in counts)
+
+            assert wait_for("the other trials to go on", others_went_on, 60)
+            expect(page.get_by_text("stopped by user").first).to_be_visible(timeout=45_000)
+
+            page.goto(f"{base}/compare?sweep={sweep_id}")
+            expect(page.get_by_role("heading", name="BN vs no-BN")).to_be_visible(timeout=60_000)
+            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            page.wait_for_timeout(3000)  # let every chart draw
+            page.screenshot(path=str(SCREENSHOTS / "bn_vs_no_bn.png"), full_page=True)
+        finally:
+            browser.close()
+    with open_store(url) as s:
+        assert s.sweep(sweep_id) is not None  # the dashboard wrote no schema, only requests
