@@ -109,9 +109,21 @@ def _flush_with_checkpoint(result: dict[str, Any], state: Any) -> None:
         _flush(result, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
+INFO_FIELDS = frozenset({"device", "node"})
+
+
 def info(**fields: Any) -> None:
-    """Describe the trial (e.g. device="cuda:0 (NVIDIA H100)"); sent with the next report."""
-    _info.update(fields)
+    """Describe the trial: device="cuda:0 (NVIDIA H100)" (node is set by the runner).
+
+    Sent with the next report and shown by `sweepscope status` and the dashboard.
+    """
+    unknown = sorted(set(fields) - INFO_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"report.info got {unknown}; it takes {sorted(INFO_FIELDS)}. "
+            "Fix: report numbers with report.step or report.epoch instead."
+        )
+    _info.update({k: str(v) for k, v in fields.items()})
 
 
 def cpus() -> int:

@@ -1,0 +1,76 @@
+"""`make bench`: run every benchmark and reproduction, then assemble benchmarks/RESULTS.md.
+
+    python -m benchmarks.run_all [--only NAME ...] [--assemble]
+
+Each benchmark is a fresh process that writes its fragment to benchmarks/results/; this
+script runs them one after another (never two at once: they time the same cores) and joins
+the fragments, in a fixed order, under a header with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from benchmarks._common import REPO, RESULTS, machine
+
+# (fragment, command): in the order RESULTS.md shows them.
+BENCHMARKS = [
+    ("overhead", ["-m", "benchmarks.bench_overhead"]),
+    ("streaming", ["-m", "benchmarks.bench_streaming"]),
+    ("ingest", ["-m", "benchmarks.bench_ingest"]),
+    ("dashboard", ["-m", "benchmarks.bench_dashboard"]),
+    ("asha", ["-m", "benchmarks.bench_asha"]),
+    ("repro", ["-m", "benchmarks.repro", "all"]),
+]
+# Fragments written elsewhere, included when present (gpu.md: benchmarks/gpu_check.sh on a GPU).
+EXTRA = ["gpu"]
+
+
+def assemble() -> None:
+    order = [name for name, _ in BENCHMARKS if name != "repro"]
+    repro = sorted(p.stem for p in RESULTS.glob("repro_*.md"))
+    parts = []
+    for name in [*order, *repro, *EXTRA]:
+        path = RESULTS / f"{name}.md"
+        if path.exists():
+            parts.append(path.read_text().strip())
+    header = f"""# sweepscope benchmarks
+
+Regenerate everything with `make bench` (`python -m benchmarks.run_all`), about 15 minutes
+on 2 cores; each section names the command that made it. Figures are medians of repeated
+runs and ratios measured side by side in one run; these machines are shared and noisy.
+Assembled {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on: {machine()}.
+
+"""
+    (REPO / "benchmarks" / "RESULTS.md").write_text(header + "\n\n".join(parts) + "\n")
+    print(f"wrote benchmarks/RESULTS.md from {len(parts)} fragments")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    parser.add_argument("--assemble", action="store_true", help="only join the fragments")
+    args = parser.parse_args()
+    failed = []
+    if not args.assemble:
+        for name, command in BENCHMARKS:
+            if args.only and name not in args.only:
+                continue
+            start = time.perf_counter()
+            print(f"== {name}: python {' '.join(command)}", flush=True)
+            done = subprocess.run([sys.executable, *command], cwd=REPO)
+            print(f"== {name}: {time.perf_counter() - start:.0f} s, exit {done.returncode}",
+                  flush=True)
+            if done.returncode != 0:
+                failed.append(name)
+    assemble()
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
