@@ -188,6 +188,21 @@ def current_sweep(s: Store) -> dict[str, Any]:
     return sweep
 
 
+def loaded_sweep(s: Store) -> tuple[dict[str, Any], list[dict[str, Any]], SweepPoints]:
+    """The chosen sweep, its trials and its points brought up to date, under the page's
+    header; stops the page with the reason when the store cannot be read."""
+    sweep = current_sweep(s)
+    points = sweep_points(sweep["id"])
+    try:
+        trials = s.trials(sweep["id"])
+        points.refresh(s)
+    except SweepscopeError as exc:
+        show_error(exc)
+        st.stop()
+    sweep_header(sweep, trials)
+    return sweep, trials, points
+
+
 def sweep_header(sweep: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> None:
     from runner.cli import sweep_status
 

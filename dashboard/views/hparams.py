@@ -7,19 +7,10 @@ import streamlit as st
 
 from dashboard import charts, compare, ui
 from dashboard.data import hyperparameters, status_label
-from runner.errors import SweepscopeError
 
 st.title("Hyperparameters")
 store = ui.store()
-sweep = ui.current_sweep(store)
-points = ui.sweep_points(sweep["id"])
-try:
-    trials = store.trials(sweep["id"])
-    points.refresh(store)
-except SweepscopeError as exc:
-    ui.show_error(exc)
-    st.stop()
-ui.sweep_header(sweep, trials)
+sweep, trials, points = ui.loaded_sweep(store)
 st.button("↻ Refresh", key="hparams_refresh")
 params = hyperparameters(trials, sweep["spec"])
 metrics = points.metrics()
