@@ -16,26 +16,27 @@ Prints the medians and writes them to benchmarks/results/dashboard.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import statistics
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import plotly.io
 
+from benchmarks._common import machine
 from dashboard import live
 from dashboard.data import SweepPoints
 from runner.store import Store, open_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard.md"
 BUDGET_SECONDS = 0.5  # the ceiling for one refresh, server side
+
+
+PACKAGES = ("streamlit", "plotly", "pandas", "numpy", "sqlalchemy", "tsdownsample")
 
 
 def fill(store: Store, sweep_id: str, n_trials: int, n_steps: int) -> float:
@@ -101,26 +102,6 @@ def _max_points_per_curve(fig: Any) -> float:
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    libs = ", ".join(
-        f"{p} {version(p)}"
-        for p in ("streamlit", "plotly", "pandas", "numpy", "sqlalchemy", "tsdownsample")
-    )
-    return (
-        f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}; "
-        f"Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}; "
-        f"{libs}; {platform.system()} {platform.release()}"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- command: `{command}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- machine: {machine()}",
+        f"- machine: {machine(PACKAGES)}",
         "",
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -67,3 +67,9 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (batch, n_in) -> logits (batch, n_out)
         return self.head(self.hidden(x))
+
+    def last_activation(self) -> nn.Module:
+        """The last hidden layer's g. Its input is what enters the nonlinearity: BN(Z) with
+        `bn_position="pre"`, else Z = W x + b (the BN paper's Figure 1 b, c tracks it)."""
+        kinds = tuple(ACTIVATIONS.values())
+        return [m for m in self.hidden if isinstance(m, kinds)][-1]

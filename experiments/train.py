@@ -3,23 +3,32 @@
 It reads its hyperparameters from `config` (see TrainConfig), reports the training loss
 at every optimizer step and the validation loss and accuracy at every epoch through
 `runner.report`, and returns early, as `diverged`, if the loss stops being finite.
+With `track_input`, every evaluation also reports the 15th/50th/85th percentiles, over the
+validation set, of the input to one fixed unit of the last hidden nonlinearity (the BN
+paper's Figure 1 b, c) as input_p15, input_p50 and input_p85.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from experiments.data import load
 from experiments.model import MLP, MLPConfig
 from runner import report
 
-__all__ = ["TrainConfig", "evaluate", "train"]
+__all__ = ["INPUT_QUANTILES", "TRACKED_UNIT", "TrainConfig", "evaluate", "train"]
+
+# track_input follows this unit of the last hidden layer, at these quantiles.
+TRACKED_UNIT = 0
+INPUT_QUANTILES = {"input_p15": 0.15, "input_p50": 0.50, "input_p85": 0.85}
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class TrainConfig:
     epochs: int | None = None  # set by the spec's stop
     max_steps: int | None = None  # set by the spec's stop
     eval_every: int = 0  # also evaluate every N steps (0: only at epoch ends)
+    track_input: bool = False  # report percentiles of one last-layer unit's input per evaluation
     seed: int = 0
     device: str = "auto"  # auto: CUDA when this trial was given a GPU, else CPU
 
@@ -86,6 +96,28 @@ def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimize
     )
 
 
+def _track_input(model: MLP) -> Callable[[], dict[str, float]]:
+    """Watch the input to unit TRACKED_UNIT of the last hidden nonlinearity.
+
+    A forward hook keeps that input from the latest eval-mode pass (the validation set;
+    training batches are ignored). The returned function gives its INPUT_QUANTILES.
+    """
+    seen: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if not module.training:
+            seen[:] = [inputs[0][:, TRACKED_UNIT].detach()]  # (n_val,)
+
+    model.last_activation().register_forward_hook(keep)
+
+    def percentiles() -> dict[str, float]:
+        q = torch.tensor(list(INPUT_QUANTILES.values()), device=seen[0].device)
+        values = torch.quantile(seen[0].float(), q).tolist()
+        return dict(zip(INPUT_QUANTILES, values, strict=True))
+
+    return percentiles
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) on a whole split, in eval mode (BN uses running stats)."""
@@ -122,6 +154,12 @@ def train(config: dict[str, Any]) -> None:
         )
     ).to(device)
     optimizer = _optimizer(cfg, model)
+    tracked = _track_input(model) if cfg.track_input else None
+
+    def validate() -> dict[str, float]:
+        val_loss, val_acc = evaluate(model, x_val, y_val)
+        extra = tracked() if tracked is not None else {}
+        return {"val_loss": val_loss, "val_acc": val_acc, **extra}
 
     n = len(y_train)
     batch = min(cfg.batch_size, n)
@@ -150,11 +188,10 @@ def train(config: dict[str, Any]) -> None:
             if not report.step(step, train_loss=loss.item()):
                 return  # non-finite loss: the runner records the trial as diverged
             if cfg.eval_every and step % cfg.eval_every == 0:
-                val_loss, val_acc = evaluate(model, x_val, y_val)
-                report.step(step, val_loss=val_loss, val_acc=val_acc)
+                report.step(step, **validate())
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-        val_loss, val_acc = evaluate(model, x_val, y_val)
+        metrics = validate()
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -163,6 +200,6 @@ def train(config: dict[str, Any]) -> None:
             "step": step,
             "epoch": epoch + 1,
         }
-        report.epoch(epoch + 1, step=step, state=state, val_loss=val_loss, val_acc=val_acc)
+        report.epoch(epoch + 1, step=step, state=state, **metrics)
         if cfg.max_steps is not None and step >= cfg.max_steps:
             return

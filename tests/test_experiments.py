@@ -131,3 +131,54 @@ def test_bad_hyperparameters(config: dict[str, Any], words: str) -> None:
 def test_config_defaults_are_the_tutorials() -> None:
     cfg = TrainConfig.from_dict({"epochs": 1})
     assert (cfg.beta1, cfg.beta2, cfg.eps) == (0.9, 0.999, 1e-8)
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_track_input_follows_one_last_layer_sigmoid_input(batch_norm: bool) -> None:
+    from experiments.train import INPUT_QUANTILES, TRACKED_UNIT, _track_input
+
+    torch.manual_seed(0)
+    cfg = MLPConfig(
+        n_in=6, n_out=3, hidden=5, layers=3, activation="sigmoid", batch_norm=batch_norm
+    )
+    model = MLP(cfg)
+    percentiles = _track_input(model)
+    x = torch.randn(50, 6)
+    model.train()
+    model(x)  # training batches leave BN's running stats moved, and are not kept
+    model.eval()
+    model(x)
+    # What enters the last sigmoid: BN(W x) with BN before g, else W x + b.
+    *below, last_g = list(model.hidden)
+    assert isinstance(last_g, nn.Sigmoid) and isinstance(below[-1], nn.BatchNorm1d) == batch_norm
+    with torch.no_grad():
+        z = nn.Sequential(*below)(x)[:, TRACKED_UNIT]
+    expected = torch.quantile(z, torch.tensor(list(INPUT_QUANTILES.values()))).tolist()
+    got = percentiles()
+    assert list(got) == ["input_p15", "input_p50", "input_p85"]
+    assert list(got.values()) == pytest.approx(expected)
+
+    model.train()
+    model(torch.randn(7, 6) * 100)
+    assert list(percentiles().values()) == pytest.approx(expected)  # still the eval pass's
+
+
+def test_track_input_reports_percentiles_at_every_evaluation() -> None:
+    reports = _run(
+        epochs=None,
+        max_steps=30,
+        batch_size=100,
+        eval_every=10,
+        activation="sigmoid",
+        batch_norm=True,
+        track_input=True,
+    )
+    points = [p for r in reports for p in r[POINTS_KEY]]
+    by_metric: dict[str, dict[int, float]] = {}
+    for name, step, value, _ in points:
+        by_metric.setdefault(name, {})[step] = value
+    for step in (10, 20, 30):
+        p15, p50, p85 = (by_metric[f"input_p{q}"][step] for q in (15, 50, 85))
+        assert p15 <= p50 <= p85
+    assert set(by_metric["input_p50"]) == set(by_metric["val_acc"])  # same evaluations
+    assert "input_p50" not in {p[0] for r in _run(epochs=1) for p in r[POINTS_KEY]}

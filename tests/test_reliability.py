@@ -3,10 +3,10 @@ malformed specs, and trials that raise, diverge or hang."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,28 +184,30 @@ def _write(url: str, index: int) -> None:
             )
 
 
-def _read(url: str, stop: Any) -> None:
+def _read(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
     with open_store(url) as store:
-        while not stop.is_set():
+        while time.monotonic() < deadline:
             store.points("conc", after_id=0)
             store.sweeps()
 
 
+def _process(call: str) -> subprocess.Popen[str]:
+    """A fresh Python process running `call` from this module (not multiprocessing: its
+    spawn re-runs whatever __main__ is, which other tests may have pointed elsewhere)."""
+    code = f"from tests.test_reliability import _read, _write; {call}"
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, text=True,
+                            stderr=subprocess.PIPE)
+
+
 def test_concurrent_writers_and_a_reader(store: Store) -> None:
     store.create_sweep("conc", name="c", spec={}, metric="val_acc", mode="max", n_trials=WRITERS)
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
-    reader = ctx.Process(target=_read, args=(store.url, stop))
-    reader.start()
-    writers = [ctx.Process(target=_write, args=(store.url, i)) for i in range(WRITERS)]
-    for w in writers:
-        w.start()
-    for w in writers:
-        w.join(timeout=180)
-    stop.set()
-    reader.join(timeout=60)
-    assert [w.exitcode for w in writers] == [0] * WRITERS  # no 'database is locked' raised
-    assert reader.exitcode == 0
+    reader = _process(f"_read({store.url!r}, 20.0)")
+    writers = [_process(f"_write({store.url!r}, {i})") for i in range(WRITERS)]
+    errors = [w.communicate(timeout=180)[1] for w in writers]
+    reader_error = reader.communicate(timeout=60)[1]
+    assert [w.returncode for w in writers] == [0] * WRITERS, errors  # no 'database is locked'
+    assert reader.returncode == 0, reader_error
     points = store.points("conc")
     assert len(points) == WRITERS * BATCHES * PER_BATCH
     assert points.groupby("trial_id").size().tolist() == [BATCHES * PER_BATCH] * WRITERS
