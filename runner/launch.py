@@ -74,7 +74,9 @@ def new_sweep_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def trial_entry(trainable: str, checkpoint_every: int) -> Callable[[dict[str, Any]], None]:
+def trial_entry(
+    trainable: str, checkpoint_every: int, every_epoch: bool = False
+) -> Callable[[dict[str, Any]], None]:
     """The function Ray Tune runs for each trial: the user's trainable, plus report plumbing."""
 
     def run_trial(config: dict[str, Any]) -> None:
@@ -85,7 +87,7 @@ def trial_entry(trainable: str, checkpoint_every: int) -> Callable[[dict[str, An
         if not ray.get_gpu_ids():  # Ray 2.60 leaves a gpu-0 trial every GPU: hide them
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         fn = resolve_trainable(trainable)
-        report._reset(checkpoint_every)
+        report._reset(checkpoint_every, every_epoch)
         report.info(node=node_label())
         try:
             fn(config)
@@ -250,7 +252,7 @@ def _trainable(spec: Spec) -> Any:
     from ray import tune
 
     return tune.with_resources(
-        trial_entry(spec.trainable, spec.checkpoint_every),
+        trial_entry(spec.trainable, spec.checkpoint_every, spec.scheduler.type != "none"),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
 

@@ -10,10 +10,15 @@
                     return                                      # the trial ends as `diverged`
             report.epoch(epoch, step=step, val_loss=vl, val_acc=va)
 
-Step points are buffered in the trial and travel to the driver inside the next Ray Tune
-report (each `epoch` call, or at most every FLUSH_SECONDS), so logging every step costs
-one list append, not one Ray round trip. Outside a Ray Tune trial the reports go to a
-sink set with `collect()` (used by tests and the one-at-a-time baseline) or nowhere.
+Points (every step's, every epoch's) are buffered in the trial and travel to the driver
+together in one Ray Tune report every FLUSH_SECONDS, so logging every step costs one list
+append, and short epochs do not each cost a Ray round trip (a report blocks the trial until
+the driver has taken it). Every report carries the latest epoch's metrics, which is what
+the sweep's `metric` and the schedulers see. A report is also sent at once when a
+checkpoint is due, when a loss diverges, when the trial ends, and after every epoch when
+the sweep has a scheduler (ASHA and median stopping judge trials epoch by epoch). Outside
+a Ray Tune trial the reports go to a sink set with `collect()` (tests, the one-at-a-time
+baseline) or nowhere.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 __all__ = ["FLUSH_SECONDS", "collect", "cpus", "epoch", "info", "restore", "step"]
 
-FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 0.5
 
 # Keys the runner adds to each Ray Tune result; the driver callback takes them apart.
 POINTS_KEY = "_points"
@@ -38,10 +43,12 @@ INFO_KEY = "_info"
 STATUS_KEY = "_status"
 
 _buffer: list[tuple[str, int, float, float]] = []
+_latest: dict[str, Any] = {}  # the last epoch's metrics, carried by every report
 _info: dict[str, Any] = {}
 _last_flush = time.monotonic()
 _ended = False  # the trial reported its own end (diverged)
 _checkpoint_every = 1  # epochs between checkpoints; 0: never (set by the runner)
+_every_epoch = False  # report each epoch at once (set by the runner when a scheduler runs)
 _STATE_FILE = "state.pkl"
 _sink: Callable[[dict[str, Any]], None] | None = None
 
@@ -68,7 +75,7 @@ def step(step: int, **metrics: float) -> bool:
 
 
 def epoch(epoch: int, *, step: int, state: Any = None, **metrics: float) -> None:
-    """Record end-of-epoch metrics (e.g. val_loss, val_acc) and send everything buffered.
+    """Record end-of-epoch metrics (e.g. val_loss, val_acc), sent with the next report.
 
     `epoch` counts the epochs done (1 after the first); schedulers use it as time, and
     `stop: {epochs: N}` is met when it reaches N. The metrics are what the sweep's `metric`
@@ -80,12 +87,13 @@ def epoch(epoch: int, *, step: int, state: Any = None, **metrics: float) -> None
     now = time.time()
     for name, value in metrics.items():
         _buffer.append((name, step, float(value), now))
-    result = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "step": step}
+    _latest.clear()
+    _latest.update({k: float(v) for k, v in metrics.items()}, epoch=epoch, step=step)
     every = _checkpoint_every
     if state is not None and every and epoch % every == 0 and _in_tune():
-        _flush_with_checkpoint(result, state)
-    else:
-        _flush(result)
+        _flush_with_checkpoint({}, state)
+    elif _every_epoch or time.monotonic() - _last_flush >= FLUSH_SECONDS:
+        _flush({})
 
 
 def restore() -> Any:
@@ -158,11 +166,13 @@ def collect() -> Iterator[list[dict[str, Any]]]:
         _sink = previous
 
 
-def _reset(checkpoint_every: int = 1) -> None:
-    global _last_flush, _ended, _checkpoint_every
+def _reset(checkpoint_every: int = 1, every_epoch: bool = False) -> None:
+    global _last_flush, _ended, _checkpoint_every, _every_epoch
     _ended = False
     _checkpoint_every = checkpoint_every
+    _every_epoch = every_epoch
     _buffer.clear()
+    _latest.clear()
     _info.clear()
     _last_flush = time.monotonic()
 
@@ -184,6 +194,7 @@ def _finish(completed: bool = False) -> None:
 
 def _flush(result: dict[str, Any], checkpoint: Any = None) -> None:
     global _last_flush
+    result = {**_latest, **result}
     result[POINTS_KEY] = list(_buffer)
     if _info:
         result[INFO_KEY] = dict(_info)

@@ -12,23 +12,24 @@ from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
 from . import trainables
 
 
-def test_steps_are_batched_into_epoch_reports() -> None:
+def test_points_are_batched_into_few_reports() -> None:
     with report.collect() as reports:
         trainables.steady({"epochs": 3, "steps_per_epoch": 10})
-    assert len(reports) == 3  # one per epoch, not one per step
-    first = reports[0]
-    assert first["epoch"] == 1 and first["step"] == 10 and "val_acc" in first
-    losses = [p for p in first[POINTS_KEY] if p[0] == "train_loss"]
-    assert [p[1] for p in losses] == list(range(1, 11))
-    assert [p[0] for p in first[POINTS_KEY]].count("val_acc") == 1
+    assert len(reports) == 1  # a fast trial: everything in one report, not one per step
+    (only,) = reports
+    assert only["epoch"] == 3 and only["step"] == 30 and "val_acc" in only
+    losses = [p for p in only[POINTS_KEY] if p[0] == "train_loss"]
+    assert [p[1] for p in losses] == list(range(1, 31))
+    assert [p[1] for p in only[POINTS_KEY] if p[0] == "val_acc"] == [10, 20, 30]
 
 
-def test_a_long_epoch_is_flushed_every_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "FLUSH_SECONDS", 0.0)
+def test_reports_carry_the_latest_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "FLUSH_SECONDS", 0.0)  # a report at every call
     with report.collect() as reports:
-        trainables.steady({"epochs": 1, "steps_per_epoch": 4})
-    assert len(reports) == 5  # four step flushes and the epoch report
-    assert reports[0]["step"] == 1 and "epoch" not in reports[0]
+        trainables.steady({"epochs": 2, "steps_per_epoch": 3})
+    assert [r["step"] for r in reports] == [1, 2, 3, 3, 4, 5, 6, 6]
+    assert [r.get("epoch") for r in reports] == [None, None, None, 1, 1, 1, 1, 2]
+    assert reports[4]["val_acc"] == reports[3]["val_acc"]  # step reports repeat the epoch's
 
 
 def test_non_finite_loss_ends_the_trial_as_diverged() -> None:
@@ -53,3 +54,10 @@ def test_finish_sends_leftover_points_and_completion() -> None:
 
 def test_cpus_outside_ray_is_one() -> None:
     assert report.cpus() == 1
+
+
+def test_with_a_scheduler_every_epoch_is_reported() -> None:
+    with report.collect() as reports:
+        report._reset(every_epoch=True)
+        trainables.steady({"epochs": 3, "steps_per_epoch": 10})
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
