@@ -75,7 +75,7 @@ def new_sweep_id(name: str) -> str:
 
 
 def trial_entry(
-    trainable: str, checkpoint_every: int, every_epoch: bool = False
+    trainable: str, checkpoint_every: int, decision_epochs: frozenset[int] = frozenset()
 ) -> Callable[[dict[str, Any]], None]:
     """The function Ray Tune runs for each trial: the user's trainable, plus report plumbing."""
 
@@ -87,7 +87,7 @@ def trial_entry(
         if not ray.get_gpu_ids():  # Ray 2.60 leaves a gpu-0 trial every GPU: hide them
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         fn = resolve_trainable(trainable)
-        report._reset(checkpoint_every, every_epoch)
+        report._reset(checkpoint_every, decision_epochs)
         report.info(node=node_label())
         try:
             fn(config)
@@ -248,11 +248,31 @@ def _scheduler(spec: Spec) -> Any:
     return None
 
 
+def _decision_epochs(spec: Spec) -> frozenset[int]:
+    """The epochs at which the scheduler decides: trials report them without delay.
+
+    ASHA judges a trial when it reaches a rung, grace_period * reduction_factor**k up to
+    max_t (as Ray's AsyncHyperBandScheduler places them); the median rule judges every
+    epoch after its grace period.
+    """
+    s = spec.scheduler
+    if s.type == "asha":
+        max_t = s.max_t or spec.stop.epochs or 100
+        rungs, t = set(), float(s.grace_period)
+        while t <= max_t:
+            rungs.add(round(t))
+            t *= s.reduction_factor
+        return frozenset(rungs | {max_t})
+    if s.type == "median":
+        return frozenset(range(s.grace_period, (spec.stop.epochs or 10_000) + 1))
+    return frozenset()
+
+
 def _trainable(spec: Spec) -> Any:
     from ray import tune
 
     return tune.with_resources(
-        trial_entry(spec.trainable, spec.checkpoint_every, spec.scheduler.type != "none"),
+        trial_entry(spec.trainable, spec.checkpoint_every, _decision_epochs(spec)),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
 

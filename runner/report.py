@@ -15,8 +15,8 @@ together in one Ray Tune report every FLUSH_SECONDS, so logging every step costs
 append, and short epochs do not each cost a Ray round trip (a report blocks the trial until
 the driver has taken it). Every report carries the latest epoch's metrics, which is what
 the sweep's `metric` and the schedulers see. A report is also sent at once when a
-checkpoint is due, when a loss diverges, when the trial ends, and after every epoch when
-the sweep has a scheduler (ASHA and median stopping judge trials epoch by epoch). Outside
+checkpoint is due, when a loss diverges, when the trial ends, and at the epochs where a
+scheduler judges trials (ASHA's rungs), so early stopping is not delayed. Outside
 a Ray Tune trial the reports go to a sink set with `collect()` (tests, the one-at-a-time
 baseline) or nowhere.
 """
@@ -48,7 +48,7 @@ _info: dict[str, Any] = {}
 _last_flush = time.monotonic()
 _ended = False  # the trial reported its own end (diverged)
 _checkpoint_every = 1  # epochs between checkpoints; 0: never (set by the runner)
-_every_epoch = False  # report each epoch at once (set by the runner when a scheduler runs)
+_decision_epochs: frozenset[int] = frozenset()  # epochs a scheduler judges: sent at once
 _STATE_FILE = "state.pkl"
 _sink: Callable[[dict[str, Any]], None] | None = None
 
@@ -92,7 +92,7 @@ def epoch(epoch: int, *, step: int, state: Any = None, **metrics: float) -> None
     every = _checkpoint_every
     if state is not None and every and epoch % every == 0 and _in_tune():
         _flush_with_checkpoint({}, state)
-    elif _every_epoch or time.monotonic() - _last_flush >= FLUSH_SECONDS:
+    elif epoch in _decision_epochs or time.monotonic() - _last_flush >= FLUSH_SECONDS:
         _flush({})
 
 
@@ -166,11 +166,11 @@ def collect() -> Iterator[list[dict[str, Any]]]:
         _sink = previous
 
 
-def _reset(checkpoint_every: int = 1, every_epoch: bool = False) -> None:
-    global _last_flush, _ended, _checkpoint_every, _every_epoch
+def _reset(checkpoint_every: int = 1, decision_epochs: frozenset[int] = frozenset()) -> None:
+    global _last_flush, _ended, _checkpoint_every, _decision_epochs
     _ended = False
     _checkpoint_every = checkpoint_every
-    _every_epoch = every_epoch
+    _decision_epochs = decision_epochs
     _buffer.clear()
     _latest.clear()
     _info.clear()

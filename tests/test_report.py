@@ -56,8 +56,8 @@ def test_cpus_outside_ray_is_one() -> None:
     assert report.cpus() == 1
 
 
-def test_with_a_scheduler_every_epoch_is_reported() -> None:
+def test_epochs_a_scheduler_judges_are_reported_at_once() -> None:
     with report.collect() as reports:
-        report._reset(every_epoch=True)
-        trainables.steady({"epochs": 3, "steps_per_epoch": 10})
-    assert [r["epoch"] for r in reports] == [1, 2, 3]
+        report._reset(decision_epochs=frozenset({1, 3, 9}))
+        trainables.steady({"epochs": 10, "steps_per_epoch": 2})
+    assert [r["epoch"] for r in reports] == [1, 3, 9, 10]  # 10: the rest, at the end

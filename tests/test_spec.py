@@ -154,3 +154,22 @@ def test_unreadable_documents(tmp_path: Path, text: str, words: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read the spec file"):
         load_spec(tmp_path / "absent.yaml")
+
+
+def test_asha_decision_epochs_are_its_rungs(tmp_path: Path) -> None:
+    from runner.launch import _decision_epochs
+
+    spec = load_spec(
+        _write(
+            tmp_path,
+            GOOD.replace("{epochs: 2}", "{epochs: 27}")
+            + "scheduler: {type: asha, grace_period: 1, reduction_factor: 3}\n",
+        )
+    )
+    assert _decision_epochs(spec) == {1, 3, 9, 27}
+    median = spec.model_copy(
+        update={
+            "scheduler": spec.scheduler.model_copy(update={"type": "median", "grace_period": 25})
+        }
+    )
+    assert _decision_epochs(median) == {25, 26, 27}
