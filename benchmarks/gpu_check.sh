@@ -102,7 +102,7 @@ rows = [run(device, bn) for device in ("cuda", "cpu") for bn in (False, True)]
 speed = {(r["device"], r["bn"]): r["steps_s"] for r in rows}
 
 lines = [
-    "# GPU check",
+    "## GPU check",
     "",
     f"`benchmarks/gpu_check.sh` on {gpu_name} (torch {torch.__version__}, CUDA "
     f"{torch.version.cuda}), {time.strftime('%Y-%m-%d')}: the seed grid's trainable "

@@ -25,15 +25,15 @@ BENCHMARKS = [
     ("asha", ["-m", "benchmarks.bench_asha"]),
     ("repro", ["-m", "benchmarks.repro", "all"]),
 ]
+REPRODUCTIONS = ["repro_fig1", "repro_bn_lr", "repro_mnist1d_mlp", "repro_seed_grid"]
 # Fragments written elsewhere, included when present (gpu.md: benchmarks/gpu_check.sh on a GPU).
 EXTRA = ["gpu"]
 
 
 def assemble() -> None:
     order = [name for name, _ in BENCHMARKS if name != "repro"]
-    repro = sorted(p.stem for p in RESULTS.glob("repro_*.md"))
     parts = []
-    for name in [*order, *repro, *EXTRA]:
+    for name in [*order, *REPRODUCTIONS, *EXTRA]:
         path = RESULTS / f"{name}.md"
         if path.exists():
             parts.append(path.read_text().strip())
