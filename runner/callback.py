@@ -158,8 +158,7 @@ class StoreCallback(tune.Callback):
         self._store.add_points(trial_id, result.pop(POINTS_KEY, ()))
         fields: dict[str, Any] = dict(result.pop(INFO_KEY, None) or {})
         last = self._last.setdefault(trial.trial_id, {})
-        if "node" not in last:  # the first result says where the trial runs
-            last["node"] = 1
+        if not last:  # the first result says where the trial runs
             fields.setdefault("node", result.get("hostname") or result.get("node_ip"))
         for key in ("step", "epoch"):
             if key in result:

@@ -8,8 +8,11 @@ stop: {epochs: 20}                       # or {steps: N}; passed to the trainabl
 resources: {cpu: 1, gpu: 0}              # per trial; gpu may be fractional
 max_concurrent: null                     # default: as many as the resources allow
 samples: 1                               # draws of `sample` (each crossed with the grid)
-max_failures: 0                          # retries of a failed trial
+max_failures: 0                          # retries of a failed trial, from its checkpoint
+checkpoint_every: 1                      # epochs between checkpoints (0: never)
+trial_timeout: null                      # seconds a trial may go without reporting
 scheduler: {type: none}                  # none | asha | median
+storage_path: null                       # Ray Tune's storage; shared on a cluster
 fixed: {dataset: digits}                 # the same in every trial
 grid: {lr: [0.1, 0.01], batch_norm: [true, false]}
 sample: {weight_decay: {loguniform: [1.0e-5, 1.0e-2]}}
