@@ -17,7 +17,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.compare import Interval
-from dashboard.data import EARLY_END, MIN_CURVE_POINTS, SweepPoints, XAxis, status_label
+from dashboard.data import (
+    EARLY_END,
+    MIN_CURVE_POINTS,
+    SweepPoints,
+    XAxis,
+    ordered,
+    status_label,
+)
 from runner.store import DIVERGED, ERROR, PRUNED, STOPPED, STOPPED_BY_USER
 
 __all__ = [
@@ -117,13 +124,10 @@ def colour_groups(
         }
         order = [*names, f"{param}=None"]
     else:
-        ordered = sorted(
-            {repr(v): v for v in values.values()}.values(),
-            key=lambda v: (v is None, str(type(v)), v if v is not None else 0),
-        )
-        order = [level_label(param, v) for v in ordered]
+        distinct = ordered({repr(v): v for v in values.values()}.values())
+        order = [level_label(param, v) for v in distinct]
         labels = {trial: level_label(param, v) for trial, v in values.items()}
-        colours = {level_label(param, v): level_colour(i, v) for i, v in enumerate(ordered)}
+        colours = {level_label(param, v): level_colour(i, v) for i, v in enumerate(distinct)}
         return labels, colours
     used = [name for name in order if name in set(labels.values())]
     return labels, {name: level_colour(i) for i, name in enumerate(used)}

@@ -8,7 +8,6 @@ whose ratio per pair is the BN paper's headline "speed-up".
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dashboard.data import SweepPoints
+from dashboard.data import SweepPoints, _hashable, ordered
 
 __all__ = [
     "Interval",
@@ -38,14 +37,10 @@ __all__ = [
 ]
 
 
-def _key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
 def levels(trials: Sequence[Mapping[str, Any]], factor: str) -> list[Any]:
     """The distinct values `factor` takes across the trials, sorted (None last)."""
-    seen = {_key(t["config"].get(factor)): t["config"].get(factor) for t in trials}
-    return sorted(seen.values(), key=lambda v: (v is None, str(type(v)), v if v is not None else 0))
+    seen = {_hashable(t["config"].get(factor)): t["config"].get(factor) for t in trials}
+    return ordered(seen.values())
 
 
 def default_levels(values: Sequence[Any]) -> tuple[Any, Any] | None:
@@ -87,7 +82,7 @@ def pair_trials(
             f"factor {factor!r} is not a hyperparameter of this sweep. "
             f"Fix: pick one of {list(params)}."
         )
-    a_key, b_key = _key(compared[0]), _key(compared[1])
+    a_key, b_key = _hashable(compared[0]), _hashable(compared[1])
     if a_key == b_key:
         raise ValueError(
             f"both sides of the comparison are {factor}={compared[0]!r}. "
@@ -96,10 +91,10 @@ def pair_trials(
     others = tuple(p for p in params if p != factor)
     groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     for t in sorted(trials, key=lambda t: int(t["id"])):
-        side = _key(t["config"].get(factor))
+        side = _hashable(t["config"].get(factor))
         if side not in (a_key, b_key):
             continue
-        shared = _key([t["config"].get(p) for p in others])
+        shared = _hashable([t["config"].get(p) for p in others])
         groups.setdefault(shared, {a_key: [], b_key: []})[side].append(t)
     rows, unpaired = [], []
     for sides in groups.values():

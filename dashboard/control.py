@@ -12,6 +12,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
+from dashboard.data import status_label
 from runner.store import FINISHED_TRIAL, Store
 
 __all__ = [
@@ -119,7 +120,7 @@ def request_stop(
     if trial_id is not None:
         found = [t for t in store.trials(sweep_id) if int(t["id"]) == trial_id]
         if found and found[0]["status"] in FINISHED_TRIAL:
-            status = f" ({found[0]['status'].replace('_', ' ')})"
+            status = f" ({status_label(found[0]['status'])})"
     return StopOutcome(
         False, f"{target.capitalize()} has already finished{status}; there is nothing to stop."
     )

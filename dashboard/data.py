@@ -8,6 +8,7 @@ with MinMaxLTTB to a bounded number of points, and cached until their series gro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -162,7 +163,8 @@ class SweepPoints:
     """Every point of one sweep that a page has seen, grown by incremental reads.
 
     One instance is shared by every browser session watching the sweep (see
-    `dashboard.ui`); a lock keeps two refreshes from appending the same rows.
+    `dashboard.ui`), each session in its own thread: one lock guards every read and write,
+    so no session sees a series half extended or two refreshes append the same rows.
     """
 
     sweep_id: str
@@ -172,7 +174,7 @@ class SweepPoints:
     _start: dict[int, float] = field(default_factory=dict)  # trial -> first wall time
     _steps: dict[int, int] = field(default_factory=dict)  # trial -> largest step seen
     _curves: dict[tuple[Any, ...], tuple[int, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def refresh(self, store: Store) -> int:
         """Fetch the points newer than any seen so far; returns how many arrived."""
@@ -215,23 +217,28 @@ class SweepPoints:
     # -- reads ---------------------------------------------------------------------------
     def metrics(self) -> list[str]:
         """Metric names seen so far, the per-step training loss first."""
-        names = {metric for _, metric in self._series}
+        with self._lock:
+            names = {metric for _, metric in self._series}
         return sorted(names, key=lambda m: (m != "train_loss", m))
 
-    def trial_ids(self) -> list[int]:
-        return sorted({trial for trial, _ in self._series})
-
     def series(self, trial_id: int, metric: str) -> Series | None:
-        return self._series.get((trial_id, metric))
+        """A snapshot of one series: later refreshes do not change what it holds."""
+        with self._lock:
+            found = self._series.get((trial_id, metric))
+            return dataclasses.replace(found) if found is not None else None
 
     def last_step(self, trial_id: int) -> int | None:
-        return self._steps.get(trial_id)
+        with self._lock:
+            return self._steps.get(trial_id)
 
     def summary(self, metric: str, mode: str) -> pd.DataFrame:
         """Per trial: latest and best value of `metric` (index: trial id)."""
-        rows = [
-            (trial, s.last, s.best(mode)) for (trial, m), s in self._series.items() if m == metric
-        ]
+        with self._lock:
+            rows = [
+                (trial, s.last, s.best(mode))
+                for (trial, m), s in self._series.items()
+                if m == metric
+            ]
         return pd.DataFrame(rows, columns=["trial", "latest", "best"]).set_index("trial")
 
     def curve(
@@ -248,6 +255,12 @@ class SweepPoints:
         x is the step, or the seconds since the trial's first point. Both arrays are
         float64. Cached until the series grows.
         """
+        with self._lock:
+            return self._curve(trial_id, metric, x, smoothing, max_points)
+
+    def _curve(
+        self, trial_id: int, metric: str, x: XAxis, smoothing: float, max_points: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         series = self._series.get((trial_id, metric))
         if series is None:
             return np.empty(0), np.empty(0)
@@ -271,6 +284,27 @@ class SweepPoints:
 # -- tables ------------------------------------------------------------------------------
 def _hashable(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def ordered(values: Iterable[Any]) -> list[Any]:
+    """Hyperparameter values in a stable order: numbers, then strings, ..., None last.
+
+    Values of one type compare directly; lists, dicts and mixed types by their JSON text,
+    so no value a spec can hold makes the sort fail.
+    """
+
+    def key(v: Any) -> tuple[int, str, Any]:
+        if v is None:
+            return (2, "", 0)
+        if isinstance(v, bool):
+            return (0, "bool", v)
+        if isinstance(v, int | float):
+            return (0, "number", v)  # 1 and 0.5 sort as numbers
+        if isinstance(v, str):
+            return (0, "str", v)
+        return (1, type(v).__name__, _hashable(v))
+
+    return sorted(values, key=key)
 
 
 def hyperparameters(

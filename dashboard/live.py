@@ -44,7 +44,7 @@ class LiveFrame:
 
 def refresh(store: Store, points: SweepPoints, sweep: Mapping[str, Any]) -> LiveFrame:
     """Read what changed since the last refresh and rebuild the trial table."""
-    now = store.sweep(str(sweep["id"])) or dict(sweep)
+    now = store.sweep(str(sweep["id"]), best=False) or dict(sweep)
     trials = store.trials(str(sweep["id"]))
     new = points.refresh(store)
     params = hyperparameters(trials, sweep.get("spec"))

@@ -17,9 +17,11 @@ from runner.store import PENDING, RUNNING, SWEEP_RUNNING, Store, default_url, op
 
 __all__ = [
     "DEFAULT_REFRESH_SECONDS",
+    "SWEEP_KEY",
     "current_sweep",
     "guard",
     "live_settings",
+    "loaded_sweep",
     "permission",
     "redacted",
     "show_error",
@@ -174,7 +176,7 @@ def current_sweep(s: Store) -> dict[str, Any]:
             )
         st.stop()
     try:
-        sweep = s.sweep(sweep_id)
+        sweep = s.sweep(sweep_id, best=False)
     except SweepscopeError as exc:
         show_error(exc)
         st.stop()

@@ -359,3 +359,10 @@ def test_mean_band_respects_each_curve_range() -> None:
     assert band.loc[0, "mean"] == 2.0 and band.loc[0, "n"] == 2 and band.loc[0, "std"] == 1.0
     assert band.loc[10, "mean"] == 1.0 and band.loc[10, "n"] == 1
     assert compare.mean_band([]).empty
+
+
+def test_hyperparameter_values_sort_whatever_their_types() -> None:
+    from dashboard.data import ordered
+
+    mixed = [2, 0.5, None, 10.0, "relu", [1, "a"], [2, 3], {"x": 1}, True, False]
+    assert ordered(mixed) == [False, True, 0.5, 2, 10.0, "relu", {"x": 1}, [1, "a"], [2, 3], None]

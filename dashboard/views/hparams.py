@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, compare, ui
-from dashboard.data import hyperparameters, status_label
+from dashboard.data import hyperparameters, metric_mode, status_label
 
 st.title("Hyperparameters")
 store = ui.store()
@@ -46,5 +46,7 @@ st.caption(
     "axis to select a range. Log-spaced hyperparameters are drawn as log10."
 )
 st.dataframe(
-    drawn.sort_values(metric, ascending=sweep["mode"] != "max"), hide_index=True, width="stretch"
+    drawn.sort_values(metric, ascending=metric_mode(metric, sweep) == "min"),
+    hide_index=True,
+    width="stretch",
 )

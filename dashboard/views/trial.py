@@ -84,7 +84,11 @@ def body() -> None:
             st.dataframe(events, hide_index=True, width="stretch")
         st.subheader("Stop")
         ui.stop_controls(
-            store, store.sweep(sweep["id"]) or sweep, [trial], key="trial", only=trial_id
+            store,
+            store.sweep(sweep["id"], best=False) or sweep,
+            [trial],
+            key="trial",
+            only=trial_id,
         )
 
 

@@ -132,8 +132,9 @@ class Store(abc.ABC):
         """Every sweep, newest first, with trial counts per status in `counts`."""
 
     @abc.abstractmethod
-    def sweep(self, sweep_id: str) -> dict[str, Any] | None:
-        """One sweep (as in `sweeps`), or None."""
+    def sweep(self, sweep_id: str, *, best: bool = True) -> dict[str, Any] | None:
+        """One sweep (as in `sweeps`), or None. With best=False, `best` is None and the
+        aggregate over the sweep's points is skipped (for frequent refreshes)."""
 
     @abc.abstractmethod
     def trials(self, sweep_id: str) -> list[dict[str, Any]]:

@@ -357,13 +357,13 @@ class SqlStore(Store):
 
     # -- reads ---------------------------------------------------------------------------
     def sweeps(self) -> list[dict[str, Any]]:
-        return self._sweeps(None)
+        return self._sweeps(None, best=True)
 
-    def sweep(self, sweep_id: str) -> dict[str, Any] | None:
-        found = self._sweeps(sweep_id)
+    def sweep(self, sweep_id: str, *, best: bool = True) -> dict[str, Any] | None:
+        found = self._sweeps(sweep_id, best=best)
         return found[0] if found else None
 
-    def _sweeps(self, sweep_id: str | None) -> list[dict[str, Any]]:
+    def _sweeps(self, sweep_id: str | None, *, best: bool) -> list[dict[str, Any]]:
         query = sa.select(t.sweeps).order_by(t.sweeps.c.created_at.desc())
         counts = sa.select(t.trials.c.sweep_id, t.trials.c.status, sa.func.count()).group_by(
             t.trials.c.sweep_id, t.trials.c.status
@@ -380,6 +380,9 @@ class SqlStore(Store):
                 row["spec"] = json.loads(row["spec"])
                 row["counts"] = by_sweep.get(row["id"], {})
                 agg = sa.func.max if row["mode"] == "max" else sa.func.min
+                if not best:
+                    row["best"] = None
+                    continue
                 row["best"] = conn.execute(
                     sa.select(agg(t.points.c.value))
                     .join(t.trials, t.trials.c.id == t.points.c.trial_id)
@@ -427,8 +430,12 @@ class SqlStore(Store):
         if trial_ids is not None:
             query = query.where(p.trial_id.in_([int(i) for i in trial_ids]))
         else:
+            # Reading only what is new (after_id > 0), the id range is the narrow part: `+ 0`
+            # keeps SQLite, which has no statistics, from scanning the sweep's whole
+            # (trial, metric, step) index instead of the few new rows at the table's end.
+            trial = p.trial_id + 0 if after_id > 0 else p.trial_id
             query = query.where(
-                p.trial_id.in_(sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id))
+                trial.in_(sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id))
             )
         if metrics is not None:
             query = query.where(p.metric.in_(list(metrics)))
