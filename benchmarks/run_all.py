@@ -39,7 +39,7 @@ def assemble() -> None:
             parts.append(path.read_text().strip())
     header = f"""# sweepscope benchmarks
 
-Regenerate everything with `make bench` (`python -m benchmarks.run_all`), about 15 minutes
+Regenerate everything with `make bench` (`python -m benchmarks.run_all`), about 8 minutes
 on 2 cores; each section names the command that made it. Figures are medians of repeated
 runs and ratios measured side by side in one run; these machines are shared and noisy.
 Assembled {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on: {machine()}.
