@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.signal import lfilter
 from tsdownsample import MinMaxLTTBDownsampler
 
+from runner.launch import sweep_status
 from runner.progress import format_seconds
 from runner.store import (
     COMPLETED,
@@ -397,8 +398,6 @@ def sweep_progress(counts: Mapping[str, int], total: int) -> str:
 
 def sweep_table(sweeps: Sequence[Mapping[str, Any]], now: float | None = None) -> pd.DataFrame:
     """Every sweep with status, progress, best metric, start time and duration."""
-    from runner.cli import sweep_status
-
     now = time.time() if now is None else now
     rows = []
     for s in sweeps:

@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard import control
 from dashboard.data import SweepPoints, status_label, sweep_progress
 from runner.errors import SweepscopeError
+from runner.launch import sweep_status
 from runner.store import PENDING, RUNNING, SWEEP_RUNNING, Store, default_url, open_store
 
 __all__ = [
@@ -206,8 +207,6 @@ def loaded_sweep(s: Store) -> tuple[dict[str, Any], list[dict[str, Any]], SweepP
 
 
 def sweep_header(sweep: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> None:
-    from runner.cli import sweep_status
-
     counts: dict[str, int] = {}
     for t in trials:
         counts[t["status"]] = counts.get(t["status"], 0) + 1
@@ -289,8 +288,6 @@ def _stop_controls(
         left.caption("No trial is running or waiting; there is nothing to stop.")
     if mid.button("Stop trial", key=f"{key}_stop_trial", disabled=trial is None):
         st.session_state[confirm_key] = trial
-    from runner.cli import sweep_status
-
     sweep_running = sweep_status(dict(sweep)) == SWEEP_RUNNING  # not an interrupted one
     if right.button(
         "Stop sweep",

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import SweepscopeError
-from runner.launch import driver_gone
-from runner.store import SWEEP_INTERRUPTED, SWEEP_RUNNING, Store, default_url, open_store
+from runner.launch import require_sweep, sweep_status
+from runner.store import Store, default_url, open_store
 
 __all__ = ["main", "sweep_status"]
 
@@ -24,25 +24,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def sweep_status(sweep: dict[str, Any], now: float | None = None) -> str:
-    """The status to show: a `running` sweep with a silent driver shows as interrupted."""
-    if sweep["status"] == SWEEP_RUNNING and driver_gone(sweep, now):
-        return SWEEP_INTERRUPTED
-    return str(sweep["status"])
-
-
 def _when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _need_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
-    sweep = store.sweep(sweep_id)
-    if sweep is None:
-        raise SweepscopeError(
-            f"no sweep {sweep_id!r} in the store {store.url}. Fix: run `sweepscope ls` to see "
-            "the sweeps there, or pass --store with the right URL."
-        )
-    return sweep
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -125,7 +108,7 @@ def _finish(store: Store, url: str | None, start: Any) -> int:
 
 
 def _print_summary(store: Store, sweep_id: str) -> None:
-    sweep = _need_sweep(store, sweep_id)
+    sweep = require_sweep(store, sweep_id)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items()))
     took = (sweep["ended_at"] or time.time()) - sweep["created_at"]
     print(f"sweep {sweep_id} {sweep['status']} in {took:.1f}s: {counts}")
@@ -180,7 +163,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
-        sweep = _need_sweep(store, args.sweep)
+        sweep = require_sweep(store, args.sweep)
         counts = (
             ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items())) or "no trials yet"
         )
@@ -207,7 +190,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             "Fix: end the file name with .csv or .parquet."
         )
     with open_store(args.store) as store:
-        sweep = _need_sweep(store, args.sweep)
+        sweep = require_sweep(store, args.sweep)
         trials = store.trials(sweep["id"])
         points = store.points(sweep["id"])
     info = pd.DataFrame(
@@ -232,7 +215,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
-        _need_sweep(store, args.sweep)
+        require_sweep(store, args.sweep)
         changed = store.request_stop(args.sweep, args.trial)
     target = f"trial {args.trial} of sweep {args.sweep}" if args.trial else f"sweep {args.sweep}"
     if changed:

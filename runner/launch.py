@@ -31,6 +31,7 @@ from runner.store import (
     STOPPED,
     SWEEP_COMPLETED,
     SWEEP_FAILED,
+    SWEEP_INTERRUPTED,
     SWEEP_RUNNING,
     SWEEP_STOPPED,
     Store,
@@ -42,8 +43,10 @@ __all__ = [
     "driver_gone",
     "new_sweep_id",
     "reconcile",
+    "require_sweep",
     "resume_sweep",
     "run_sweep",
+    "sweep_status",
     "trial_entry",
 ]
 
@@ -113,6 +116,24 @@ def driver_gone(sweep: dict[str, Any], now: float | None = None) -> bool:
             pass
     beat = sweep["heartbeat_at"] or sweep["created_at"]
     return (now or time.time()) - beat > STALE_HEARTBEAT_SECONDS
+
+
+def sweep_status(sweep: dict[str, Any], now: float | None = None) -> str:
+    """The status to show: a `running` sweep whose driver is gone shows as interrupted."""
+    if sweep["status"] == SWEEP_RUNNING and driver_gone(sweep, now):
+        return SWEEP_INTERRUPTED
+    return str(sweep["status"])
+
+
+def require_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
+    """The sweep, or the error every command gives for an unknown one."""
+    sweep = store.sweep(sweep_id)
+    if sweep is None:
+        raise SweepscopeError(
+            f"no sweep {sweep_id!r} in the store {store.url}. Fix: run `sweepscope ls` to see "
+            "the sweeps there, or pass --store with the right URL."
+        )
+    return sweep
 
 
 def reconcile(store: Store, now: float | None = None) -> list[str]:
@@ -352,12 +373,7 @@ def resume_sweep(
     """Continue a stopped or interrupted sweep: finished trials are not rerun, unfinished ones
     resume from their latest checkpoints, trials never started start."""
     reconcile(store)
-    sweep = store.sweep(sweep_id)
-    if sweep is None:
-        raise SweepscopeError(
-            f"no sweep {sweep_id!r} in the store {store.url}. Fix: run `sweepscope ls` to see "
-            "the sweeps there, or pass --store with the right URL."
-        )
+    sweep = require_sweep(store, sweep_id)
     if sweep["status"] == SWEEP_RUNNING:
         raise SweepscopeError(
             f"sweep {sweep_id} is running: its driver sent a heartbeat "

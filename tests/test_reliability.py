@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,13 @@ from runner.spec import load_spec
 from runner.store import Store, open_store
 
 from .conftest import REPO
-from .test_cli import SWEEPSCOPE, sweepscope
+from .test_cli import SWEEPSCOPE, _wait_for, sweepscope
 
 
 def _spec(tmp_path: Path, body: dict[str, Any], name: str = "spec.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(body))
     return path
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.2)
 
 
 def _start(spec: Path, url: str, *extra: str) -> subprocess.Popen[str]:
@@ -96,7 +87,8 @@ def test_killed_worker(tmp_path: Path, max_failures: int) -> None:
                     t["config"]["scale"] == 1.0 and (t["last_epoch"] or 0) >= 2
                     for t in _trials(url)
                 )
-            )
+            ),
+            timeout=90,
         )
         os.kill(int(victim_pid.read_text()), signal.SIGKILL)  # mid-epoch: it sleeps every step
         proc.communicate(timeout=120)
@@ -139,7 +131,8 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
             lambda: (
                 any(t["status"] == "completed" for t in _trials(url))
                 and any(t["status"] == "running" and t["last_epoch"] for t in _trials(url))
-            )
+            ),
+            timeout=90,
         )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
@@ -196,8 +189,9 @@ def _process(call: str) -> subprocess.Popen[str]:
     """A fresh Python process running `call` from this module (not multiprocessing: its
     spawn re-runs whatever __main__ is, which other tests may have pointed elsewhere)."""
     code = f"from tests.test_reliability import _read, _write; {call}"
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, text=True,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, text=True, stderr=subprocess.PIPE
+    )
 
 
 def test_concurrent_writers_and_a_reader(store: Store) -> None:
