@@ -7,6 +7,7 @@ Control path: store stop request -> StoreStopper (driver) -> Ray Tune stops the 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import signal
@@ -265,6 +266,10 @@ def _scheduler(spec: Spec) -> Any:
             mode=spec.mode,
             grace_period=s.grace_period,
             min_samples_required=s.min_samples,
+            # Never pause a trial that has too few others to compare with (Ray's default
+            # pauses it while trials are pending, and a trial without a checkpoint would then
+            # start over): it runs on until it can be judged. Only inf turns pausing off.
+            min_time_slice=math.inf,  # type: ignore[arg-type]
         )
     return None
 
@@ -331,13 +336,20 @@ def run_sweep(
 
     def build() -> Any:
         from ray import tune
+        from ray.tune.search import BasicVariantGenerator
 
+        # Every trial is one point of the grid, started in the spec's order; `sample`
+        # distributions are drawn per trial.
+        points = spec.points()
         return tune.Tuner(
             _trainable(spec),
             param_space=spec.param_space(),
             tune_config=tune.TuneConfig(
-                num_samples=spec.samples,
-                max_concurrent_trials=max_concurrent or spec.max_concurrent,
+                search_alg=BasicVariantGenerator(
+                    points_to_evaluate=points,
+                    max_concurrent=max_concurrent or spec.max_concurrent or 0,
+                ),
+                num_samples=len(points),
                 reuse_actors=True,
                 scheduler=_scheduler(spec),
             ),

@@ -12,6 +12,7 @@ max_failures: 0                          # retries of a failed trial, from its c
 checkpoint_every: 1                      # epochs between checkpoints (0: never)
 trial_timeout: null                      # seconds a trial may go without reporting
 scheduler: {type: none}                  # none | asha | median
+order: null                              # grid | shuffled; default: shuffled with a scheduler
 storage_path: null                       # Ray Tune's storage; shared on a cluster
 fixed: {dataset: digits}                 # the same in every trial
 grid: {lr: [0.1, 0.01], batch_norm: [true, false]}
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import itertools
 import math
+import random
 import re
 import sys
 from collections.abc import Callable
@@ -142,6 +145,7 @@ class Spec(_Strict):
     checkpoint_every: int = Field(default=1, ge=0)  # epochs between checkpoints; 0: never
     trial_timeout: float | None = Field(default=None, gt=0)  # seconds without a report
     scheduler: Scheduler = Scheduler()
+    order: Literal["grid", "shuffled"] | None = None  # the order trials start in
     storage_path: str | None = None
     fixed: dict[str, Any] = {}
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
@@ -192,6 +196,26 @@ class Spec(_Strict):
     @property
     def max_epochs(self) -> int | None:
         return self.stop.epochs
+
+    def points(self) -> list[dict[str, Any]]:
+        """Each trial's grid values, in the order the trials start.
+
+        `grid` keeps the grid as written (the last key varies fastest), repeated `samples`
+        times. `shuffled` is one fixed random permutation of that list. A scheduler judges each
+        trial against those that reached the same epoch before it, so a grid in sorted order
+        (each trial a little better than the last) would let every trial through: with a
+        scheduler the default order is shuffled.
+        """
+        keys = list(self.grid)
+        combos = [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*self.grid.values())
+        ]
+        points = combos * self.samples
+        order = self.order or ("grid" if self.scheduler.type == "none" else "shuffled")
+        if order == "shuffled":
+            random.Random(0).shuffle(points)
+        return [dict(p) for p in points]
 
     def param_space(self) -> dict[str, Any]:
         """The Ray Tune param_space: fixed values, grid_search lists, samplers, stop."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from experiments.model import MLP, MLPConfig
 from experiments.train import TrainConfig, train
 from runner import report
 from runner.report import POINTS_KEY, STATUS_KEY
+
+from .conftest import REPO
 
 
 def _run(**config: Any) -> list[dict[str, Any]]:
@@ -115,6 +118,30 @@ def test_mnist1d_is_generated_locally(tmp_path: Any, monkeypatch: pytest.MonkeyP
         assert (tmp_path / "mnist1d_default.npz").exists()
     finally:
         load.cache_clear()
+
+
+def test_digits_are_read_from_the_cache_once_made(tmp_path: Any) -> None:
+    """A worker's first trial reads digits from a small .npz instead of importing scikit-learn."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from experiments.data import load; d = load('digits'); "
+        "print(len(d.y_train), float(d.x_train.sum()), 'sklearn' in sys.modules)"
+    )
+    env = {**os.environ, "SWEEPSCOPE_CACHE": str(tmp_path)}
+
+    def run() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    first, second = run(), run()
+    assert (tmp_path / "digits.npz").exists()
+    assert first[:2] == second[:2]  # the same split, to the last bit
+    assert first[2] == "True" and second[2] == "False"
 
 
 @pytest.mark.parametrize(

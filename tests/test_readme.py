@@ -29,8 +29,14 @@ def test_readme_own_experiment(tmp_path: Path) -> None:
     (tmp_path / "mysweep.yaml").write_text(_block("yaml", "# mysweep.yaml"))
     url = f"sqlite:///{tmp_path / 'store.db'}"
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    done = subprocess.run([SWEEPSCOPE, "run", "mysweep.yaml", "--store", url], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [SWEEPSCOPE, "run", "mysweep.yaml", "--store", url],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     with open_store(url) as store:
         (sweep,) = store.sweeps()

@@ -335,18 +335,25 @@ def test_raise_diverge_hang_each_get_their_status(tmp_path: Path) -> None:
     assert sweep["status"] == "completed"
 
 
-# -- ASHA ---------------------------------------------------------------------------------
+# -- schedulers ---------------------------------------------------------------------------
 @pytest.mark.ray
-def test_asha_prunes_poor_trials(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        {"type": "asha", "grace_period": 1, "reduction_factor": 3},
+        {"type": "median", "grace_period": 1, "min_samples": 2},
+    ],
+    ids=["asha", "median"],
+)
+def test_scheduler_prunes_poor_trials(tmp_path: Path, scheduler: dict[str, Any]) -> None:
     spec = _spec(
         tmp_path,
         {
-            "name": "asha",
+            "name": scheduler["type"],
             "trainable": "tests.trainables:checkpointed",
             "stop": {"epochs": 9},
             "checkpoint_every": 0,
-            "max_concurrent": 2,
-            "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3},
+            "scheduler": scheduler,
             "fixed": {"steps_per_epoch": 5, "sleep": 0.01},
             "grid": {"quality": [0.2, 0.4, 0.6, 0.8, 1.0, 0.3]},
         },
@@ -355,8 +362,16 @@ def test_asha_prunes_poor_trials(tmp_path: Path) -> None:
     done = sweepscope("run", str(spec), "--store", url)
     assert done.returncode == 0, done.stderr
     trials = _trials(url)
+    # trials start in the spec's shuffled order, so a sorted grid cannot defeat the scheduler
+    assert [t["config"]["quality"] for t in trials] == [
+        p["quality"] for p in load_spec(spec).points()
+    ]
     statuses = {t["config"]["quality"]: t["status"] for t in trials}
     assert "pruned" in statuses.values()
+    assert set(statuses.values()) <= {"completed", "pruned"}
+    with open_store(url) as store:  # never paused and restarted: one run each, start to end
+        for t in trials:
+            assert [e["status"] for e in store.trial_events(t["id"])].count("running") == 1
     best = max(trials, key=lambda t: t["config"]["quality"])
     assert statuses[1.0] == "completed" and best["last_epoch"] == 9
     for t in trials:

@@ -173,3 +173,28 @@ def test_asha_decision_epochs_are_its_rungs(tmp_path: Path) -> None:
         }
     )
     assert _decision_epochs(median) == {25, 26, 27}
+
+
+def test_trial_order_is_the_grid_or_one_fixed_shuffle(tmp_path: Path) -> None:
+    grid = GOOD + "samples: 2\ngrid: {lr: [0.1, 0.01, 0.001], bn: [true, false]}\n"
+    as_written = [{"lr": lr, "bn": bn} for lr in (0.1, 0.01, 0.001) for bn in (True, False)] * 2
+    plain = load_spec(_write(tmp_path, grid))
+    assert plain.points() == as_written  # no scheduler: the grid as written
+
+    asha = load_spec(_write(tmp_path, grid + "scheduler: {type: asha}\n"))
+    shuffled = asha.points()
+    assert shuffled != as_written
+    assert sorted(map(repr, shuffled)) == sorted(map(repr, as_written))  # every trial, once each
+    assert load_spec(_write(tmp_path, grid + "scheduler: {type: asha}\n")).points() == shuffled
+
+    kept = load_spec(_write(tmp_path, grid + "scheduler: {type: asha}\norder: grid\n"))
+    assert kept.points() == as_written
+    assert load_spec(_write(tmp_path, grid + "order: shuffled\n")).points() == shuffled
+    assert load_spec(_write(tmp_path, GOOD)).points() == [{}]
+
+
+def test_unknown_order_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, GOOD + "order: random\n"))
+    assert "'grid' or 'shuffled'" in str(info.value)
+    assert [f for f, _, _ in info.value.problems] == ["order"]
