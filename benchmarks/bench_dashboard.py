@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import plotly.io
 
-from benchmarks._common import machine
+from benchmarks._common import stamp
 from dashboard import live
 from dashboard.data import SweepPoints
 from runner.store import Store, open_store
@@ -184,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Incremental refresh is {verdict} the {BUDGET_SECONDS} s budget.",
         "",
-        f"- command: `{command}`",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- machine: {machine(PACKAGES)}",
-        "",
+        stamp(command, PACKAGES),
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines))

@@ -20,7 +20,6 @@ here picks seeds or steps after seeing results.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import os
 import re
@@ -41,7 +40,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from benchmarks._common import machine  # noqa: E402
+from benchmarks._common import stamp  # noqa: E402
 
 __all__ = ["REPRODUCTIONS", "ReproError", "main"]
 
@@ -765,18 +764,13 @@ def _fragment(
     else:
         took = "not measured (redrawn from kept exports with --from-exports)"
     specs = ", ".join(f"`sweepscope run {e.spec}`" for e in exports)
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    footer = "\n".join(
-        [
-            f"- command: `python -m benchmarks.repro {name}`",
-            f"- what it runs: {specs}, then `sweepscope export SWEEP -o FILE` for each; "
-            "every figure above is computed from the exported file",
-            f"- run time: {took}",
-            f"- date: {now}",
-            f"- machine: {machine(('torch', 'ray', 'pandas'))}",
-        ]
+    footer = (
+        f"- what it runs: {specs}, then `sweepscope export SWEEP -o FILE` for each; "
+        "every figure above is computed from the exported file\n"
+        f"- run time: {took}\n"
+        + stamp(f"python -m benchmarks.repro {name}", ("torch", "ray", "pandas"))
     )
-    return "\n\n".join([f"## Reproduction: {title}", intro, *body, footer]) + "\n"
+    return "\n\n".join([f"## Reproduction: {title}", intro, *body, footer])
 
 
 REPRODUCTIONS: dict[str, Callable[[Sweeps], str]] = {
