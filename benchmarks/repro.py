@@ -5,7 +5,7 @@ SQLite store, exports the points with `sweepscope export`, computes every figure
 exported file with pandas, draws its plots into docs/plots/ and writes a markdown fragment
 to benchmarks/results/repro_<name>.md (benchmarks/run_all.py gathers the fragments).
 
-    python -m benchmarks.repro all           # every reproduction (about 8 minutes on 2 cores)
+    python -m benchmarks.repro all           # every reproduction (3 to 5 minutes on 2 cores)
     python -m benchmarks.repro fig1          # BN paper Figure 1, on digits and MNIST-1D
     python -m benchmarks.repro bn_lr         # final accuracy against learning rate
     python -m benchmarks.repro mnist1d_mlp   # the MNIST-1D paper's MLP

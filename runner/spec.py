@@ -200,18 +200,17 @@ class Spec(_Strict):
     def points(self) -> list[dict[str, Any]]:
         """Each trial's grid values, in the order the trials start.
 
-        `grid` keeps the grid as written (the last key varies fastest), repeated `samples`
-        times. `shuffled` is one fixed random permutation of that list. A scheduler judges each
-        trial against those that reached the same epoch before it, so a grid in sorted order
-        (each trial a little better than the last) would let every trial through: with a
-        scheduler the default order is shuffled.
+        `grid` is Ray Tune's own grid order (keys sorted by name, the first varying fastest),
+        repeated `samples` times. `shuffled` is one fixed random permutation of that list. A
+        scheduler judges each trial against those that reached the same epoch before it, so a
+        grid that reaches its better settings late (the learning rate rising block by block,
+        say) lets more trials through: with a scheduler the default order is shuffled.
         """
-        keys = list(self.grid)
-        combos = [
-            dict(zip(keys, values, strict=True))
-            for values in itertools.product(*self.grid.values())
-        ]
-        points = combos * self.samples
+        slowest_first = sorted(self.grid, reverse=True)
+        points = [
+            {k: combo[slowest_first.index(k)] for k in self.grid}
+            for combo in itertools.product(*(self.grid[k] for k in slowest_first))
+        ] * self.samples
         order = self.order or ("grid" if self.scheduler.type == "none" else "shuffled")
         if order == "shuffled":
             random.Random(0).shuffle(points)

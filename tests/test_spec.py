@@ -176,10 +176,15 @@ def test_asha_decision_epochs_are_its_rungs(tmp_path: Path) -> None:
 
 
 def test_trial_order_is_the_grid_or_one_fixed_shuffle(tmp_path: Path) -> None:
+    from ray.tune.search.variant_generator import generate_variants
+
     grid = GOOD + "samples: 2\ngrid: {lr: [0.1, 0.01, 0.001], bn: [true, false]}\n"
+    # Ray Tune's grid order: keys sorted by name, the first (bn) varying fastest
     as_written = [{"lr": lr, "bn": bn} for lr in (0.1, 0.01, 0.001) for bn in (True, False)] * 2
     plain = load_spec(_write(tmp_path, grid))
-    assert plain.points() == as_written  # no scheduler: the grid as written
+    assert plain.points() == as_written  # no scheduler: the grid in Ray Tune's order
+    ray_order = [s["config"] for _, s in generate_variants({"config": plain.param_space()})]
+    assert [{k: c[k] for k in ("lr", "bn")} for c in ray_order] == as_written[:6]
 
     asha = load_spec(_write(tmp_path, grid + "scheduler: {type: asha}\n"))
     shuffled = asha.points()
