@@ -11,7 +11,6 @@ one JSON line: the wall time and, for `sequential`, each trial's own compute sec
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -20,17 +19,14 @@ import time
 from typing import Any
 
 from runner import report
-from runner.spec import Spec, load_spec
+from runner.spec import POINT_KEY, Spec, load_spec
 
 
 def grid_configs(spec: Spec) -> list[dict[str, Any]]:
-    """Every configuration of the spec's grid, as the runner's param_space expands it."""
-    fixed = {k: v for k, v in spec.param_space().items() if k not in spec.grid}
-    keys = list(spec.grid)
-    return [
-        {**fixed, **dict(zip(keys, values, strict=True))}
-        for values in itertools.product(*(spec.grid[k] for k in keys))
-    ]
+    """Every trial's config, in the runner's order: fixed values, stop, the trial's point."""
+    space = spec.param_space()
+    fixed = {k: v for k, v in space.items() if k not in spec.grid and k != POINT_KEY}
+    return [{**fixed, **point} for point in spec.points()]
 
 
 def sequential(spec: Spec) -> dict[str, Any]:

@@ -4,8 +4,8 @@
 
 All sweeps run in one process on one Ray runtime (started first, outside every timing),
 through sweepscope's own run_sweep; trial-epochs come from the store. Each repeat runs the
-full grid, ASHA in sweepscope's default (shuffled) trial order, and ASHA in the grid's
-written order, one after the other; the figures are medians over the repeats.
+full grid, ASHA in sweepscope's default (shuffled) trial order, and ASHA in Ray Tune's grid
+order, one after the other; the figures are medians over the repeats.
 """
 
 from __future__ import annotations
@@ -121,9 +121,9 @@ Targets for ASHA in sweepscope's default order: best within 0.5 points of the fu
 ({"met" if wall_ratio <= 1 / 3 else "missed"}: {wall_ratio:.2f}).
 
 Why the order matters: ASHA judges each trial against the trials that reached the same rung
-before it. In the grid's written order the learning rate, which matters most here, rises
-block by block from 1e-4, so each block tends to beat the trials before it and more of them
-pass every rung. With a scheduler, sweepscope starts trials in one fixed shuffled order
+before it. In Ray Tune's grid order (keys sorted by name, the first varying fastest) the
+learning rate, the last key and the one that matters most here, rises block by block from
+1e-4, so each block tends to beat the trials before it and more of them pass every rung. With a scheduler, sweepscope starts trials in one fixed shuffled order
 (`order: shuffled`, the default when a scheduler is set).
 
 {stamp("python -m benchmarks.bench_asha")}""",

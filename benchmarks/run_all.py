@@ -40,10 +40,9 @@ def assemble() -> None:
     header = f"""# sweepscope benchmarks
 
 Regenerate everything with `make bench` (`python -m benchmarks.run_all`); each section
-names the command that made it. It took 19 minutes on 2 cores on 2026-11-27, a slow day:
-these machines are shared and their speed varies (the seed grid's ideal time was 20.1 s on
-an earlier day, when `make bench` took 8 minutes with one ASHA repeat, and 37.3 s on this
-one). Figures are medians of repeated runs and ratios measured side by side in one run.
+names the command that made it, and when. Figures are medians of repeated runs and ratios
+measured side by side in one run: these machines are shared and their speed varies from
+one to the next, so compare ratios, not seconds, across sections made at different times.
 Assembled {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on: {machine()}.
 
 """

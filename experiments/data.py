@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +57,33 @@ def _cache_dir() -> Path:
 
 def _cached(name: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Arrays made once by `make` and kept in the cache folder: every later worker reads a
-    small .npz instead of importing the library that made them (scikit-learn takes ~1.5 s)."""
-    path = _cache_dir() / f"{name}.npz"
-    if not path.exists():
-        arrays = make()
+    small .npz instead of importing the library that made them (scikit-learn takes ~1.5 s).
+
+    A damaged file is made again; a cache folder that cannot be written is only not used.
+    """
+    try:
+        path = _cache_dir() / f"{name}.npz"
+    except RuntimeError:  # no home folder and no $SWEEPSCOPE_CACHE
+        return make()
+    try:
+        with np.load(path) as d:
+            return {k: d[k] for k in d.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # absent or damaged
+        pass
+    arrays = make()
+    tmp: Path | None = None
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.npz")
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy types the keywords as allow_pickle
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
+            tmp = Path(f.name)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy types the keywords as allow_pickle
         tmp.replace(path)  # atomic: concurrent trials never read half a file
-    with np.load(path) as d:
-        return {k: d[k] for k in d.files}
+    except OSError:
+        pass  # a read-only cache folder: use the arrays without keeping them
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)  # gone once replaced; left by a failed write
+    return arrays
 
 
 def _make_digits() -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from ray import tune
 
 from runner.progress import Progress
 from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
-from runner.spec import Spec
+from runner.spec import Spec, user_config
 from runner.stopper import StoreStopper
 from runner.store import (
     COMPLETED,
@@ -34,14 +34,9 @@ from runner.store import (
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-__all__ = ["StoreCallback", "user_config"]
+__all__ = ["StoreCallback"]
 
 HEARTBEAT_SECONDS = 5.0
-
-
-def user_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's config as the user's train function sees it (Ray may add keys)."""
-    return {k: v for k, v in config.items() if not k.startswith("__")}
 
 
 class StoreCallback(tune.Callback):

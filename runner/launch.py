@@ -25,7 +25,7 @@ from runner import report
 from runner.cluster import check_storage
 from runner.errors import SpecError, SweepscopeError
 from runner.progress import Progress
-from runner.spec import Spec, parse_spec, resolve_trainable
+from runner.spec import Spec, parse_spec, resolve_trainable, user_config
 from runner.store import (
     FINAL_TRIAL,
     FINISHED_TRIAL,
@@ -94,7 +94,7 @@ def trial_entry(
         report._reset(checkpoint_every, decision_epochs)
         report.info(node=node_label())
         try:
-            fn(config)
+            fn(user_config(config))
         except BaseException:
             report._finish()  # send points still buffered, then let Tune record the error
             raise
@@ -336,20 +336,12 @@ def run_sweep(
 
     def build() -> Any:
         from ray import tune
-        from ray.tune.search import BasicVariantGenerator
 
-        # Every trial is one point of the grid, started in the spec's order; `sample`
-        # distributions are drawn per trial.
-        points = spec.points()
         return tune.Tuner(
             _trainable(spec),
-            param_space=spec.param_space(),
+            param_space=spec.param_space(),  # one trial per point: samples are points too
             tune_config=tune.TuneConfig(
-                search_alg=BasicVariantGenerator(
-                    points_to_evaluate=points,
-                    max_concurrent=max_concurrent or spec.max_concurrent or 0,
-                ),
-                num_samples=len(points),
+                max_concurrent_trials=max_concurrent or spec.max_concurrent,
                 reuse_actors=True,
                 scheduler=_scheduler(spec),
             ),
@@ -417,6 +409,8 @@ def resume_sweep(
         return tune.Tuner.restore(
             str(path),
             trainable=_trainable(spec),
+            # Tune saves the space's sample_from functions as placeholders: give them back
+            param_space=spec.param_space(),
             resume_unfinished=True,
             resume_errored=False,
             restart_errored=False,

@@ -37,10 +37,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from runner.errors import SpecError
 
-__all__ = ["MAX_TRIALS", "Distribution", "Spec", "load_spec", "parse_spec", "resolve_trainable"]
+__all__ = [
+    "MAX_TRIALS",
+    "POINT_KEY",
+    "Distribution",
+    "Spec",
+    "load_spec",
+    "parse_spec",
+    "resolve_trainable",
+    "user_config",
+]
 
 # A grid beyond this many trials is refused unless the user passes --allow-large.
 MAX_TRIALS = 1000
+# The param_space key holding a trial's index into Spec.points(); never passed to trainables.
+POINT_KEY = "__point"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TRAINABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -217,17 +228,41 @@ class Spec(_Strict):
         return [dict(p) for p in points]
 
     def param_space(self) -> dict[str, Any]:
-        """The Ray Tune param_space: fixed values, grid_search lists, samplers, stop."""
+        """The Ray Tune param_space: fixed values, the grid, samplers, stop.
+
+        The grid is one grid_search over the index of each trial's point (see `points`), so
+        trials start in the spec's order; each grid key then takes its value from that point
+        through tune.sample_from, which keeps a list or dict value whole. Samplers are drawn
+        per trial.
+        """
         from ray import tune
 
+        points = self.points()
         space: dict[str, Any] = dict(self.fixed)
-        space.update({k: tune.grid_search(list(v)) for k, v in self.grid.items()})
+        space[POINT_KEY] = tune.grid_search(list(range(len(points))))
+        for key in self.grid:
+            space[key] = tune.sample_from(_from_point(points, key))
         space.update({k: d.to_tune() for k, d in self.sample.items()})
         if self.stop.epochs is not None:
             space["epochs"] = self.stop.epochs
         if self.stop.steps is not None:
             space["max_steps"] = self.stop.steps
         return space
+
+
+def _from_point(points: list[dict[str, Any]], key: str) -> Callable[[Any], Any]:
+    """For tune.sample_from: the value of `key` in the trial's point."""
+
+    def value(spec: Any) -> Any:
+        return points[spec.config[POINT_KEY]][key]
+
+    return value
+
+
+def user_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config as the user's train function sees it: without the point index (or any
+    other key Ray may add that starts with "__")."""
+    return {k: v for k, v in config.items() if not k.startswith("__")}
 
 
 _FIX_BY_TYPE = {

@@ -41,6 +41,7 @@ max_concurrent: 2
 fixed: {steps_per_epoch: 10, sleep: 0.02}
 grid:
   kind: [steady, raises, diverges, steady]
+  layers: [[64, 32]]  # a list value stays whole
 """
 
 
@@ -56,6 +57,8 @@ def test_run_records_every_ending_and_runs_trials_in_parallel(tmp_path: Path) ->
         (sweep,) = store.sweeps()
         assert sweep["status"] == "completed"
         trials = store.trials(sweep["id"])
+        assert all(t["config"]["layers"] == [64, 32] for t in trials)
+        assert not any(k.startswith("__") for t in trials for k in t["config"])
         by_kind = sorted((t["config"]["kind"], t["status"]) for t in trials)
         assert by_kind == [
             ("diverges", "diverged"),

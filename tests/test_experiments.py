@@ -143,6 +143,14 @@ def test_digits_are_read_from_the_cache_once_made(tmp_path: Any) -> None:
     assert first[:2] == second[:2]  # the same split, to the last bit
     assert first[2] == "True" and second[2] == "False"
 
+    (tmp_path / "digits.npz").write_bytes(b"half a file")  # a damaged cache is made again
+    assert run() == first and run() == second
+    assert [p.name for p in tmp_path.iterdir()] == ["digits.npz"]  # no temporary files left
+
+    (tmp_path / "file").write_text("")  # a cache folder that cannot be made: not used
+    env["SWEEPSCOPE_CACHE"] = str(tmp_path / "file" / "cache")
+    assert run() == first
+
 
 @pytest.mark.parametrize(
     ("config", "words"),

@@ -121,7 +121,8 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
         "stop": {"epochs": 6},
         "max_concurrent": 2,
         "fixed": {"steps_per_epoch": 10, "sleep": 0.03},
-        "grid": {"scale": [1.0, 2.0, 3.0, 4.0]},
+        # six trials, two at a time: some are still to be created when the driver dies
+        "grid": {"scale": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]},
     }
     spec = _spec(tmp_path, body)
     url = f"sqlite:///{tmp_path / 'killed.db'}"
@@ -138,6 +139,7 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
         proc.wait()
     assert "running" in {t["status"] for t in _trials(url)}  # nothing cleaned up
+    assert len(_trials(url)) < 6  # the resumed sweep creates the rest
 
     with open_store(url) as store:
         sweep_id = store.sweeps()[0]["id"]
@@ -353,6 +355,10 @@ def test_scheduler_prunes_poor_trials(tmp_path: Path, scheduler: dict[str, Any])
             "trainable": "tests.trainables:checkpointed",
             "stop": {"epochs": 9},
             "checkpoint_every": 0,
+            # two trials at a time on any machine, the others pending (no max_concurrent:
+            # with it, Tune creates no pending trials, and those are what once made the
+            # median rule pause trials)
+            "resources": {"cpu": (os.cpu_count() or 2) / 2},
             "scheduler": scheduler,
             "fixed": {"steps_per_epoch": 5, "sleep": 0.01},
             "grid": {"quality": [0.2, 0.4, 0.6, 0.8, 1.0, 0.3]},

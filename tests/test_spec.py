@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import SpecError
-from runner.spec import MAX_TRIALS, load_spec
+from runner.spec import MAX_TRIALS, POINT_KEY, load_spec, user_config
 
 from .conftest import REPO
 
@@ -65,9 +65,37 @@ sample:
     space = spec.param_space()
     assert spec.n_trials == 6
     assert space["dataset"] == "digits" and space["epochs"] == 2
-    assert space["lr"] == tune.grid_search([0.1, 0.01])
+    assert space[POINT_KEY] == tune.grid_search(list(range(6)))  # one trial per point
     assert space["hidden"].lower == 16 and space["hidden"].upper == 65  # inclusive for users
     assert space["wd"].lower == pytest.approx(1e-5)
+
+
+def test_ray_expands_the_space_into_one_config_per_point(tmp_path: Path) -> None:
+    from ray.tune.search.variant_generator import generate_variants
+
+    spec = load_spec(
+        _write(
+            tmp_path,
+            GOOD
+            + """\
+samples: 2
+fixed: {dataset: digits}
+grid:
+  lr: [0.1, 0.01]
+  layers: [[64, 64], [128]]
+  opt: [{name: sgd}, {name: adam, beta1: 0.9}]
+sample: {wd: {loguniform: [1.0e-5, 1.0e-2]}}
+""",
+        )
+    )
+    configs = [
+        user_config(s["config"]) for _, s in generate_variants({"config": spec.param_space()})
+    ]
+    assert len(configs) == spec.n_trials == 16
+    # list and dict values arrive whole, in the spec's order, beside fixed values and stop
+    assert [{k: c[k] for k in spec.grid} for c in configs] == spec.points()
+    assert all(c["dataset"] == "digits" and c["epochs"] == 2 for c in configs)
+    assert len({c["wd"] for c in configs}) == 16  # drawn per trial
 
 
 @pytest.mark.parametrize(
@@ -176,24 +204,26 @@ def test_asha_decision_epochs_are_its_rungs(tmp_path: Path) -> None:
 
 
 def test_trial_order_is_the_grid_or_one_fixed_shuffle(tmp_path: Path) -> None:
+    from ray import tune
     from ray.tune.search.variant_generator import generate_variants
 
     grid = GOOD + "samples: 2\ngrid: {lr: [0.1, 0.01, 0.001], bn: [true, false]}\n"
     # Ray Tune's grid order: keys sorted by name, the first (bn) varying fastest
-    as_written = [{"lr": lr, "bn": bn} for lr in (0.1, 0.01, 0.001) for bn in (True, False)] * 2
+    in_grid_order = [{"lr": lr, "bn": bn} for lr in (0.1, 0.01, 0.001) for bn in (True, False)] * 2
     plain = load_spec(_write(tmp_path, grid))
-    assert plain.points() == as_written  # no scheduler: the grid in Ray Tune's order
-    ray_order = [s["config"] for _, s in generate_variants({"config": plain.param_space()})]
-    assert [{k: c[k] for k in ("lr", "bn")} for c in ray_order] == as_written[:6]
+    assert plain.points() == in_grid_order  # no scheduler: the grid in Ray Tune's order
+    grid_search = {k: tune.grid_search(v) for k, v in plain.grid.items()}
+    ray_order = [s["config"] for _, s in generate_variants({"config": grid_search})]
+    assert ray_order == in_grid_order[:6]
 
     asha = load_spec(_write(tmp_path, grid + "scheduler: {type: asha}\n"))
     shuffled = asha.points()
-    assert shuffled != as_written
-    assert sorted(map(repr, shuffled)) == sorted(map(repr, as_written))  # every trial, once each
+    assert shuffled != in_grid_order
+    assert sorted(map(repr, shuffled)) == sorted(map(repr, in_grid_order))  # every trial, once each
     assert load_spec(_write(tmp_path, grid + "scheduler: {type: asha}\n")).points() == shuffled
 
     kept = load_spec(_write(tmp_path, grid + "scheduler: {type: asha}\norder: grid\n"))
-    assert kept.points() == as_written
+    assert kept.points() == in_grid_order
     assert load_spec(_write(tmp_path, grid + "order: shuffled\n")).points() == shuffled
     assert load_spec(_write(tmp_path, GOOD)).points() == [{}]
 
