@@ -253,8 +253,8 @@ class Spec(_Strict):
 def _from_point(points: list[dict[str, Any]], key: str) -> Callable[[Any], Any]:
     """For tune.sample_from: the value of `key` in the trial's point."""
 
-    def value(spec: Any) -> Any:
-        return points[spec.config[POINT_KEY]][key]
+    def value(config: dict[str, Any]) -> Any:
+        return points[config[POINT_KEY]][key]
 
     return value
 

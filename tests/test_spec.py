@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,8 +71,27 @@ sample:
     assert space["wd"].lower == pytest.approx(1e-5)
 
 
-def test_ray_expands_the_space_into_one_config_per_point(tmp_path: Path) -> None:
+def _tune_configs(space: dict[str, Any]) -> list[dict[str, Any]]:
+    """Trial configs as Ray Tune makes them from a param_space: functions swapped for
+    placeholders (ray.tune.tune.run), the variants generated, each trial's placeholders
+    resolved against its own config (Trial.resolve_config_placeholders)."""
+    from ray.tune.impl.placeholder import (
+        create_resolvers_map,
+        inject_placeholders,
+        resolve_placeholders,
+    )
     from ray.tune.search.variant_generator import generate_variants
+
+    resolvers = create_resolvers_map()
+    space = inject_placeholders(space, resolvers)
+    configs = []
+    for _, variant in generate_variants({"config": space}):
+        resolve_placeholders(variant["config"], resolvers)
+        configs.append(variant["config"])
+    return configs
+
+
+def test_ray_expands_the_space_into_one_config_per_point(tmp_path: Path) -> None:
 
     spec = load_spec(
         _write(
@@ -88,9 +108,7 @@ sample: {wd: {loguniform: [1.0e-5, 1.0e-2]}}
 """,
         )
     )
-    configs = [
-        user_config(s["config"]) for _, s in generate_variants({"config": spec.param_space()})
-    ]
+    configs = [user_config(c) for c in _tune_configs(spec.param_space())]
     assert len(configs) == spec.n_trials == 16
     # list and dict values arrive whole, in the spec's order, beside fixed values and stop
     assert [{k: c[k] for k in spec.grid} for c in configs] == spec.points()
