@@ -218,14 +218,16 @@ class Spec(_Strict):
         say) lets more trials through: with a scheduler the default order is shuffled.
         """
         slowest_first = sorted(self.grid, reverse=True)
+        combos = list(itertools.product(*(self.grid[k] for k in slowest_first)))
         points = [
-            {k: combo[slowest_first.index(k)] for k in self.grid}
-            for combo in itertools.product(*(self.grid[k] for k in slowest_first))
-        ] * self.samples
+            dict(zip(slowest_first, combo, strict=True))
+            for _ in range(self.samples)
+            for combo in combos
+        ]
         order = self.order or ("grid" if self.scheduler.type == "none" else "shuffled")
         if order == "shuffled":
             random.Random(0).shuffle(points)
-        return [dict(p) for p in points]
+        return points
 
     def param_space(self) -> dict[str, Any]:
         """The Ray Tune param_space: fixed values, the grid, samplers, stop.
