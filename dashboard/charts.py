@@ -25,7 +25,7 @@ from dashboard.data import (
     ordered,
     status_label,
 )
-from runner.store import DIVERGED, ERROR, PRUNED, STOPPED, STOPPED_BY_USER
+from runner.store import TrialStatus
 
 __all__ = [
     "DEFAULT_POINT_BUDGET",
@@ -59,12 +59,12 @@ PALETTE = [
     "#17becf",
 ]
 BOOL_COLOURS = {True: "#1f77b4", False: "#ff7f0e"}
-MARKERS = {  # how an early end shows at the end of its curve
-    DIVERGED: ("x", "#d62728"),
-    ERROR: ("diamond", "#8b0000"),
-    PRUNED: ("triangle-down", "#555555"),
-    STOPPED: ("square", "#555555"),
-    STOPPED_BY_USER: ("square-open", "#000000"),
+MARKERS: dict[str, tuple[str, str]] = {  # how an early end shows at the end of its curve
+    TrialStatus.DIVERGED: ("x", "#d62728"),
+    TrialStatus.ERROR: ("diamond", "#8b0000"),
+    TrialStatus.PRUNED: ("triangle-down", "#555555"),
+    TrialStatus.STOPPED: ("square", "#555555"),
+    TrialStatus.STOPPED_BY_USER: ("square-open", "#000000"),
 }
 X_TITLES = {"step": "step", "time": "seconds since the trial started"}
 _LAYOUT: dict[str, Any] = {
@@ -410,7 +410,7 @@ def lr_figure(
     fig = go.Figure()
     for label, group in frame.groupby("group", sort=False):
         colour = colours[str(label)]
-        diverged = group["status"] == DIVERGED
+        diverged = group["status"] == TrialStatus.DIVERGED
         fig.add_trace(
             go.Scatter(
                 x=group[x],

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from dashboard.data import status_label
-from runner.store import FINISHED_TRIAL, Store
+from runner.store import Store, TrialStatus
 
 __all__ = [
     "TOKEN_ENV",
@@ -119,7 +119,7 @@ def request_stop(
     status = ""
     if trial_id is not None:
         found = [t for t in store.trials(sweep_id) if int(t["id"]) == trial_id]
-        if found and found[0]["status"] in FINISHED_TRIAL:
+        if found and found[0]["status"] in TrialStatus.finished():
             status = f" ({status_label(found[0]['status'])})"
     return StopOutcome(
         False, f"{target.capitalize()} has already finished{status}; there is nothing to stop."

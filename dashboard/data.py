@@ -25,16 +25,8 @@ from tsdownsample import MinMaxLTTBDownsampler
 from runner.launch import sweep_status
 from runner.progress import format_seconds
 from runner.store import (
-    COMPLETED,
-    DIVERGED,
-    ERROR,
-    FINISHED_TRIAL,
-    PENDING,
-    PRUNED,
-    RUNNING,
-    STOPPED,
-    STOPPED_BY_USER,
     Store,
+    TrialStatus,
 )
 
 __all__ = [
@@ -61,18 +53,27 @@ XAxis = Literal["step", "time"]
 MIN_CURVE_POINTS = 3
 
 STATUS_LABELS = {
-    PENDING: "pending",
-    RUNNING: "running",
-    COMPLETED: "completed",
-    DIVERGED: "diverged",
-    ERROR: "error",
-    PRUNED: "pruned",
-    STOPPED: "stopped",
-    STOPPED_BY_USER: "stopped by user",
+    TrialStatus.PENDING: "pending",
+    TrialStatus.RUNNING: "running",
+    TrialStatus.COMPLETED: "completed",
+    TrialStatus.DIVERGED: "diverged",
+    TrialStatus.ERROR: "error",
+    TrialStatus.PRUNED: "pruned",
+    TrialStatus.STOPPED: "stopped",
+    TrialStatus.STOPPED_BY_USER: "stopped by user",
     "timeout": "timed out",
 }
 # Trials that ended before their planned end: drawn dashed, with a marker at their end.
-EARLY_END = frozenset({DIVERGED, ERROR, PRUNED, STOPPED, STOPPED_BY_USER, "timeout"})
+EARLY_END = frozenset(
+    {
+        TrialStatus.DIVERGED,
+        TrialStatus.ERROR,
+        TrialStatus.PRUNED,
+        TrialStatus.STOPPED,
+        TrialStatus.STOPPED_BY_USER,
+        "timeout",
+    }
+)
 
 
 def status_label(status: str) -> str:
@@ -390,10 +391,9 @@ def filter_trials(table: pd.DataFrame, filters: Iterable[Filter]) -> pd.DataFram
 
 def sweep_progress(counts: Mapping[str, int], total: int) -> str:
     """`done/running/failed of total`, as on the CLI's progress line."""
-    done = sum(n for s, n in counts.items() if s in FINISHED_TRIAL)
-    return (
-        f"{done} done · {counts.get(RUNNING, 0)} running · {counts.get(ERROR, 0)} failed of {total}"
-    )
+    done = sum(n for s, n in counts.items() if s in TrialStatus.finished())
+    running, failed = counts.get(TrialStatus.RUNNING, 0), counts.get(TrialStatus.ERROR, 0)
+    return f"{done} done · {running} running · {failed} failed of {total}"
 
 
 def sweep_table(sweeps: Sequence[Mapping[str, Any]], now: float | None = None) -> pd.DataFrame:

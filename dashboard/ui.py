@@ -14,7 +14,7 @@ from dashboard import control
 from dashboard.data import SweepPoints, status_label, sweep_progress
 from runner.errors import SweepscopeError
 from runner.launch import sweep_status
-from runner.store import PENDING, RUNNING, SWEEP_RUNNING, Store, default_url, open_store
+from runner.store import Store, SweepStatus, TrialStatus, default_url, open_store
 
 __all__ = [
     "DEFAULT_REFRESH_SECONDS",
@@ -266,7 +266,9 @@ def _stop_controls(
         st.info(perm.reason, icon=":material/lock:")
         return
     by_id = {int(t["id"]): t for t in trials}
-    active = [int(t["id"]) for t in trials if t["status"] in (PENDING, RUNNING)]
+    active = [
+        int(t["id"]) for t in trials if t["status"] in (TrialStatus.PENDING, TrialStatus.RUNNING)
+    ]
     trial: int | None
     left, mid, right = st.columns([4, 1, 1], vertical_alignment="bottom")
     if only is not None:
@@ -288,7 +290,7 @@ def _stop_controls(
         left.caption("No trial is running or waiting; there is nothing to stop.")
     if mid.button("Stop trial", key=f"{key}_stop_trial", disabled=trial is None):
         st.session_state[confirm_key] = trial
-    sweep_running = sweep_status(dict(sweep)) == SWEEP_RUNNING  # not an interrupted one
+    sweep_running = sweep_status(dict(sweep)) == SweepStatus.RUNNING  # not an interrupted one
     if right.button(
         "Stop sweep",
         key=f"{key}_stop_sweep",

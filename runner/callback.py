@@ -19,16 +19,8 @@ from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
 from runner.spec import Spec, user_config
 from runner.stopper import StoreStopper
 from runner.store import (
-    COMPLETED,
-    ERROR,
-    FINISHED_TRIAL,
-    PENDING,
-    PRUNED,
-    RUNNING,
-    STOPPED,
-    STOPPED_BY_USER,
-    TIMEOUT,
     Store,
+    TrialStatus,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +64,9 @@ class StoreCallback(tune.Callback):
             self._ids[trial.trial_id] = self._store.add_trial(
                 self._sweep_id, trial.trial_id, user_config(trial.config)
             )
-            self._status[trial.trial_id] = self._done_before.get(trial.trial_id, PENDING)
+            self._status[trial.trial_id] = self._done_before.get(
+                trial.trial_id, TrialStatus.PENDING
+            )
         return self._ids[trial.trial_id]
 
     def _set(self, trial: Trial, status: str, detail: str | None = None, **fields: Any) -> None:
@@ -95,12 +89,12 @@ class StoreCallback(tune.Callback):
         if (stop.epochs is not None and last.get("epoch", 0) >= stop.epochs) or (
             stop.steps is not None and last.get("step", 0) >= stop.steps
         ):
-            return COMPLETED, None
+            return TrialStatus.COMPLETED, None
         if self._stopper.requested(trial.trial_id):
-            return STOPPED_BY_USER, "stop requested from the store"
+            return TrialStatus.STOPPED_BY_USER, "stop requested from the store"
         if self._spec.scheduler.type != "none":
-            return PRUNED, f"stopped early by the {self._spec.scheduler.type} scheduler"
-        return STOPPED, None
+            return TrialStatus.PRUNED, f"stopped early by the {self._spec.scheduler.type} scheduler"
+        return TrialStatus.STOPPED, None
 
     # -- Tune hooks ----------------------------------------------------------------------
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
@@ -128,7 +122,7 @@ class StoreCallback(tune.Callback):
                 and seen is not None
                 and actor is not None
                 and now - seen > limit
-                and self._status.get(trial.trial_id) == RUNNING
+                and self._status.get(trial.trial_id) == TrialStatus.RUNNING
                 and trial.trial_id not in self._timed_out
             ):
                 self._timed_out.add(trial.trial_id)
@@ -141,7 +135,7 @@ class StoreCallback(tune.Callback):
             return
         self._seen_at[trial.trial_id] = time.monotonic()
         self._timed_out.discard(trial.trial_id)
-        self._set(trial, RUNNING)
+        self._set(trial, TrialStatus.RUNNING)
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
@@ -162,8 +156,8 @@ class StoreCallback(tune.Callback):
         status = result.pop(STATUS_KEY, None)
         if status is not None:
             self._ended_as[trial.trial_id] = status
-        if self._status.get(trial.trial_id) != RUNNING:
-            self._set(trial, RUNNING, **fields)
+        if self._status.get(trial.trial_id) != TrialStatus.RUNNING:
+            self._set(trial, TrialStatus.RUNNING, **fields)
         elif fields:
             self._store.update_trial(trial_id, **fields)
         value = result.get(self._spec.metric)
@@ -186,10 +180,10 @@ class StoreCallback(tune.Callback):
             return
         if trial.trial_id in self._timed_out:
             text = f"no report for {self._spec.trial_timeout:g} s (trial_timeout): ended"
-            self._set(trial, TIMEOUT, text, error=text)
+            self._set(trial, TrialStatus.TIMEOUT, text, error=text)
             return
         text = _error_text(trial)
-        self._set(trial, ERROR, text, error=text)
+        self._set(trial, TrialStatus.ERROR, text, error=text)
         if self._progress is not None:
             last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
             self._progress.note(
@@ -204,15 +198,19 @@ class StoreCallback(tune.Callback):
             return
         text = _error_text(trial)
         self._store.set_trial_status(
-            self._id(trial), PENDING, detail=f"retrying after: {text}", error=text
+            self._id(trial), TrialStatus.PENDING, detail=f"retrying after: {text}", error=text
         )
-        self._status[trial.trial_id] = PENDING
+        self._status[trial.trial_id] = TrialStatus.PENDING
 
     def close_open_trials(self, reason: str) -> None:
         """After Tune returns: no trial may stay pending or running in the store."""
         for ray_id, status in list(self._status.items()):
-            if status not in FINISHED_TRIAL and ray_id not in self._done_before:
-                final = STOPPED_BY_USER if self._stopper.requested(ray_id) else STOPPED
+            if status not in TrialStatus.finished() and ray_id not in self._done_before:
+                final = (
+                    TrialStatus.STOPPED_BY_USER
+                    if self._stopper.requested(ray_id)
+                    else TrialStatus.STOPPED
+                )
                 self._store.set_trial_status(self._ids[ray_id], final, detail=reason)
                 self._status[ray_id] = final
 

@@ -27,15 +27,9 @@ from runner.errors import SpecError, SweepscopeError
 from runner.progress import Progress
 from runner.spec import Spec, parse_spec, resolve_trainable, user_config
 from runner.store import (
-    FINAL_TRIAL,
-    FINISHED_TRIAL,
-    STOPPED,
-    SWEEP_COMPLETED,
-    SWEEP_FAILED,
-    SWEEP_INTERRUPTED,
-    SWEEP_RUNNING,
-    SWEEP_STOPPED,
     Store,
+    SweepStatus,
+    TrialStatus,
 )
 
 __all__ = [
@@ -121,8 +115,8 @@ def driver_gone(sweep: dict[str, Any], now: float | None = None) -> bool:
 
 def sweep_status(sweep: dict[str, Any], now: float | None = None) -> str:
     """The status to show: a `running` sweep whose driver is gone shows as interrupted."""
-    if sweep["status"] == SWEEP_RUNNING and driver_gone(sweep, now):
-        return SWEEP_INTERRUPTED
+    if sweep["status"] == SweepStatus.RUNNING and driver_gone(sweep, now):
+        return SweepStatus.INTERRUPTED
     return str(sweep["status"])
 
 
@@ -145,15 +139,17 @@ def reconcile(store: Store, now: float | None = None) -> list[str]:
     """
     closed = []
     for sweep in store.sweeps():
-        if sweep["status"] != SWEEP_RUNNING or not driver_gone(sweep, now):
+        if sweep["status"] != SweepStatus.RUNNING or not driver_gone(sweep, now):
             continue
         beat = sweep["heartbeat_at"] or sweep["created_at"]
         for trial in store.trials(sweep["id"]):
-            if trial["status"] not in FINISHED_TRIAL:
-                store.set_trial_status(trial["id"], STOPPED, detail="the sweep's driver was gone")
+            if trial["status"] not in TrialStatus.finished():
+                store.set_trial_status(
+                    trial["id"], TrialStatus.STOPPED, detail="the sweep's driver was gone"
+                )
         store.finish_sweep(
             sweep["id"],
-            SWEEP_STOPPED,
+            SweepStatus.STOPPED,
             f"interrupted: no heartbeat from the driver since {time.ctime(beat)}; "
             f"continue with `sweepscope resume {sweep['id']}`",
         )
@@ -378,13 +374,13 @@ def resume_sweep(
     resume from their latest checkpoints, trials never started start."""
     reconcile(store)
     sweep = require_sweep(store, sweep_id)
-    if sweep["status"] == SWEEP_RUNNING:
+    if sweep["status"] == SweepStatus.RUNNING:
         raise SweepscopeError(
             f"sweep {sweep_id} is running: its driver sent a heartbeat "
             f"{time.time() - sweep['heartbeat_at']:.0f}s ago. Fix: stop it first "
             f"(sweepscope stop {sweep_id}, or Ctrl-C its `sweepscope run`), then resume."
         )
-    if sweep["status"] != SWEEP_STOPPED:
+    if sweep["status"] != SweepStatus.STOPPED:
         raise SweepscopeError(
             f"sweep {sweep_id} is {sweep['status']}: nothing to resume. Fix: resume only a "
             "stopped or interrupted sweep; start a new one with `sweepscope run SPEC`."
@@ -401,7 +397,11 @@ def resume_sweep(
     store.reopen_sweep(sweep_id)
     if on_start is not None:
         on_start(sweep_id)
-    done = {t["ray_id"]: t["status"] for t in store.trials(sweep_id) if t["status"] in FINAL_TRIAL}
+    done = {
+        t["ray_id"]: t["status"]
+        for t in store.trials(sweep_id)
+        if TrialStatus(t["status"]).is_final
+    }
 
     def build() -> Any:
         from ray import tune
@@ -474,7 +474,7 @@ def _drive(
         done_before=done_before,
     )
     interrupted: list[bool] = []
-    status, message = SWEEP_FAILED, None
+    status, message = SweepStatus.FAILED, None
     owns_ray = False
     try:
         owns_ray = _init_ray(address)
@@ -489,23 +489,23 @@ def _drive(
             tuner.fit()
         counts = callback.statuses()
         if interrupted:
-            status = SWEEP_STOPPED
+            status = SweepStatus.STOPPED
             message = f"interrupted with Ctrl-C; continue with `sweepscope resume {sweep_id}`"
         elif stopper.stop_all():
-            status, message = SWEEP_STOPPED, "stopped by user"
+            status, message = SweepStatus.STOPPED, "stopped by user"
         elif counts and counts.get("error", 0) == sum(counts.values()):
-            status, message = SWEEP_FAILED, "every trial failed"
+            status, message = SweepStatus.FAILED, "every trial failed"
         else:
-            status = SWEEP_COMPLETED
+            status = SweepStatus.COMPLETED
     except BaseException as exc:
         message = "".join(traceback.format_exception_only(exc)).strip()
         if isinstance(exc, KeyboardInterrupt):
-            status = SWEEP_STOPPED
+            status = SweepStatus.STOPPED
         raise
     finally:
         callback.close_open_trials(
             "the driver was interrupted; resumable"
-            if status == SWEEP_STOPPED
+            if status == SweepStatus.STOPPED
             else "the sweep ended"
         )
         store.finish_sweep(sweep_id, status, message)

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from typing import TextIO
 
-from runner.store import FINISHED_TRIAL
+from runner.status import TrialStatus
 
 __all__ = ["Progress", "format_seconds"]
 
@@ -39,7 +39,7 @@ class Progress:
         return self._given or sys.stderr
 
     def line(self, statuses: Counter[str], best: float | None) -> str:
-        done = sum(n for s, n in statuses.items() if s in FINISHED_TRIAL)
+        done = sum(n for s, n in statuses.items() if s in TrialStatus.finished())
         failed = statuses.get("error", 0)
         elapsed = time.monotonic() - self._start
         eta = "--:--" if done == 0 else format_seconds(elapsed / done * (self.total - done))

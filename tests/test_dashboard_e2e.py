@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runner.store import RUNNING, STOPPED_BY_USER, open_store
+from runner.store import TrialStatus, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -154,7 +154,7 @@ def test_live_dashboard_in_a_browser(
             sweeps = s.sweeps()
             if not sweeps:
                 return None
-            running = [t for t in s.trials(sweeps[0]["id"]) if t["status"] == RUNNING]
+            running = [t for t in s.trials(sweeps[0]["id"]) if t["status"] == TrialStatus.RUNNING]
             if len(running) >= 2 and len(s.points(sweeps[0]["id"])) > 0:
                 return sweeps[0]["id"]
         return None
@@ -199,7 +199,7 @@ def test_live_dashboard_in_a_browser(
 
             with open_store(url) as s:
                 trials = s.trials(sweep_id)
-            victim = next(t for t in trials if t["status"] == RUNNING)
+            victim = next(t for t in trials if t["status"] == TrialStatus.RUNNING)
             page.get_by_label("Running trial").click()
             page.get_by_role("option", name=f"trial {victim['id']} (running").click()
             page.get_by_role("button", name="Stop trial").click()
@@ -211,13 +211,13 @@ def test_live_dashboard_in_a_browser(
                     status = next(
                         t["status"] for t in s.trials(sweep_id) if t["id"] == victim["id"]
                     )
-                return status if status != RUNNING else None
+                return status if status != TrialStatus.RUNNING else None
 
-            assert wait_for("the trial to stop", victim_status, 60) == STOPPED_BY_USER
+            assert wait_for("the trial to stop", victim_status, 60) == TrialStatus.STOPPED_BY_USER
             with open_store(url) as s:
                 others = [t for t in s.trials(sweep_id) if t["id"] != victim["id"]]
                 counts = {t["id"]: len(s.points(sweep_id, trial_ids=[t["id"]])) for t in others}
-            assert all(t["status"] != STOPPED_BY_USER for t in others)
+            assert all(t["status"] != TrialStatus.STOPPED_BY_USER for t in others)
 
             def others_went_on() -> bool:
                 with open_store(url) as s:

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from runner.errors import StoreError
-from runner.store import COMPLETED, PENDING, RUNNING, Store, open_store
+from runner.store import Store, TrialStatus, open_store
 
 
 def _sweep(store: Store, sweep_id: str = "s1", mode: str = "max") -> None:
@@ -46,22 +46,26 @@ def test_add_trial_is_idempotent(store: Store) -> None:
     trials = store.trials("s1")
     assert [t["ray_id"] for t in trials] == ["ray_0", "ray_1"]
     assert trials[0]["config"] == {"lr": 0.1, "batch_norm": True}
-    assert trials[0]["status"] == PENDING
-    assert [e["status"] for e in store.trial_events(first)] == [PENDING]
+    assert trials[0]["status"] == TrialStatus.PENDING
+    assert [e["status"] for e in store.trial_events(first)] == [TrialStatus.PENDING]
 
 
 def test_status_changes_are_recorded_with_times(store: Store) -> None:
     _sweep(store)
     tid = store.add_trial("s1", "ray_0", {})
-    store.set_trial_status(tid, RUNNING, node="host-a", device="cpu")
+    store.set_trial_status(tid, TrialStatus.RUNNING, node="host-a", device="cpu")
     store.update_trial(tid, last_step=10, last_epoch=1)
-    store.set_trial_status(tid, COMPLETED)
+    store.set_trial_status(tid, TrialStatus.COMPLETED)
     (trial,) = store.trials("s1")
-    assert trial["status"] == COMPLETED
+    assert trial["status"] == TrialStatus.COMPLETED
     assert trial["node"] == "host-a" and trial["device"] == "cpu"
     assert trial["last_step"] == 10 and trial["last_epoch"] == 1
     assert trial["started_at"] <= trial["ended_at"]
-    assert [e["status"] for e in store.trial_events(tid)] == [PENDING, RUNNING, COMPLETED]
+    assert [e["status"] for e in store.trial_events(tid)] == [
+        TrialStatus.PENDING,
+        TrialStatus.RUNNING,
+        TrialStatus.COMPLETED,
+    ]
     with pytest.raises(ValueError, match="unknown trial fields"):
         store.update_trial(tid, colour="red")
 
@@ -104,12 +108,12 @@ def test_sweep_counts_and_best(store: Store, mode: str, best: float) -> None:
     _sweep(store, mode=mode)
     t1 = store.add_trial("s1", "a", {})
     t2 = store.add_trial("s1", "b", {})
-    store.set_trial_status(t1, COMPLETED)
+    store.set_trial_status(t1, TrialStatus.COMPLETED)
     store.add_points(
         t1, [("val_acc", 1, 0.1, 0.0), ("val_acc", 2, 0.9, 0.0), ("train_loss", 1, 7.0, 0.0)]
     )
     (sweep,) = store.sweeps()
-    assert sweep["counts"] == {COMPLETED: 1, PENDING: 1}
+    assert sweep["counts"] == {TrialStatus.COMPLETED: 1, TrialStatus.PENDING: 1}
     assert sweep["best"] == pytest.approx(best)
     assert t2
 
@@ -118,8 +122,8 @@ def test_stop_requests(store: Store) -> None:
     _sweep(store)
     running = store.add_trial("s1", "run", {})
     done = store.add_trial("s1", "done", {})
-    store.set_trial_status(running, RUNNING)
-    store.set_trial_status(done, COMPLETED)
+    store.set_trial_status(running, TrialStatus.RUNNING)
+    store.set_trial_status(done, TrialStatus.COMPLETED)
     assert store.stop_requests("s1") == (False, set())
     assert store.request_stop("s1", running) is True
     assert store.request_stop("s1", running) is True  # repeating changes nothing

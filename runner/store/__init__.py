@@ -4,50 +4,16 @@ from __future__ import annotations
 
 import os
 
-from runner.store._base import (
-    COMPLETED,
-    DIVERGED,
-    ERROR,
-    FINAL_TRIAL,
-    FINISHED_TRIAL,
-    PENDING,
-    PRUNED,
-    RUNNING,
-    STOPPED,
-    STOPPED_BY_USER,
-    SWEEP_COMPLETED,
-    SWEEP_FAILED,
-    SWEEP_INTERRUPTED,
-    SWEEP_RUNNING,
-    SWEEP_STOPPED,
-    TIMEOUT,
-    TRIAL_STATUSES,
-    Point,
-    Store,
-)
+from runner.status import SweepStatus, TrialStatus
+from runner.store._base import Point, Store
 from runner.store._sql import SqlStore
 
 __all__ = [
-    "COMPLETED",
-    "DIVERGED",
-    "ERROR",
-    "FINAL_TRIAL",
-    "FINISHED_TRIAL",
-    "PENDING",
-    "PRUNED",
-    "RUNNING",
-    "STOPPED",
-    "STOPPED_BY_USER",
-    "SWEEP_COMPLETED",
-    "SWEEP_FAILED",
-    "SWEEP_INTERRUPTED",
-    "SWEEP_RUNNING",
-    "SWEEP_STOPPED",
-    "TIMEOUT",
-    "TRIAL_STATUSES",
     "Point",
     "SqlStore",
     "Store",
+    "SweepStatus",
+    "TrialStatus",
     "default_url",
     "open_store",
 ]

@@ -13,30 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-# Trial lifecycle: pending -> running -> one of FINISHED_TRIAL.
-PENDING = "pending"
-RUNNING = "running"
-COMPLETED = "completed"
-DIVERGED = "diverged"
-ERROR = "error"
-STOPPED = "stopped"
-PRUNED = "pruned"
-STOPPED_BY_USER = "stopped_by_user"
-TIMEOUT = "timeout"
-FINISHED_TRIAL = frozenset({COMPLETED, DIVERGED, ERROR, STOPPED, PRUNED, STOPPED_BY_USER, TIMEOUT})
-# Finished for good: `sweepscope resume` reruns only trials that ended `stopped` (Ctrl-C or
-# a driver that died) and those never started.
-FINAL_TRIAL = FINISHED_TRIAL - {STOPPED}
-TRIAL_STATUSES = frozenset({PENDING, RUNNING}) | FINISHED_TRIAL
-
-# Sweep lifecycle: running -> completed | failed | stopped. A running sweep whose driver
-# has stopped sending heartbeats is shown as interrupted (derived, never stored).
-SWEEP_COMPLETED = "completed"
-SWEEP_FAILED = "failed"
-SWEEP_STOPPED = "stopped"
-SWEEP_RUNNING = "running"
-SWEEP_INTERRUPTED = "interrupted"
-
 # A point as the runner writes it: (metric, step, value, wall_time).
 Point = tuple[str, int, float, float]
 

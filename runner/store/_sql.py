@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from runner.errors import StoreError
+from runner.status import TrialStatus
 from runner.store import _schema as t
-from runner.store._base import FINISHED_TRIAL, PENDING, RUNNING, Point, Store
+from runner.store._base import Point, Store
 
 _TRIAL_FIELDS = {"device", "node", "error", "last_step", "last_epoch", "started_at", "ended_at"}
 
@@ -257,11 +258,13 @@ class SqlStore(Store):
                     sweep_id=sweep_id,
                     ray_id=ray_id,
                     config=_json(config),
-                    status=PENDING,
+                    status=TrialStatus.PENDING,
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(t.events.insert().values(trial_id=trial_id, at=now, status=PENDING))
+            conn.execute(
+                t.events.insert().values(trial_id=trial_id, at=now, status=TrialStatus.PENDING)
+            )
         return int(trial_id)
 
     def set_trial_status(
@@ -270,9 +273,9 @@ class SqlStore(Store):
         now = time.time()
         values = self._trial_fields(fields)
         values["status"] = status
-        if status == RUNNING:
+        if status == TrialStatus.RUNNING:
             values.setdefault("started_at", now)
-        elif status in FINISHED_TRIAL:
+        elif status in TrialStatus.finished():
             values.setdefault("ended_at", now)
         with self._tx() as conn:
             conn.execute(t.trials.update().where(t.trials.c.id == trial_id).values(**values))
@@ -308,7 +311,7 @@ class SqlStore(Store):
     # -- stop requests -------------------------------------------------------------------
     def request_stop(self, sweep_id: str, trial_id: int | None = None) -> bool:
         now = time.time()
-        active = (PENDING, RUNNING)
+        active = (TrialStatus.PENDING, TrialStatus.RUNNING)
         with self._tx() as conn:
             sweep = conn.execute(
                 sa.select(t.sweeps.c.status).where(t.sweeps.c.id == sweep_id)
