@@ -2,7 +2,9 @@
 
 On a loopback address only this machine's users reach the page, so the stop buttons work
 as they are. Bound to any other address, they need the token in $SWEEPSCOPE_TOKEN, which
-the page asks for; without that variable they are off, and the page says why.
+the page asks for; without that variable they are off, and the page says why. A token
+shorter than TOKEN_MIN_LENGTH could be guessed, so `sweepscope dashboard` refuses to start
+with one there (check_token).
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ import os
 from dataclasses import dataclass
 
 from dashboard.data import status_label
+from runner.errors import SweepscopeError
 from runner.store import Store, TrialStatus
 
 __all__ = [
     "TOKEN_ENV",
+    "TOKEN_MIN_LENGTH",
     "StopOutcome",
     "StopPermission",
+    "check_token",
     "is_loopback",
     "request_stop",
     "stop_permission",
 ]
 
 TOKEN_ENV = "SWEEPSCOPE_TOKEN"
+# 16 random URL-safe characters carry 96 bits: beyond guessing through the page.
+TOKEN_MIN_LENGTH = 16
 
 
 def is_loopback(host: str | None) -> bool:
@@ -37,6 +44,28 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_token(host: str | None, token: str | None) -> None:
+    """Refuse a token too short to be a secret on an address other machines reach.
+
+    An unset (or empty) token is fine: the stop controls are then off. The message never
+    contains the token.
+
+    Raises:
+        SweepscopeError: `host` is not loopback and `token` is shorter than TOKEN_MIN_LENGTH.
+    """
+    if is_loopback(host) or not token or len(token) >= TOKEN_MIN_LENGTH:
+        return
+    where = host or "every interface"
+    raise SweepscopeError(
+        f"{TOKEN_ENV} is shorter than {TOKEN_MIN_LENGTH} characters, too short to keep "
+        f"strangers from stopping trials on a dashboard listening on {where}, which other "
+        f"machines can reach. Fix: set {TOKEN_ENV} to a random secret of at least "
+        f"{TOKEN_MIN_LENGTH} characters, e.g. the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(24))', "
+        "or unset it (the stop controls are then off), or bind to 127.0.0.1 (the default)."
+    )
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import pandas as pd
 from scipy.signal import lfilter
 from tsdownsample import MinMaxLTTBDownsampler
 
-from runner.launch import sweep_status
 from runner.progress import format_seconds
 from runner.store import (
     Store,
     TrialStatus,
+    sweep_status,
 )
 
 __all__ = [

@@ -3,6 +3,13 @@
 The store URL travels in $SWEEPSCOPE_STORE. Ctrl-C (or SIGTERM, or `kill -INT` from
 scripts/demo.sh) is passed on to Streamlit, which shuts down cleanly; serve() returns its
 exit status.
+
+Streamlit's XSRF and CORS protections are pinned on with command-line flags, on every
+address. Streamlit reads its options from ~/.streamlit/config.toml, then ./.streamlit/
+config.toml and the app's own .streamlit/config.toml, then STREAMLIT_* environment
+variables, then the command line, each overriding the one before
+(streamlit.config.get_config_options); a flag is the one source nothing else overrides, so
+no stray config file or variable can switch the protections off.
 """
 
 from __future__ import annotations
@@ -15,19 +22,29 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from dashboard.control import TOKEN_ENV, is_loopback
+from dashboard.control import TOKEN_ENV, check_token, is_loopback
 from runner.errors import SweepscopeError
 
-__all__ = ["APP", "serve", "streamlit_command"]
+__all__ = ["APP", "PINNED_OPTIONS", "serve", "streamlit_command"]
 
 APP = Path(__file__).resolve().parent / "app.py"
 STORE_ENV = "SWEEPSCOPE_STORE"
 # How long Streamlit gets to exit after a signal before it is killed.
 GRACE_SECONDS = 10.0
+# Streamlit options no config file or STREAMLIT_* variable may change (see the docstring).
+PINNED_OPTIONS = {
+    # A state-changing request (a file upload) needs the token from the _streamlit_xsrf cookie.
+    "server.enableXsrfProtection": "true",
+    # No Access-Control-Allow-Origin: * and no WebSocket from another site's page.
+    "server.enableCORS": "true",
+    # Development mode also sends Access-Control-Allow-Origin: * to every origin.
+    "global.developmentMode": "false",
+}
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
-    """The command line that serves the dashboard (XSRF protection stays on)."""
+    """The command line that serves the dashboard, with PINNED_OPTIONS as flags."""
+    pinned = [part for key, value in PINNED_OPTIONS.items() for part in (f"--{key}", value)]
     return [
         sys.executable,
         "-m",
@@ -48,6 +65,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "false",
         "--client.toolbarMode",
         "viewer",
+        *pinned,
     ]
 
 
@@ -58,13 +76,15 @@ def serve(*, store_url: str, host: str = "127.0.0.1", port: int = 8501) -> int:
     page says so and picks it up when it appears.
 
     Raises:
-        SweepscopeError: the port is outside 1..65535 or the host is empty.
+        SweepscopeError: the port is outside 1..65535, the host is empty, or the host is
+            not loopback and $SWEEPSCOPE_TOKEN is set but too short to be a secret.
     """
     if not 0 < port < 65536:
         raise SweepscopeError(f"--port {port} is not a TCP port. Fix: use 1..65535, e.g. 8501.")
     if not host:
         raise SweepscopeError("--host is empty. Fix: use 127.0.0.1 (the default) or an address.")
     if not is_loopback(host):
+        check_token(host, os.environ.get(TOKEN_ENV))
         state = (
             "need the token in it"
             if os.environ.get(TOKEN_ENV)

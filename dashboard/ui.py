@@ -12,9 +12,8 @@ import streamlit as st
 
 from dashboard import control
 from dashboard.data import SweepPoints, status_label, sweep_progress
-from runner.errors import SweepscopeError
-from runner.launch import sweep_status
-from runner.store import Store, SweepStatus, TrialStatus, default_url, open_store
+from runner.errors import StoreUnavailable, SweepscopeError
+from runner.store import Store, SweepStatus, TrialStatus, default_url, open_store, sweep_status
 
 __all__ = [
     "DEFAULT_REFRESH_SECONDS",
@@ -48,12 +47,14 @@ def redacted(url: str) -> str:
 
 def show_error(exc: Exception) -> None:
     text = str(exc)
-    if "no such column" in text or "UndefinedColumn" in text:
-        text += (
-            " Fix: this store was written by a different version of sweepscope; open it "
-            "with that version, or run a new sweep into a new store."
+    if isinstance(exc, StoreUnavailable):
+        st.warning(
+            f"**The store is unreachable.** {text} The page tries again at every refresh; a "
+            "running sweep goes on and holds its points until the store is back.",
+            icon=":material/cloud_off:",
         )
-    elif "Fix:" not in text:
+        return
+    if "Fix:" not in text:
         text += (
             " Fix: check that the database is up and the URL is right, e.g. "
             "`sweepscope dashboard --store sqlite:///sweepscope.db`."

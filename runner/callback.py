@@ -1,76 +1,107 @@
-"""The driver-side Tune callback that writes every trial's life and curves to the store.
+"""The driver-side Tune callback that turns every trial's life and curves into store writes.
 
-It is the store's only writer during a sweep: trials send their points inside Ray Tune
-results (see runner.report), so no trial ever opens the store, and a cluster needs no
-shared files for it.
+Trials send their points inside Ray Tune results (see runner.report), so no trial ever
+opens the store, and a cluster needs no shared files for it. A trainable written for plain
+Ray Tune (`ray.tune.report(metrics)`, or a `tune.Trainable` whose `step()` returns a dict)
+works too: each numeric metric of its results becomes a point at the result's `step`, else
+at its `training_iteration`. The callback only queues writes on the StoreWriter, which
+returns at once: a slow or absent store never holds up the Tune loop.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray import tune
+from ray.tune.result import AUTO_RESULT_KEYS, DEBUG_METRICS
 
-from runner.progress import Progress
-from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
+from runner.errors import SpecError
+from runner.progress import Progress, format_seconds
+from runner.report import INFO_KEY, MAX_METRIC_NAME, MAX_STEP, POINTS_KEY, STATUS_KEY
 from runner.spec import Spec, user_config
+from runner.status import TrialStatus
 from runner.stopper import StoreStopper
-from runner.store import (
-    Store,
-    TrialStatus,
-)
+from runner.writer import StoreWriter
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-__all__ = ["StoreCallback"]
+__all__ = ["StoreCallback", "result_points"]
 
-HEARTBEAT_SECONDS = 5.0
+# Keys of a Ray Tune result that are bookkeeping, not metrics.
+_NOT_METRICS = (
+    frozenset(AUTO_RESULT_KEYS)
+    | frozenset(DEBUG_METRICS)
+    | {
+        "done",
+        "should_checkpoint",
+        "step",
+        "epoch",
+        "experiment_tag",
+        "trial_id",
+    }
+)
+
+
+def result_points(result: dict[str, Any], wall_time: float) -> list[tuple[str, int, float, float]]:
+    """The points of a plain Ray Tune result: every numeric metric at its `step`, else at
+    its `training_iteration`. Names and steps the store cannot hold are left out."""
+    step = result.get("step", result.get("training_iteration", 0))
+    if not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        return []
+    return [
+        (name, step, float(value), wall_time)
+        for name, value in result.items()
+        if name not in _NOT_METRICS
+        and not name.startswith("_")
+        and len(name) <= MAX_METRIC_NAME
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ]
 
 
 class StoreCallback(tune.Callback):
     def __init__(
         self,
         *,
-        store: Store,
-        sweep_id: str,
+        writer: StoreWriter,
         spec: Spec,
         stopper: StoreStopper,
         progress: Progress | None = None,
         done_before: dict[str, str] | None = None,
     ) -> None:
-        self._store = store
+        self._writer = writer
         # A resumed sweep's trials that finished before: Ray id -> final status, left alone.
         self._done_before = done_before or {}
         self._seen_at: dict[str, float] = {}  # Ray trial id -> when it last reported
         self._timed_out: set[str] = set()
-        self._sweep_id = sweep_id
         self._spec = spec
         self._stopper = stopper
         self._progress = progress
-        self._ids: dict[str, int] = {}  # Ray trial id -> store id
         self._status: dict[str, str] = {}  # Ray trial id -> status last written
         self._ended_as: dict[str, str] = {}  # a status the trial itself reported
         self._last: dict[str, dict[str, int]] = {}  # Ray trial id -> last step / epoch
         self._best: float | None = None
-        self._beat_at = 0.0
+        self._metric_checked = False
+        self.metric_problem: SpecError | None = None
+        self._store_away = False
 
     # -- bookkeeping ---------------------------------------------------------------------
-    def _id(self, trial: Trial) -> int:
-        if trial.trial_id not in self._ids:
-            self._ids[trial.trial_id] = self._store.add_trial(
-                self._sweep_id, trial.trial_id, user_config(trial.config)
-            )
+    def _register(self, trial: Trial) -> None:
+        if trial.trial_id not in self._status:
+            self._writer.add_trial(trial.trial_id, user_config(trial.config))
             self._status[trial.trial_id] = self._done_before.get(
                 trial.trial_id, TrialStatus.PENDING
             )
-        return self._ids[trial.trial_id]
 
     def _set(self, trial: Trial, status: str, detail: str | None = None, **fields: Any) -> None:
-        self._store.set_trial_status(self._id(trial), status, detail=detail, **fields)
+        self._register(trial)
+        self._writer.set_status(trial.trial_id, status, detail=detail, **fields)
         self._status[trial.trial_id] = status
 
     def statuses(self) -> Counter[str]:
@@ -96,18 +127,63 @@ class StoreCallback(tune.Callback):
             return TrialStatus.PRUNED, f"stopped early by the {self._spec.scheduler.type} scheduler"
         return TrialStatus.STOPPED, None
 
+    def _check_metric(
+        self, trial: Trial, result: dict[str, Any], points: list[Any], plain: bool
+    ) -> None:
+        """The first epoch report (any result of a plain Ray Tune trainable) must carry the
+        spec's metric; otherwise the sweep is halted at once with the closest match."""
+        if self._metric_checked or not (plain or "epoch" in result):
+            return
+        self._metric_checked = True
+        if self._spec.metric in result:
+            return
+        reported = sorted(
+            {name for name, *_ in points}
+            | {k for k, v in result.items() if k not in _NOT_METRICS and isinstance(v, int | float)}
+            - {k for k in result if k.startswith("_")}
+        )
+        close = difflib.get_close_matches(self._spec.metric, reported, n=1)
+        fix = (
+            f"did you mean {close[0]}? Set metric: {close[0]} in the spec"
+            if close
+            else "set metric to one of the reported metrics, or report it with "
+            f"report.epoch(..., {self._spec.metric}=value)"
+        )
+        self.metric_problem = SpecError(
+            "the sweep's spec",
+            [
+                (
+                    "metric",
+                    f"{self._spec.metric!r} is not reported: trial {trial.trial_id}'s first "
+                    f"epoch report has {', '.join(reported) or 'no metrics'}.",
+                    fix,
+                )
+            ],
+        )
+        self._stopper.halt(str(self.metric_problem))
+
     # -- Tune hooks ----------------------------------------------------------------------
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         for trial in trials:  # register trials as soon as Tune creates them: pending
-            self._id(trial)
+            self._register(trial)
         now = time.monotonic()
         if self._spec.trial_timeout is not None:
             self._kill_silent_trials(trials, now)
-        if now - self._beat_at >= HEARTBEAT_SECONDS:
-            self._beat_at = now
-            self._store.heartbeat(self._sweep_id)
         if self._progress is not None:
-            self._progress.update(self.statuses(), self._best)
+            health = self._writer.health()
+            self._note_store_changes(health.away_for, health.held_points)
+            self._progress.update(self.statuses(), self._best, store=health)
+
+    def _note_store_changes(self, away_for: float | None, held: int) -> None:
+        assert self._progress is not None
+        if away_for is not None and not self._store_away:
+            self._progress.note(
+                f"the store is not answering; trials go on and their points are held "
+                f"(the sweep stops if it stays away {format_seconds(self._writer.outage_limit)})"
+            )
+        elif away_for is None and self._store_away:
+            self._progress.note("the store answers again; the held points are written")
+        self._store_away = away_for is not None
 
     def _kill_silent_trials(self, trials: list[Trial], now: float) -> None:
         """End trials that reported nothing for `trial_timeout` seconds (a hung trial)."""
@@ -143,25 +219,29 @@ class StoreCallback(tune.Callback):
         if trial.trial_id in self._done_before:
             return
         self._seen_at[trial.trial_id] = time.monotonic()
-        trial_id = self._id(trial)
-        self._store.add_points(trial_id, result.pop(POINTS_KEY, ()))
+        self._register(trial)
+        plain = POINTS_KEY not in result  # a trainable that calls ray.tune.report itself
+        points = result_points(result, time.time()) if plain else result.pop(POINTS_KEY)
+        self._writer.add_points(trial.trial_id, points)
+        self._check_metric(trial, result, points, plain)
         fields: dict[str, Any] = dict(result.pop(INFO_KEY, None) or {})
         last = self._last.setdefault(trial.trial_id, {})
         if not last:  # the first result says where the trial runs
             fields.setdefault("node", result.get("hostname") or result.get("node_ip"))
-        for key in ("step", "epoch"):
-            if key in result:
-                last[key] = int(result[key])
-                fields[f"last_{key}"] = last[key]
+        epoch = result.get("epoch", result.get("training_iteration") if plain else None)
+        for key, value in (("step", result.get("step")), ("epoch", epoch)):
+            if isinstance(value, int) and 0 <= value <= MAX_STEP:
+                last[key] = value
+                fields[f"last_{key}"] = value
         status = result.pop(STATUS_KEY, None)
         if status is not None:
             self._ended_as[trial.trial_id] = status
         if self._status.get(trial.trial_id) != TrialStatus.RUNNING:
             self._set(trial, TrialStatus.RUNNING, **fields)
         elif fields:
-            self._store.update_trial(trial_id, **fields)
+            self._writer.update_trial(trial.trial_id, **fields)
         value = result.get(self._spec.metric)
-        if isinstance(value, int | float) and value == value:
+        if isinstance(value, int | float) and math.isfinite(value):
             better = max if self._spec.mode == "max" else min
             self._best = value if self._best is None else better(self._best, value)
 
@@ -187,8 +267,8 @@ class StoreCallback(tune.Callback):
         if self._progress is not None:
             last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
             self._progress.note(
-                f"trial {self._id(trial)} failed: {last_line} "
-                f"(traceback: sweepscope status {self._sweep_id})"
+                f"trial {trial.trial_id} failed: {last_line} "
+                f"(traceback: sweepscope status {self._writer.sweep_id})"
             )
 
     def on_trial_recover(
@@ -197,21 +277,18 @@ class StoreCallback(tune.Callback):
         if trial.trial_id in self._done_before:
             return
         text = _error_text(trial)
-        self._store.set_trial_status(
-            self._id(trial), TrialStatus.PENDING, detail=f"retrying after: {text}", error=text
-        )
-        self._status[trial.trial_id] = TrialStatus.PENDING
+        self._set(trial, TrialStatus.PENDING, f"retrying after: {text}", error=text)
 
     def close_open_trials(self, reason: str) -> None:
         """After Tune returns: no trial may stay pending or running in the store."""
         for ray_id, status in list(self._status.items()):
-            if status not in TrialStatus.finished() and ray_id not in self._done_before:
+            if not TrialStatus(status).is_finished and ray_id not in self._done_before:
                 final = (
                     TrialStatus.STOPPED_BY_USER
                     if self._stopper.requested(ray_id)
                     else TrialStatus.STOPPED
                 )
-                self._store.set_trial_status(self._ids[ray_id], final, detail=reason)
+                self._writer.set_status(ray_id, final, detail=reason)
                 self._status[ray_id] = final
 
 

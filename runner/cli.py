@@ -1,7 +1,9 @@
-"""The `sweepscope` command line: run, ls, status, export, stop, dashboard.
+"""The `sweepscope` command line: run, resume, ls, status, export, stop, migrate, dashboard.
 
-Errors the user can act on (a bad spec, an unknown sweep, a store that does not open)
-print one paragraph and exit 2; unexpected failures keep their traceback.
+Exit status: 0 completed, 2 a mistake in the input (a bad spec, an unknown sweep, a store
+URL that holds no store: one paragraph naming the field, the value and the fix), 1 a
+failure of the infrastructure (a store that does not answer) or an unexpected error (one
+paragraph; the traceback goes to a log file it names), 130 stopped.
 """
 
 from __future__ import annotations
@@ -10,18 +12,29 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.errors import SweepscopeError
-from runner.launch import require_sweep, sweep_status
-from runner.store import Store, default_url, open_store
+from runner.errors import InfrastructureError, SpecError, SweepscopeError
+from runner.redact import mask_url, redact
+from runner.store import (
+    Store,
+    TrialStatus,
+    default_url,
+    open_store,
+    require_sweep,
+    sweep_status,
+)
+from runner.writer import DEFAULT_OUTAGE_LIMIT
 
-__all__ = ["main", "sweep_status"]
+__all__ = ["main"]
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+LOG_DIR = Path(".sweepscope") / "logs"
 
 
 def _when(ts: float | None) -> str:
@@ -30,13 +43,14 @@ def _when(ts: float | None) -> str:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from runner.launch import reconcile, run_sweep
+    from runner.launch import run_sweep
     from runner.spec import load_spec
+    from runner.store import reconcile
 
     spec = load_spec(args.spec, allow_large=args.allow_large)  # everything checked first
     if args.name:
-        spec = spec.model_copy(update={"name": args.name})
-    store = open_store(args.store, create=True)
+        spec = spec.renamed(args.name)
+    store = _open_for_writing(args.store)
     for sweep_id in reconcile(store):
         print(f"note: sweep {sweep_id} had lost its driver: marked stopped, resumable")
 
@@ -49,12 +63,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _finish(
         store,
         args.store,
+        args.spec,
         lambda: run_sweep(
             spec,
             store=store,
             address=args.address,
             max_concurrent=args.max_concurrent,
             storage_path=args.storage_path,
+            outage_limit=args.store_outage_limit,
             on_start=announce,
         ),
     )
@@ -65,7 +81,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from runner.spec import load_spec
 
     spec_file = load_spec(args.spec) if args.spec else None
-    store = open_store(args.store, create=True)
+    store = _open_for_writing(args.store)
 
     def announce(sweep_id: str) -> None:
         print(f"resuming sweep {sweep_id}; store: {store.url}")
@@ -74,18 +90,45 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _finish(
         store,
         args.store,
+        f"the spec of sweep {args.sweep}",
         lambda: resume_sweep(
             args.sweep,
             store=store,
             address=args.address,
             spec_file=spec_file,
+            outage_limit=args.store_outage_limit,
             on_start=announce,
         ),
     )
 
 
-def _finish(store: Store, url: str | None, start: Any) -> int:
-    """Run or resume, then print the summary; the exit status follows the sweep's status."""
+def _open_for_writing(url: str | None) -> Store:
+    """The runner's store: created, or upgraded from an earlier schema (said once)."""
+    store = open_store(url, create=True)
+    for step in getattr(store, "migrated", []):
+        print(f"store {store.url}: upgraded the schema in place ({step})")
+    return store
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create the store's schema, or upgrade an earlier one in place; optionally grant a
+    PostgreSQL role the dashboard's rights (read, and set stop requests)."""
+    with _open_for_writing(args.store) as store:
+        print(f"store {store.url}: schema version {store.schema_version}")  # type: ignore[attr-defined]
+        if args.grant_dashboard:
+            from runner.store._roles import grant_dashboard_role
+
+            grant_dashboard_role(args.store or default_url(), args.grant_dashboard)
+            print(f"role {args.grant_dashboard}: may read the store and set stop requests")
+    return 0
+
+
+def _finish(store: Store, url: str | None, source: str, start: Any) -> int:
+    """Run or resume, then print the summary; the exit status follows the sweep's status.
+
+    `source` names the spec in the error for a metric the trials do not report."""
+    from runner.status import SweepStatus
+
     try:
         outcome = start()
     except KeyboardInterrupt:
@@ -96,15 +139,19 @@ def _finish(store: Store, url: str | None, start: Any) -> int:
         return EXIT_INTERRUPTED
     finally:
         store.close()
+    if isinstance(outcome.error, SpecError):
+        raise SpecError(source, outcome.error.problems)  # main() prints it: exit 2
+    if outcome.error is not None:
+        raise outcome.error  # the store stayed away: exit 1
     with open_store(url) as reader:
         _print_summary(reader, outcome.sweep_id)
-    if outcome.status == "stopped":
+    if outcome.status == SweepStatus.STOPPED:
         print(
             f"resume with: sweepscope resume {outcome.sweep_id}"
-            + (f" --store {url}" if url else "")
+            + (f" --store {mask_url(url)}" if url else "")
         )
         return EXIT_INTERRUPTED
-    return 0 if outcome.status == "completed" else 1
+    return 0 if outcome.status == SweepStatus.COMPLETED else EXIT_FAILED
 
 
 def _print_summary(store: Store, sweep_id: str) -> None:
@@ -151,7 +198,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     print(f"{'sweep':<44} {'status':<12} {'done/total':>10} {'best':>8}  started")
     for s in sweeps:
-        done = sum(n for st, n in s["counts"].items() if st not in ("pending", "running"))
+        done = sum(n for st, n in s["counts"].items() if st in TrialStatus.finished())
         best = "-" if s["best"] is None else f"{s['best']:.4g}"
         progress = f"{done}/{s['n_trials']}"
         print(
@@ -239,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_help = "store URL (default: $SWEEPSCOPE_STORE or sqlite:///sweepscope.db)"
+    outage: dict[str, Any] = {
+        "type": _positive_seconds,
+        "default": DEFAULT_OUTAGE_LIMIT,
+        "metavar": "SECONDS",
+        "help": "how long the store may stay away before the sweep stops, resumable "
+        f"(default {DEFAULT_OUTAGE_LIMIT:g}); its writes are held meanwhile",
+    }
 
     run = sub.add_parser("run", help="run a sweep from a YAML spec")
     run.add_argument("spec", help="sweep spec, e.g. experiments/sweeps/seed_grid.yaml")
@@ -255,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-large", action="store_true", help="allow grids larger than the trial limit"
     )
+    run.add_argument("--store-outage-limit", **outage)
     run.set_defaults(func=cmd_run)
 
     resume = sub.add_parser("resume", help="continue a stopped or interrupted sweep")
@@ -262,7 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--store", help=store_help)
     resume.add_argument("--address", help="Ray cluster address (default: this machine)")
     resume.add_argument("--spec", help="the sweep's spec file: refused if it changed since")
+    resume.add_argument("--store-outage-limit", **outage)
     resume.set_defaults(func=cmd_resume)
+
+    migrate = sub.add_parser(
+        "migrate", help="create the store's schema, or upgrade an earlier one in place"
+    )
+    migrate.add_argument("--store", help=store_help)
+    migrate.add_argument(
+        "--grant-dashboard",
+        metavar="ROLE",
+        help="PostgreSQL: let ROLE read the store and set stop requests, nothing else",
+    )
+    migrate.set_defaults(func=cmd_migrate)
 
     ls = sub.add_parser("ls", help="list the sweeps in the store")
     ls.add_argument("--store", help=store_help)
@@ -307,13 +374,45 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds, e.g. 900")
+    return value
+
+
+def _log_failure(command: str) -> Path:
+    """Write the traceback being handled to a log file (passwords masked); return its path."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOG_DIR / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text(redact(traceback.format_exc()))
+    return path.resolve()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    prefix = f"sweepscope {args.command}: error:"
     try:
         return int(args.func(args))
+    except InfrastructureError as exc:
+        log = _log_failure(args.command)
+        print(f"{prefix} {redact(str(exc))} (details: {log})", file=sys.stderr)
+        return EXIT_FAILED
     except SweepscopeError as exc:
-        print(f"sweepscope {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prefix} {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        log = _log_failure(args.command)
+        first = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"{prefix} unexpected failure: {exc.__class__.__name__}: {first}. The traceback is "
+            f"in {log}. Fix: if the cause is not clear from it, report it with that file.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

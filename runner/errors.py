@@ -1,8 +1,13 @@
-"""The project's own errors: each one names what was wrong and how to fix it."""
+"""The project's own errors: each one names what was wrong and how to fix it.
+
+The CLI's exit status follows the kind: 2 for a mistake in the input (SweepscopeError,
+SpecError, StoreError), 1 for infrastructure that failed (InfrastructureError,
+StoreUnavailable) or an unexpected error.
+"""
 
 from __future__ import annotations
 
-__all__ = ["SpecError", "StoreError", "SweepscopeError"]
+__all__ = ["InfrastructureError", "SpecError", "StoreError", "StoreUnavailable", "SweepscopeError"]
 
 
 class SweepscopeError(Exception):
@@ -31,3 +36,12 @@ class SpecError(SweepscopeError):
 
 class StoreError(SweepscopeError):
     """The store cannot be opened, read or written; the driver error is attached as __cause__."""
+
+
+class InfrastructureError(SweepscopeError):
+    """Something the input did not cause failed (a store away, a cluster gone): exit 1."""
+
+
+class StoreUnavailable(StoreError, InfrastructureError):
+    """The store did not answer (server down, connection lost, database locked): a retry
+    later may succeed, so the runner's writer holds what it could not write and retries."""

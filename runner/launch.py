@@ -11,7 +11,6 @@ import math
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -23,25 +22,17 @@ from typing import Any
 
 from runner import report
 from runner.cluster import check_storage
-from runner.errors import SpecError, SweepscopeError
-from runner.progress import Progress
+from runner.errors import InfrastructureError, SpecError, SweepscopeError
+from runner.progress import Progress, format_seconds
 from runner.spec import Spec, parse_spec, resolve_trainable, user_config
-from runner.store import (
-    Store,
-    SweepStatus,
-    TrialStatus,
-)
+from runner.store import Store, SweepStatus, TrialStatus, reconcile, require_sweep
+from runner.writer import DEFAULT_OUTAGE_LIMIT, StoreWriter, replay
 
 __all__ = [
-    "STALE_HEARTBEAT_SECONDS",
     "SweepOutcome",
-    "driver_gone",
     "new_sweep_id",
-    "reconcile",
-    "require_sweep",
     "resume_sweep",
     "run_sweep",
-    "sweep_status",
     "trial_entry",
 ]
 
@@ -54,8 +45,6 @@ _TUNE_ENV = {
     "TUNE_GLOBAL_CHECKPOINT_S": "5",  # experiment state for resume, at most 5 s old
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
-# A running sweep whose driver has not written a heartbeat for this long has lost its driver.
-STALE_HEARTBEAT_SECONDS = 30.0
 DEFAULT_STORAGE = ".sweepscope/ray"
 
 
@@ -66,6 +55,9 @@ class SweepOutcome:
     counts: dict[str, int]
     best: float | None
     elapsed: float
+    # Why the sweep could not finish, for the CLI: a SpecError (the metric is not reported)
+    # or an InfrastructureError (the store stayed away); None otherwise.
+    error: SweepscopeError | None = None
 
 
 def new_sweep_id(name: str) -> str:
@@ -98,63 +90,15 @@ def trial_entry(
     return run_trial
 
 
-def driver_gone(sweep: dict[str, Any], now: float | None = None) -> bool:
-    """Whether a running sweep has lost its driver: its process on this host is gone, or it
-    sent no heartbeat for STALE_HEARTBEAT_SECONDS."""
-    host, _, pid = (sweep.get("driver") or "").rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-    beat = sweep["heartbeat_at"] or sweep["created_at"]
-    return (now or time.time()) - beat > STALE_HEARTBEAT_SECONDS
+def class_entry(cls: type) -> type:
+    """A user's own `tune.Trainable` class, seeing the config without the runner's keys."""
 
+    class Entry(cls):  # type: ignore[valid-type, misc]
+        def setup(self, config: dict[str, Any]) -> None:
+            super().setup(user_config(config))
 
-def sweep_status(sweep: dict[str, Any], now: float | None = None) -> str:
-    """The status to show: a `running` sweep whose driver is gone shows as interrupted."""
-    if sweep["status"] == SweepStatus.RUNNING and driver_gone(sweep, now):
-        return SweepStatus.INTERRUPTED
-    return str(sweep["status"])
-
-
-def require_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
-    """The sweep, or the error every command gives for an unknown one."""
-    sweep = store.sweep(sweep_id)
-    if sweep is None:
-        raise SweepscopeError(
-            f"no sweep {sweep_id!r} in the store {store.url}. Fix: run `sweepscope ls` to see "
-            "the sweeps there, or pass --store with the right URL."
-        )
-    return sweep
-
-
-def reconcile(store: Store, now: float | None = None) -> list[str]:
-    """Close sweeps whose driver is gone: no trial stays `running` when nothing runs it.
-
-    Such a sweep becomes `stopped`, its pending and running trials `stopped`;
-    `sweepscope resume` continues it. Returns the ids of the sweeps it closed.
-    """
-    closed = []
-    for sweep in store.sweeps():
-        if sweep["status"] != SweepStatus.RUNNING or not driver_gone(sweep, now):
-            continue
-        beat = sweep["heartbeat_at"] or sweep["created_at"]
-        for trial in store.trials(sweep["id"]):
-            if trial["status"] not in TrialStatus.finished():
-                store.set_trial_status(
-                    trial["id"], TrialStatus.STOPPED, detail="the sweep's driver was gone"
-                )
-        store.finish_sweep(
-            sweep["id"],
-            SweepStatus.STOPPED,
-            f"interrupted: no heartbeat from the driver since {time.ctime(beat)}; "
-            f"continue with `sweepscope resume {sweep['id']}`",
-        )
-        closed.append(sweep["id"])
-    return closed
+    Entry.__name__ = Entry.__qualname__ = cls.__name__
+    return Entry
 
 
 # -- Ray -------------------------------------------------------------------------------
@@ -242,12 +186,34 @@ def _silent_trial_lines() -> Any:
     return _SilentTrialLines()
 
 
+def _with_epoch(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A plain Ray Tune result without `epoch` counts its training_iteration as the epoch."""
+    if result is None or "epoch" in result or report.POINTS_KEY in result:
+        return result
+    return {**result, "epoch": result.get("training_iteration")}
+
+
+def _epoch_time(scheduler: type) -> type:
+    """`scheduler`, judging plain Ray Tune results by training_iteration when they have no
+    `epoch` (runner.report results always carry one)."""
+
+    class EpochTime(scheduler):  # type: ignore[valid-type, misc]
+        def on_trial_result(self, controller: Any, trial: Any, result: dict[str, Any]) -> Any:
+            return super().on_trial_result(controller, trial, _with_epoch(result))
+
+        def on_trial_complete(self, controller: Any, trial: Any, result: dict[str, Any]) -> Any:
+            return super().on_trial_complete(controller, trial, _with_epoch(result))
+
+    EpochTime.__name__ = EpochTime.__qualname__ = scheduler.__name__
+    return EpochTime
+
+
 def _scheduler(spec: Spec) -> Any:
     from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
 
     s = spec.scheduler
     if s.type == "asha":
-        return AsyncHyperBandScheduler(
+        return _epoch_time(AsyncHyperBandScheduler)(
             time_attr="epoch",
             metric=spec.metric,
             mode=spec.mode,
@@ -256,7 +222,7 @@ def _scheduler(spec: Spec) -> Any:
             max_t=s.max_t or spec.stop.epochs or 100,
         )
     if s.type == "median":
-        return MedianStoppingRule(
+        return _epoch_time(MedianStoppingRule)(
             time_attr="epoch",
             metric=spec.metric,
             mode=spec.mode,
@@ -290,13 +256,24 @@ def _decision_epochs(spec: Spec) -> frozenset[int]:
     return frozenset()
 
 
-def _trainable(spec: Spec) -> Any:
+def _trainable(spec: Spec) -> tuple[Any, bool]:
+    """What Ray Tune runs for each trial, and whether its actors can be reused (a user's
+    `tune.Trainable` class may not implement reset_config)."""
     from ray import tune
 
-    return tune.with_resources(
-        trial_entry(spec.trainable, spec.checkpoint_every, _decision_epochs(spec)),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
+    target = resolve_trainable(spec.trainable)
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    if isinstance(target, type) and issubclass(target, tune.Trainable):
+        return tune.with_resources(class_entry(target), resources), False
+    entry = trial_entry(spec.trainable, spec.checkpoint_every, _decision_epochs(spec))
+    return tune.with_resources(entry, resources), True
+
+
+def spill_dir(storage_path: str, sweep_id: str) -> Path:
+    """Where a sweep keeps the writes its store never took: beside Ray Tune's state, or in
+    the local default storage when that state lives in a cloud URI."""
+    base = storage_path if "://" not in storage_path else DEFAULT_STORAGE
+    return Path(base).resolve() / sweep_id
 
 
 # -- run and resume --------------------------------------------------------------------
@@ -309,12 +286,14 @@ def run_sweep(
     sweep_id: str | None = None,
     storage_path: str | None = None,
     progress: bool = True,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT,
     on_start: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Run every trial of `spec`, writing the sweep, its trials and their points to `store`.
 
     Returns when all trials have ended, the user stopped the sweep (store request or
-    Ctrl-C), or the driver failed; the sweep's final status is in the store either way.
+    Ctrl-C), the store stayed away past `outage_limit` seconds, or the driver failed; the
+    sweep's final status is in the store (or in its spill file) either way.
     """
     sweep_id = sweep_id or new_sweep_id(spec.name)
     storage = str(Path(storage_path or spec.storage_path or DEFAULT_STORAGE).resolve())
@@ -333,12 +312,13 @@ def run_sweep(
     def build() -> Any:
         from ray import tune
 
+        trainable, reuse = _trainable(spec)
         return tune.Tuner(
-            _trainable(spec),
+            trainable,
             param_space=spec.param_space(),  # one trial per point: samples are points too
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=max_concurrent or spec.max_concurrent,
-                reuse_actors=True,
+                reuse_actors=reuse,
                 scheduler=_scheduler(spec),
             ),
             run_config=tune.RunConfig(
@@ -357,7 +337,9 @@ def run_sweep(
         sweep_id=sweep_id,
         address=address,
         progress=progress,
+        storage=storage,
         storage_given=storage_path or spec.storage_path,
+        outage_limit=outage_limit,
     )
 
 
@@ -368,17 +350,23 @@ def resume_sweep(
     address: str | None = None,
     spec_file: Spec | None = None,
     progress: bool = True,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT,
     on_start: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Continue a stopped or interrupted sweep: finished trials are not rerun, unfinished ones
-    resume from their latest checkpoints, trials never started start."""
+    resume from their latest checkpoints, trials never started start. Writes its store missed
+    (kept in the spill file when the store stayed away) go to the store first."""
+    sweep = require_sweep(store, sweep_id)
+    storage = sweep["storage_path"] or str(Path(DEFAULT_STORAGE).resolve())
+    held = replay(store, sweep_id, spill_dir(storage, sweep_id))
+    if held and progress:
+        print(f"wrote {held:,} points the store had missed", file=sys.stderr)
     reconcile(store)
     sweep = require_sweep(store, sweep_id)
     if sweep["status"] == SweepStatus.RUNNING:
         raise SweepscopeError(
-            f"sweep {sweep_id} is running: its driver sent a heartbeat "
-            f"{time.time() - sweep['heartbeat_at']:.0f}s ago. Fix: stop it first "
-            f"(sweepscope stop {sweep_id}, or Ctrl-C its `sweepscope run`), then resume."
+            f"sweep {sweep_id} is running: its driver ({sweep['driver']}) is alive. Fix: stop it "
+            f"first (sweepscope stop {sweep_id}, or Ctrl-C its `sweepscope run`), then resume."
         )
     if sweep["status"] != SweepStatus.STOPPED:
         raise SweepscopeError(
@@ -388,7 +376,7 @@ def resume_sweep(
     spec = parse_spec(sweep["spec"], source=f"sweep {sweep_id} in the store")
     if spec_file is not None:
         _refuse_changed_spec(spec, spec_file, sweep_id)
-    path = Path(sweep["storage_path"] or DEFAULT_STORAGE) / sweep_id
+    path = Path(storage) / sweep_id
     if not (path / "tuner.pkl").exists():
         raise SweepscopeError(
             f"sweep {sweep_id} has no Ray Tune state at {path}, so it cannot resume. Fix: run "
@@ -406,9 +394,10 @@ def resume_sweep(
     def build() -> Any:
         from ray import tune
 
+        trainable, _ = _trainable(spec)
         return tune.Tuner.restore(
             str(path),
-            trainable=_trainable(spec),
+            trainable=trainable,
             # Tune saves the space's sample_from functions as placeholders: give them back
             param_space=spec.param_space(),
             resume_unfinished=True,
@@ -424,7 +413,9 @@ def resume_sweep(
         address=address,
         progress=progress,
         done_before=done,
+        storage=storage,
         storage_given=sweep["storage_path"],
+        outage_limit=outage_limit,
     )
 
 
@@ -455,26 +446,25 @@ def _drive(
     sweep_id: str,
     address: str | None,
     progress: bool,
+    storage: str,
     done_before: dict[str, str] | None = None,
     storage_given: str | None = None,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT,
 ) -> SweepOutcome:
     """Start Ray, fit the tuner with our callback and stopper, and settle the sweep's status."""
     from runner.callback import StoreCallback
     from runner.stopper import StoreStopper
 
     started = time.monotonic()
-    stopper = StoreStopper(store=store, sweep_id=sweep_id, done_before=set(done_before or ()))
+    writer = StoreWriter(store, sweep_id, outage_limit=outage_limit)
+    stopper = StoreStopper(writer=writer, stop=spec.stop, done_before=set(done_before or ()))
     line = Progress(total=spec.n_trials, metric=spec.metric) if progress else None
     callback = StoreCallback(
-        store=store,
-        sweep_id=sweep_id,
-        spec=spec,
-        stopper=stopper,
-        progress=line,
-        done_before=done_before,
+        writer=writer, spec=spec, stopper=stopper, progress=line, done_before=done_before
     )
     interrupted: list[bool] = []
     status, message = SweepStatus.FAILED, None
+    error: SweepscopeError | None = None
     owns_ray = False
     try:
         owns_ray = _init_ray(address)
@@ -488,17 +478,24 @@ def _drive(
         with _ctrl_c(interrupted):
             tuner.fit()
         counts = callback.statuses()
-        if interrupted:
+        gave_up = writer.health().gave_up
+        if callback.metric_problem is not None:
+            error = callback.metric_problem
+            status, message = SweepStatus.FAILED, str(error)
+        elif gave_up is not None:
+            status = SweepStatus.STOPPED
+            message = f"stopped: {gave_up}; continue with `sweepscope resume {sweep_id}`"
+        elif interrupted:
             status = SweepStatus.STOPPED
             message = f"interrupted with Ctrl-C; continue with `sweepscope resume {sweep_id}`"
-        elif stopper.stop_all():
+        elif writer.stop_requests()[0]:
             status, message = SweepStatus.STOPPED, "stopped by user"
-        elif counts and counts.get("error", 0) == sum(counts.values()):
+        elif counts and counts.get(TrialStatus.ERROR, 0) == sum(counts.values()):
             status, message = SweepStatus.FAILED, "every trial failed"
         else:
             status = SweepStatus.COMPLETED
     except BaseException as exc:
-        message = "".join(traceback.format_exception_only(exc)).strip()
+        message = "".join(traceback.format_exception_only(exc)).strip().splitlines()[0]
         if isinstance(exc, KeyboardInterrupt):
             status = SweepStatus.STOPPED
         raise
@@ -508,18 +505,45 @@ def _drive(
             if status == SweepStatus.STOPPED
             else "the sweep ended"
         )
-        store.finish_sweep(sweep_id, status, message)
-        if line is not None:
-            line.update(callback.statuses(), callback.best, force=True)
-            line.close()
         if owns_ray:
             import ray
 
-            ray.shutdown()
+            ray.shutdown()  # the trials are done: free the cores while the writer drains
+        writer.finish_sweep(status, message)
+        unwritten = _drain(writer, storage, line)
+        if line is not None:
+            line.update(callback.statuses(), callback.best, force=True)
+            line.close()
+    if unwritten is not None and not isinstance(error, SpecError):
+        error = unwritten
     return SweepOutcome(
         sweep_id=sweep_id,
-        status=status,
+        status=SweepStatus.STOPPED if unwritten is not None else status,
         counts=dict(callback.statuses()),
         best=callback.best,
         elapsed=time.monotonic() - started,
+        error=error,
+    )
+
+
+def _drain(writer: StoreWriter, storage: str, line: Progress | None) -> InfrastructureError | None:
+    """Let the writer write what it holds; when the store stays away past the outage limit,
+    keep the rest on disk and return the error that says so."""
+    health = writer.health()
+    if line is not None and health.held_points and health.away_for is not None:
+        line.note(
+            f"waiting for the store to write {health.held_points:,} held points "
+            f"(at most {format_seconds(writer.outage_limit)})"
+        )
+    if writer.close():
+        return None
+    path = writer.spill(spill_dir(storage, writer.sweep_id))
+    health = writer.health()
+    return InfrastructureError(
+        f"the store {writer.store.url} failed: {health.gave_up}"
+        f"{f' (last error: {health.last_error})' if health.last_error else ''}. The sweep "
+        f"stopped and can be resumed; the {health.held_points:,} points and the status "
+        f"changes the store missed are kept in {path}. Fix: bring the store back (or free its "
+        f"lock), then run `sweepscope resume {writer.sweep_id} --store {writer.store.url}`: it "
+        "writes them to the store first, then continues the sweep."
     )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from runner.status import TrialStatus
+
+if TYPE_CHECKING:
+    from runner.writer import Health
 
 __all__ = ["Progress", "format_seconds"]
 
@@ -38,24 +41,36 @@ class Progress:
         # Looked up on use: a Progress is pickled with Tune's state, a stream may not be.
         return self._given or sys.stderr
 
-    def line(self, statuses: Counter[str], best: float | None) -> str:
+    def line(self, statuses: Counter[str], best: float | None, store: Health | None = None) -> str:
         done = sum(n for s, n in statuses.items() if s in TrialStatus.finished())
-        failed = statuses.get("error", 0)
+        failed = statuses.get(TrialStatus.ERROR, 0)
         elapsed = time.monotonic() - self._start
         eta = "--:--" if done == 0 else format_seconds(elapsed / done * (self.total - done))
         best_text = "-" if best is None else f"{best:.4g}"
-        return (
-            f"trials {done}/{self.total} done, {statuses.get('running', 0)} running, "
+        text = (
+            f"trials {done}/{self.total} done, {statuses.get(TrialStatus.RUNNING, 0)} running, "
             f"{failed} failed | best {self.metric} {best_text} | "
             f"elapsed {format_seconds(elapsed)} | ETA {eta}"
         )
+        if store is not None and store.away_for is not None:
+            text += (
+                f" | store away {format_seconds(store.away_for)}, {store.held_points:,} points held"
+            )
+        return text
 
-    def update(self, statuses: Counter[str], best: float | None, *, force: bool = False) -> None:
+    def update(
+        self,
+        statuses: Counter[str],
+        best: float | None,
+        *,
+        store: Health | None = None,
+        force: bool = False,
+    ) -> None:
         now = time.monotonic()
         if not force and now - self._printed_at < self._every:
             return
         self._printed_at = now
-        text = self.line(statuses, best)
+        text = self.line(statuses, best, store)
         if self._live:
             self._stream.write("\r\033[K" + text)
         else:

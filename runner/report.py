@@ -19,23 +19,46 @@ checkpoint is due, when a loss diverges, when the trial ends, and at the epochs 
 scheduler judges trials (ASHA's rungs), so early stopping is not delayed. Outside
 a Ray Tune trial the reports go to a sink set with `collect()` (tests, the one-at-a-time
 baseline) or nowhere.
+
+What the store cannot keep is refused here, with a ValueError, the same on every backend:
+metric names longer than MAX_METRIC_NAME characters, steps and epochs that are not whole
+numbers in 0..MAX_STEP, and `info` values longer than MAX_INFO characters.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import pickle
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsIndex
 
-__all__ = ["FLUSH_SECONDS", "collect", "cpus", "epoch", "info", "restore", "step"]
+from runner.status import TrialStatus
+
+__all__ = [
+    "FLUSH_SECONDS",
+    "MAX_INFO",
+    "MAX_METRIC_NAME",
+    "MAX_STEP",
+    "collect",
+    "cpus",
+    "epoch",
+    "info",
+    "restore",
+    "step",
+]
 
 FLUSH_SECONDS = 0.5
+
+# What the store's columns hold; the store's schema is sized from these.
+MAX_METRIC_NAME = 64  # points.metric
+MAX_INFO = 128  # trials.device, trials.node
+MAX_STEP = 2**31 - 1  # points.step and trials.last_step/last_epoch: 32-bit on PostgreSQL
 
 # Keys the runner adds to each Ray Tune result; the driver callback takes them apart.
 POINTS_KEY = "_points"
@@ -51,30 +74,44 @@ _checkpoint_every = 1  # epochs between checkpoints; 0: never (set by the runner
 _decision_epochs: frozenset[int] = frozenset()  # epochs a scheduler judges: sent at once
 _STATE_FILE = "state.pkl"
 _sink: Callable[[dict[str, Any]], None] | None = None
+_names: set[str] = set()  # metric names already checked, so a step checks none again
+_MAX_NAMES = 4096  # past this many, new names are still checked but no longer remembered
 
 
-def step(step: int, **metrics: float) -> bool:
+def step(step: SupportsIndex, **metrics: float) -> bool:
     """Record metric values at an optimizer step. Returns False when one is NaN or inf.
 
     After a False the trial should return: the runner records it as `diverged`.
+
+    Raises:
+        ValueError: `step` is not a whole number in 0..MAX_STEP, or a metric name is empty
+            or longer than MAX_METRIC_NAME characters.
     """
+    if type(step) is int and 0 <= step <= MAX_STEP:  # the fast path, every step
+        at = step
+    else:
+        at = _whole("report.step", "step", step)
+    if not _names.issuperset(metrics):
+        _check_names("report.step", metrics)
     now = time.time()
     finite = True
     for name, value in metrics.items():
         v = float(value)
         finite = finite and math.isfinite(v)
-        _buffer.append((name, step, v, now))
+        _buffer.append((name, at, v, now))
     if not finite:
         global _ended
         _ended = True
-        _flush({"step": step, STATUS_KEY: "diverged"})
+        _flush({"step": at, STATUS_KEY: TrialStatus.DIVERGED})
         return False
     if time.monotonic() - _last_flush >= FLUSH_SECONDS:
-        _flush({"step": step})
+        _flush({"step": at})
     return True
 
 
-def epoch(epoch: int, *, step: int, state: Any = None, **metrics: float) -> None:
+def epoch(
+    epoch: SupportsIndex, *, step: SupportsIndex, state: Any = None, **metrics: float
+) -> None:
     """Record end-of-epoch metrics (e.g. val_loss, val_acc), sent with the next report.
 
     `epoch` counts the epochs done (1 after the first); schedulers use it as time, and
@@ -83,16 +120,24 @@ def epoch(epoch: int, *, step: int, state: Any = None, **metrics: float) -> None
     here (model and optimiser state, step, RNG state): the runner saves it as a Ray Tune
     checkpoint every `checkpoint_every` epochs, and `restore()` returns it after a retry or
     a resumed sweep.
+
+    Raises:
+        ValueError: `epoch` or `step` is not a whole number in 0..MAX_STEP, or a metric name
+            is empty or longer than MAX_METRIC_NAME characters.
     """
+    done = _whole("report.epoch", "epoch", epoch)
+    at = _whole("report.epoch", "step", step)
+    if not _names.issuperset(metrics):
+        _check_names("report.epoch", metrics)
     now = time.time()
     for name, value in metrics.items():
-        _buffer.append((name, step, float(value), now))
+        _buffer.append((name, at, float(value), now))
     _latest.clear()
-    _latest.update({k: float(v) for k, v in metrics.items()}, epoch=epoch, step=step)
+    _latest.update({k: float(v) for k, v in metrics.items()}, epoch=done, step=at)
     every = _checkpoint_every
-    if state is not None and every and epoch % every == 0 and _in_tune():
+    if state is not None and every and done % every == 0 and _in_tune():
         _flush_with_checkpoint({}, state)
-    elif epoch in _decision_epochs or time.monotonic() - _last_flush >= FLUSH_SECONDS:
+    elif done in _decision_epochs or time.monotonic() - _last_flush >= FLUSH_SECONDS:
         _flush({})
 
 
@@ -124,6 +169,9 @@ def info(**fields: Any) -> None:
     """Describe the trial: device="cuda:0 (NVIDIA H100)" (node is set by the runner).
 
     Sent with the next report and shown by `sweepscope status` and the dashboard.
+
+    Raises:
+        ValueError: an unknown field, or a value longer than MAX_INFO characters.
     """
     unknown = sorted(set(fields) - INFO_FIELDS)
     if unknown:
@@ -131,7 +179,71 @@ def info(**fields: Any) -> None:
             f"report.info got {unknown}; it takes {sorted(INFO_FIELDS)}. "
             "Fix: report numbers with report.step or report.epoch instead."
         )
-    _info.update({k: str(v) for k, v in fields.items()})
+    texts = {k: str(v) for k, v in fields.items()}
+    for key, text in texts.items():
+        if len(text) > MAX_INFO:
+            raise ValueError(
+                f"report.info got {key}={_show(text)}, {len(text)} characters; the store keeps "
+                f"at most {MAX_INFO}. Fix: describe the {key} in {MAX_INFO} characters or fewer."
+            )
+    _info.update(texts)
+
+
+def _whole(where: str, name: str, value: Any) -> int:
+    """`value` as an int when it is a whole number in 0..MAX_STEP (numpy integers too)."""
+    unit = "optimizer step" if name == "step" else "epoch"
+    if not isinstance(value, bool):  # True is an int to Python, never a step
+        try:
+            number = operator.index(value)
+        except TypeError:
+            pass
+        else:
+            if 0 <= number <= MAX_STEP:
+                return number
+            fix = (
+                f"count {name}s from 0 upwards"
+                if number < 0
+                else f"pass the count of {unit}s, not samples seen or a timestamp"
+            )
+            raise ValueError(
+                f"{where} got {name}={_show(number)}; the store keeps {name}s from 0 to "
+                f"{MAX_STEP} (2**31 - 1). Fix: {fix}."
+            )
+    raise ValueError(
+        f"{where} got {name}={_show(value)} ({type(value).__name__}); a {name} is a whole "
+        f"number. Fix: pass an int counter, e.g. `{name} += 1` once per {unit}."
+    )
+
+
+def _check_names(where: str, metrics: dict[str, Any]) -> None:
+    """Refuse a metric name the store cannot keep; remember the good ones."""
+    for name in metrics:
+        if isinstance(name, str) and 0 < len(name) <= MAX_METRIC_NAME:
+            if len(_names) < _MAX_NAMES:
+                _names.add(name)
+            continue
+        if not isinstance(name, str):
+            got, fix = f"{_show(name)} ({type(name).__name__})", "name it with a str"
+        elif name:
+            got, fix = f"{_show(name)}, {len(name)} characters", "shorten the name"
+        else:
+            got, fix = "''", "name the metric"
+        raise ValueError(
+            f"{where} got the metric name {got}; a metric name is a non-empty str of at most "
+            f"{MAX_METRIC_NAME} characters. Fix: {fix}, e.g. {where}(..., val_loss=0.25)."
+        )
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """repr(value), cut in the middle when long, so a huge value cannot flood the message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return f"<a {type(value).__name__} of {value.bit_length()} bits>"
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
 
 
 def cpus() -> int:
@@ -187,7 +299,7 @@ def _finish(completed: bool = False) -> None:
     if _buffer:
         result["step"] = _buffer[-1][1]
     if completed and not _ended:
-        result[STATUS_KEY] = "completed"
+        result[STATUS_KEY] = TrialStatus.COMPLETED
     if result or _info:
         _flush(result)
 

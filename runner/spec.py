@@ -17,6 +17,9 @@ storage_path: null                       # Ray Tune's storage; shared on a clust
 fixed: {dataset: digits}                 # the same in every trial
 grid: {lr: [0.1, 0.01], batch_norm: [true, false]}
 sample: {weight_decay: {loguniform: [1.0e-5, 1.0e-2]}}
+
+Numbers follow YAML 1.2 (1e-3 is a float). A key given twice, NaN or infinity, and a parameter
+name beginning with "__" (the runner's own) are refused like any other mistake.
 """
 
 from __future__ import annotations
@@ -27,13 +30,22 @@ import itertools
 import math
 import random
 import re
+import reprlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runner.errors import SpecError
 
@@ -55,10 +67,44 @@ POINT_KEY = "__point"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TRAINABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_FINITE_FIX = "give a finite number (.nan, .inf and -.inf are refused)"
+
+# (field path, what is wrong with which value, how to fix it), as SpecError takes them
+_Problem = tuple[str, str, str]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, allow_inf_nan=False)
+
+
+def _param_name(name: str) -> str:
+    """A parameter name in fixed, grid or sample: `__` names are the runner's own."""
+    if name.startswith("__"):
+        raise ValueError(
+            f"parameter {name!r} begins with '__', which is reserved: the runner adds "
+            f"{POINT_KEY} to each trial's config and removes every '__' key before the "
+            f"trainable sees it. Fix: rename it, e.g. {name.lstrip('_') or 'param'!r}"
+        )
+    return name
+
+
+def _finite(value: Any) -> Any:
+    """A parameter value, refused if NaN or infinity hides anywhere in it. Lists and dicts are
+    walked, each once, so a YAML alias that refers to itself cannot make the walk loop."""
+    todo, seen = [value], set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            inside = "" if item is value else f" (inside {reprlib.repr(value)})"
+            raise ValueError(f"{item!r}{inside} is not a finite number. Fix: {_FINITE_FIX}")
+        if isinstance(item, list | tuple | dict) and id(item) not in seen:
+            seen.add(id(item))
+            todo.extend([*item, *item.values()] if isinstance(item, dict) else item)
+    return value
+
+
+_Param = Annotated[str, AfterValidator(_param_name)]
+_Value = Annotated[Any, AfterValidator(_finite)]
 
 
 class Stop(_Strict):
@@ -103,7 +149,7 @@ class Distribution(_Strict):
     uniform: tuple[float, float] | None = None
     loguniform: tuple[float, float] | None = None
     int: tuple[builtins.int, builtins.int] | None = None
-    choice: list[Any] | None = Field(default=None, min_length=1)
+    choice: list[_Value] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Distribution:
@@ -158,9 +204,9 @@ class Spec(_Strict):
     scheduler: Scheduler = Scheduler()
     order: Literal["grid", "shuffled"] | None = None  # the order trials start in
     storage_path: str | None = None
-    fixed: dict[str, Any] = {}
-    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
-    sample: dict[str, Distribution] = {}
+    fixed: dict[_Param, _Value] = {}
+    grid: dict[_Param, Annotated[list[_Value], Field(min_length=1)]] = {}
+    sample: dict[_Param, Distribution] = {}
 
     @field_validator("name")
     @classmethod
@@ -199,6 +245,14 @@ class Spec(_Strict):
                     )
                 seen[key] = section
         return self
+
+    def renamed(self, name: str, source: str = "--name") -> Spec:
+        """A copy under another name, checked exactly as `name` in a file is (model_copy
+        checks nothing)."""
+        try:
+            return Spec.model_validate({**self.model_dump(), "name": name})
+        except ValidationError as exc:
+            raise SpecError(source, _problems(exc)) from None
 
     @property
     def n_trials(self) -> int:
@@ -272,13 +326,24 @@ _FIX_BY_TYPE = {
     "extra_forbidden": "remove it or correct its spelling",
     "literal_error": "use one of the values named",
     "too_short": "give at least one value (an empty grid has no trials)",
+    "finite_number": _FINITE_FIX,
 }
 
 
-def _problems(exc: ValidationError) -> list[tuple[str, str, str]]:
+def _join(path: str, key: str | int) -> str:
+    """A field path as users write it: grid.lr[1]."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _problems(exc: ValidationError) -> list[_Problem]:
     problems = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"])
+        field = ""
+        for part in err["loc"]:
+            if part != "[key]":  # pydantic's mark of an error in a dict's key, not its value
+                field = _join(field, part)
         msg = str(err["msg"])
         if err["type"] == "value_error":
             text = msg.removeprefix("Value error, ")
@@ -317,6 +382,72 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
         raise SpecError(source, _problems(exc)) from None
 
 
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?  # 0.1, .5, 1.0e-5
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+  # 1e-3, 1E5, +1e3: no dot, which YAML 1.1 wants
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*  # 1:30.5, base 60, as PyYAML reads it
+    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """Safe loading, with YAML 1.2 floats: PyYAML follows YAML 1.1, which wants a dot and a
+    signed exponent, so it reads 1e-3 as the string '1e-3'."""
+
+
+_SpecLoader.yaml_implicit_resolvers = {  # SafeLoader's, less its float rule (left unchanged)
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _FLOAT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+.0123456789"))
+
+
+def _read_yaml(text: str) -> tuple[Any, list[_Problem]]:
+    """The document, and a problem for each key given twice (PyYAML keeps the last silently)."""
+    loader = _SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        duplicates = _duplicate_keys(node)  # first: constructing merges `<<` keys into the nodes
+        return loader.construct_document(node), duplicates
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(
+    node: yaml.Node, path: str = "", seen: set[int] | None = None
+) -> list[_Problem]:
+    """Keys given twice in one mapping, anywhere in the document. `seen` holds the nodes walked
+    already: an alias refers to a node, maybe one that contains it."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    problems: list[_Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key, value in node.value:
+            name, line = str(key.value), key.start_mark.line + 1
+            if name in lines:
+                problems.append(
+                    (
+                        _join(path, name),
+                        f"key {name!r} is given twice, at lines {lines[name]} and {line} "
+                        "(YAML would keep only the last).",
+                        "keep one of them",
+                    )
+                )
+            lines.setdefault(name, line)
+            problems += _duplicate_keys(value, _join(path, name), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, _join(path, index), seen)
+    return problems
+
+
 def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: bool = True) -> Spec:
     """Read, validate and size-check a spec file; import its trainable to prove it exists."""
     source = str(path)
@@ -334,7 +465,7 @@ def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: b
             ],
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = _read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -342,7 +473,12 @@ def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: b
         raise SpecError(
             source, [("", f"is not valid YAML{where}: {problem}.", "correct the YAML syntax there")]
         ) from None
-    spec = parse_spec(data, source)
+    try:
+        spec = parse_spec(data, source)
+    except SpecError as exc:  # every problem at once, the duplicates' too
+        raise SpecError(source, duplicates + exc.problems) from None
+    if duplicates:
+        raise SpecError(source, duplicates)
     if spec.n_trials > MAX_TRIALS and not allow_large:
         raise SpecError(
             source,

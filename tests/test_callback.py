@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from runner.callback import StoreCallback
 from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
 from runner.spec import parse_spec
 from runner.stopper import StoreStopper
 from runner.store import Store
+from runner.writer import StoreWriter
+
+_writers: list[StoreWriter] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_writers() -> Iterator[None]:
+    yield
+    while _writers:
+        _writers.pop().close()
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """The writer's thread reads stop requests in the background: wait for it."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _setup(store: Store, scheduler: str = "none") -> tuple[StoreCallback, StoreStopper]:
@@ -24,8 +48,10 @@ def _setup(store: Store, scheduler: str = "none") -> tuple[StoreCallback, StoreS
         }
     )
     store.create_sweep("s", name="t", spec={}, metric="val_acc", mode="max", n_trials=2)
-    stopper = StoreStopper(store=store, sweep_id="s", poll_seconds=0.0)
-    return StoreCallback(store=store, sweep_id="s", spec=spec, stopper=stopper), stopper
+    writer = StoreWriter(store, "s", poll_seconds=0.01)
+    _writers.append(writer)
+    stopper = StoreStopper(writer=writer, stop=spec.stop)
+    return StoreCallback(writer=writer, spec=spec, stopper=stopper), stopper
 
 
 def _trial(ray_id: str, error: str | None = None, tmp: Path | None = None) -> Any:
@@ -56,6 +82,9 @@ def _result(step: int, epoch: int | None = None, **extra: Any) -> dict[str, Any]
 
 
 def _status(store: Store) -> dict[str, str]:
+    """The trials' statuses in the store, once the writer has written what it holds."""
+    for writer in _writers:
+        assert writer.flush(timeout=10)
     return {t["ray_id"]: t["status"] for t in store.trials("s")}
 
 
@@ -72,6 +101,7 @@ def test_a_trial_life_in_the_store(sqlite_store: Store) -> None:
     cb.on_trial_result(0, [a, b], a, _result(2, epoch=1))
     cb.on_trial_result(0, [a, b], a, _result(3, epoch=2))
     cb.on_trial_complete(0, [a, b], a)
+    assert _status(sqlite_store)["a"] == "completed"
     (row,) = [t for t in sqlite_store.trials("s") if t["ray_id"] == "a"]
     assert row["status"] == "completed" and row["device"] == "cpu" and row["node"] == "node-1"
     assert row["last_step"] == 3 and row["last_epoch"] == 2
@@ -101,15 +131,17 @@ def test_user_stop_goes_through_the_store(sqlite_store: Store) -> None:
     for t in (a, b):
         cb.on_trial_start(0, [], t)
         cb.on_trial_result(0, [], t, _result(1, epoch=1))
+    _status(sqlite_store)
     trial_id = {t["ray_id"]: t["id"] for t in sqlite_store.trials("s")}["a"]
     assert stopper("a", {}) is False
     sqlite_store.request_stop("s", trial_id)
-    assert stopper("a", {}) is True and stopper("b", {}) is False
+    assert _eventually(lambda: stopper("a", {}))
+    assert stopper("b", {}) is False
     assert stopper.stop_all() is False
     cb.on_trial_complete(0, [], a)
     assert _status(sqlite_store)["a"] == "stopped_by_user"
     sqlite_store.request_stop("s")
-    assert stopper.stop_all() is True
+    assert _eventually(stopper.stop_all)
     cb.close_open_trials("the sweep was stopped")
     assert _status(sqlite_store) == {"a": "stopped_by_user", "b": "stopped_by_user"}
 

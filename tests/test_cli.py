@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runner.store import open_store
+from runner.errors import StoreError
+from runner.store import Store, open_store
 
 from .conftest import REPO
 
@@ -121,6 +122,21 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 @pytest.mark.ray
+def _open_when_created(url: str) -> Store:
+    """The store, once the runner has created its schema (the file appears a moment before)."""
+    opened: list[Store] = []
+
+    def opens() -> bool:
+        try:
+            opened.append(open_store(url))
+        except StoreError:
+            return False
+        return True
+
+    _wait_for(opens)
+    return opened[0]
+
+
 def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -133,8 +149,7 @@ def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        _wait_for(lambda: Path(tmp_path / "s.db").exists())
-        store = open_store(url)
+        store = _open_when_created(url)
 
         def running() -> list[dict]:  # type: ignore[type-arg]
             sweeps = store.sweeps()

@@ -2,22 +2,31 @@
 
 There is no Docker engine here, so these tests read the file: the schema check proves
 `docker compose` will accept it, the rest asserts the security properties from the parsed
-file (published ports on 127.0.0.1 only, Ray token auth, secrets only from .env).
+file (published ports on 127.0.0.1 only, Ray token auth, secrets only from .env, the
+dashboard on a PostgreSQL role of its own). The postgres container's init script runs
+against the test server where one is configured.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
 ALLOWED_PUBLISHED = {8501, 8265}  # the sweepscope dashboard and the Ray dashboard
+INIT_DIR = REPO / "deploy" / "postgres" / "initdb"
+ROLE_SCRIPT = INIT_DIR / "10-dashboard-role.sh"
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(:?[?-][^}]*)?\}")
 
 
@@ -69,11 +78,12 @@ def test_the_schema_check_catches_a_bad_file(compose: dict[str, Any]) -> None:
 
 def test_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "ray-head", "ray-worker", "dashboard"}
+    assert set(services) == {"postgres", "ray-head", "ray-worker", "migrate", "dashboard"}
     for name, service in services.items():
-        assert "healthcheck" in service, f"{name} has no health check"
+        if name != "migrate":  # a one-shot: it exits, it does not serve
+            assert "healthcheck" in service, f"{name} has no health check"
     assert services["postgres"]["image"].startswith("postgres:")
-    for name in ("ray-head", "ray-worker", "dashboard"):
+    for name in ("ray-head", "ray-worker", "migrate", "dashboard"):
         assert services[name]["build"] == "."
         assert services[name]["image"] == services["ray-head"]["image"]
     # --scale needs a worker without a fixed name or host port.
@@ -112,7 +122,12 @@ def test_secrets_come_from_env_and_are_required(compose: dict[str, Any]) -> None
     """Every secret is a required ${VAR:?...} from .env; .env.example names them all."""
     text = COMPOSE.read_text()
     used = {m.group(1) for m in _VAR.finditer(text)}
-    assert {"POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "SWEEPSCOPE_TOKEN"} <= used
+    assert {
+        "POSTGRES_PASSWORD",
+        "DASHBOARD_DB_PASSWORD",
+        "RAY_AUTH_TOKEN",
+        "SWEEPSCOPE_TOKEN",
+    } <= used
     for m in _VAR.finditer(text):
         assert (m.group(2) or "").startswith(":?"), f"{m.group(0)} has no required-error"
     example = (REPO / ".env.example").read_text()
@@ -124,6 +139,103 @@ def test_secrets_come_from_env_and_are_required(compose: dict[str, Any]) -> None
     assert compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${")
     assert "pgdata" in compose["volumes"]
     assert any(str(v).startswith("pgdata:") for v in compose["services"]["postgres"]["volumes"])
+
+
+def _store_user(url: str) -> tuple[str, str]:
+    """(user, the .env variable holding its password) of a store URL in the compose file."""
+    passwords = _VAR.findall(url)
+    assert len(passwords) == 1, f"{url}: the password must be one ${{VAR:?...}} from .env"
+    parsed = sa.engine.make_url(_VAR.sub("secret", url))
+    assert parsed.get_backend_name() == "postgresql" and parsed.host == "postgres"
+    assert parsed.username
+    return parsed.username, passwords[0][0]
+
+
+def test_the_dashboard_connects_as_its_own_role_not_the_owner(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    postgres = services["postgres"]["environment"]
+    owner = postgres["POSTGRES_USER"]
+    assert _store_user(services["ray-head"]["environment"]["SWEEPSCOPE_STORE"]) == (
+        owner,
+        "POSTGRES_PASSWORD",
+    )
+    dashboard = services["dashboard"]["environment"]
+    user, password = _store_user(dashboard["SWEEPSCOPE_STORE"])
+    assert user != owner, "the dashboard must not connect as the owner of the tables"
+    assert password == "DASHBOARD_DB_PASSWORD"
+    # The owner's password is nowhere in the dashboard's container.
+    assert "POSTGRES_PASSWORD" not in yaml.safe_dump(services["dashboard"])
+    # The postgres container creates that role at its first start ...
+    assert postgres["DASHBOARD_DB_USER"] == user
+    secret = _VAR.fullmatch(str(postgres["DASHBOARD_DB_PASSWORD"]))
+    assert secret and secret.group(1) == password
+    mounts = [str(v).split(":") for v in services["postgres"]["volumes"]]
+    assert ["./deploy/postgres/initdb", "/docker-entrypoint-initdb.d", "ro"] in mounts
+    assert ROLE_SCRIPT.is_file() and os.access(ROLE_SCRIPT, os.X_OK)
+    # ... a one-shot `migrate` creates the schema as the owner and grants the role ...
+    migrate = services["migrate"]
+    command = [str(part) for part in migrate["command"]]
+    assert command[:2] == ["sweepscope", "migrate"]
+    assert command[command.index("--grant-dashboard") + 1] == user
+    assert _store_user(command[command.index("--store") + 1]) == (owner, "POSTGRES_PASSWORD")
+    assert migrate["restart"] == "no"  # it must end, not loop
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # ... before the dashboard starts.
+    assert services["dashboard"]["depends_on"]["migrate"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+@pytest.mark.postgres
+def test_the_init_script_creates_the_dashboard_role(postgres_url: str) -> None:
+    """The script the postgres image runs at its first start, on the test server: it creates
+    the role with its password, a rerun (an older volume, a new password) works too, and
+    an empty password stops it."""
+    if not shutil.which("psql"):
+        pytest.skip("the init-script test needs psql (apt-get install postgresql-client)")
+    url = sa.engine.make_url(postgres_url)
+    role = f"sweepscope_dashboard_{secrets.token_hex(4)}"
+    env = {
+        **os.environ,
+        "PGHOST": url.host or "127.0.0.1",
+        "PGPORT": str(url.port or 5432),
+        "POSTGRES_USER": str(url.username),
+        "POSTGRES_DB": str(url.database),
+        "DASHBOARD_DB_USER": role,
+    }
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+
+    def login_role() -> tuple[bool, bool] | None:
+        with admin.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = :r"),
+                {"r": role},
+            ).first()
+        return None if row is None else (bool(row[0]), bool(row[1]))
+
+    def run(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(ROLE_SCRIPT)],
+            env={**env, "DASHBOARD_DB_PASSWORD": password},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    try:
+        for password in (secrets.token_hex(16), 'it\'s "quoted"; --'):
+            done = run(password)
+            assert done.returncode == 0, done.stderr
+            assert password not in done.stdout + done.stderr
+            assert login_role() == (True, False)
+        empty = run("")
+        assert empty.returncode != 0 and "DASHBOARD_DB_PASSWORD" in empty.stderr
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
 
 
 def test_workers_share_checkpoint_storage_with_the_driver(compose: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,9 +69,38 @@ def test_missing_store_says_how_to_fix(
 
 
 def test_store_that_does_not_connect(monkeypatch: pytest.MonkeyPatch, bind: None) -> None:
-    monkeypatch.setenv("SWEEPSCOPE_STORE", "postgresql+psycopg://nobody@127.0.0.1:9/none")
+    monkeypatch.setenv("SWEEPSCOPE_STORE", "postgresql+psycopg://nobody:pw-x1y2z3@127.0.0.1:9/none")
     at = app()
-    assert "OperationalError" in texts(at, "error") and "Fix:" in texts(at, "error")
+    shown = texts(at, "warning")
+    assert "The store is unreachable" in shown and "OperationalError" in shown
+    assert "pw-x1y2z3" not in shown + texts(at, "error") + texts(at, "caption")
+
+
+@pytest.mark.postgres
+def test_store_going_away_while_the_page_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bind: None
+) -> None:
+    """A real PostgreSQL server stopped under an open dashboard: every page says the store
+    is unreachable (no traceback), and shows the sweep again once the server is back."""
+    from tests.faults import PrivatePostgres, find_postgres_bin
+
+    if find_postgres_bin() is None and not os.environ.get("CI"):
+        pytest.skip("needs PostgreSQL's server programs (initdb, pg_ctl)")
+    with PrivatePostgres() as server:
+        url = server.url()
+        monkeypatch.setenv("SWEEPSCOPE_STORE", url)
+        with open_store(url, create=True) as s:
+            make_sweep(s, steps=20)
+        assert not app("live").warning
+        server.stop()
+        st.cache_data.clear()  # the next refresh, not a cached read
+        for page in (None, "live", "compare", "trial", "hparams"):
+            at = app(page)
+            assert "The store is unreachable" in texts(at, "warning"), page
+        server.start()
+        st.cache_data.clear()
+        at = app("live")
+        assert not at.warning and len(at.dataframe[0].value) == 12
 
 
 def test_store_url_that_is_not_a_url(monkeypatch: pytest.MonkeyPatch, bind: None) -> None:

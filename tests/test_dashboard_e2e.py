@@ -237,5 +237,35 @@ def test_live_dashboard_in_a_browser(
             page.screenshot(path=str(SCREENSHOTS / "bn_vs_no_bn.png"), full_page=True)
         finally:
             browser.close()
+    # The dashboard wrote no schema, only stop requests: the store has exactly the tables,
+    # columns, indexes and unique keys that the runner creates in a new store (the runner
+    # created this one so; the dashboard and this test only read it).
+    import sqlalchemy as sa
+
+    def schema(store_url: str) -> dict[str, Any]:
+        engine = sa.create_engine(store_url)
+        try:
+            inspector = sa.inspect(engine)
+            return {
+                table: {
+                    "columns": [
+                        (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                        for c in inspector.get_columns(table)
+                    ],
+                    "indexes": sorted(
+                        repr(sorted(i.items())) for i in inspector.get_indexes(table)
+                    ),
+                    "unique": sorted(
+                        repr(sorted(u.items())) for u in inspector.get_unique_constraints(table)
+                    ),
+                }
+                for table in inspector.get_table_names()
+            }
+        finally:
+            engine.dispose()
+
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    open_store(fresh, create=True).close()
+    assert schema(url) == schema(fresh)
     with open_store(url) as s:
-        assert s.sweep(sweep_id) is not None  # the dashboard wrote no schema, only requests
+        assert s.sweep(sweep_id) is not None

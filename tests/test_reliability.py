@@ -3,8 +3,12 @@ malformed specs, and trials that raise, diverge or hang."""
 
 from __future__ import annotations
 
+import copy
+import math
 import os
+import re
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -210,101 +214,240 @@ def test_concurrent_writers_and_a_reader(store: Store) -> None:
 
 
 # -- 4. fuzzed specs ----------------------------------------------------------------------
-BASE = {
-    "name": "fuzz",
-    "trainable": "tests.trainables:steady",
-    "stop": {"epochs": 1},
-    "grid": {"lr": [0.1]},
-}
-FIELDS = [
-    "name",
-    "trainable",
-    "metric",
-    "mode",
-    "stop",
-    "resources",
-    "max_concurrent",
-    "samples",
-    "max_failures",
-    "scheduler",
-    "fixed",
-    "grid",
-    "sample",
-    "checkpoint_every",
-    "trial_timeout",
-    "storage_path",
-    "colour",
-    "stop.epochs",
-    "resources.gpu",
-    "grid.lr",
-    "sample.lr",
-    "scheduler.type",
-]
+# The oracle is the construction, never load_spec: a valid spec, then zero or more known
+# mistakes, each in a field of its own. No mistake: the spec loads and has the trials its grid
+# makes. Mistakes: one SpecError names each mistaken field, and the CLI exits 2.
+PARAMS = ["lr", "wd", "hidden", "depth", "act", "seed", "beta1", "dropout", "opt"]
+WORDS = st.text(alphabet=string.ascii_letters, min_size=1, max_size=6)  # never read as a number
+GOOD_NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,15}", fullmatch=True)
+BAD_NAMES = st.one_of(
+    st.just(""),
+    st.tuples(st.sampled_from("_-. "), GOOD_NAMES).map("".join),  # a bad first character
+    st.tuples(GOOD_NAMES, st.sampled_from(" !/:@#é")).map("".join),  # a character not allowed
+    GOOD_NAMES.map(lambda name: name + "x" * 64),  # longer than 64
+)
 VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-5, 5)
-    | st.floats(allow_nan=True)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=6,
+    st.booleans()
+    | st.integers(-1000, 1000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | WORDS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(WORDS, inner, max_size=3),
+    max_leaves=5,
 )
 
 
-def _mutate(field: str, value: Any, drop: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = yaml.safe_load(yaml.safe_dump(BASE))
-    head, _, tail = field.partition(".")
-    target = spec.setdefault(head, {}) if tail else spec
-    key = tail or head
-    if not isinstance(target, dict):
-        return spec
-    if drop:
-        target.pop(key, None)
-    else:
-        target[key] = value
+def _bounds(numbers: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
+    return st.lists(numbers, min_size=2, max_size=2, unique=True).map(sorted)
+
+
+DISTRIBUTIONS = st.one_of(
+    _bounds(st.floats(-1e3, 1e3)).map(lambda b: {"uniform": b}),
+    _bounds(st.floats(1e-8, 1e3)).map(lambda b: {"loguniform": b}),
+    _bounds(st.integers(-100, 100)).map(lambda b: {"int": b}),
+    st.lists(VALUES, min_size=1, max_size=3).map(lambda c: {"choice": c}),
+)
+
+
+@st.composite
+def _valid_specs(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.permutations(PARAMS))  # each in one section: a name in two is refused
+    grid, fixed, sample = names[: draw(st.integers(1, 3))], names[3:5], names[5:7]
+    spec: dict[str, Any] = {
+        "name": draw(GOOD_NAMES),
+        "trainable": "tests.trainables:steady",
+        "stop": {"epochs": draw(st.integers(1, 50))},
+        "samples": draw(st.integers(1, 3)),
+        "grid": {n: draw(st.lists(VALUES, min_size=1, max_size=4)) for n in grid},
+        "fixed": {n: draw(VALUES) for n in fixed[: draw(st.integers(1, 2))]},
+        "sample": {n: draw(DISTRIBUTIONS) for n in sample[: draw(st.integers(0, 2))]},
+    }
+    if draw(st.booleans()):
+        spec["resources"] = {
+            "cpu": draw(st.floats(0.1, 8)),
+            "gpu": draw(st.sampled_from([0, 0.5, 2])),
+        }
+    if draw(st.booleans()):
+        spec["scheduler"] = {"type": draw(st.sampled_from(["none", "asha", "median"]))}
+    if draw(st.booleans()):
+        spec["trial_timeout"] = draw(st.floats(1, 1e4))
     return spec
 
 
+# Each mistake, drawn for the valid spec: (path of the mistaken field, the value to put
+# there). DUPLICATE: the key is written twice in the YAML text instead.
+KeyPath = tuple[str | int, ...]
+DUPLICATE = object()
+NOT_NUMBERS = WORDS | st.lists(st.integers(0, 9), min_size=1, max_size=2)
+NOT_STRINGS = st.integers() | st.lists(WORDS, min_size=1, max_size=2)
+NOT_MAPPINGS = WORDS | st.integers()
+WRONG_TYPES: dict[KeyPath, st.SearchStrategy[Any]] = {
+    **{(f,): NOT_STRINGS for f in ("name", "trainable", "metric", "mode", "order")},
+    **{(f,): NOT_NUMBERS for f in ("samples", "max_concurrent", "max_failures", "trial_timeout")},
+    **{(f,): NOT_MAPPINGS for f in ("stop", "resources", "fixed", "grid", "sample")},
+    ("stop", "epochs"): NOT_NUMBERS,
+    ("resources", "cpu"): NOT_NUMBERS,
+    ("scheduler", "grace_period"): NOT_NUMBERS,
+}
+NOT_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+
+
+def _unknown_key(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    keys = [("colour",), ("resources", "cpus"), ("scheduler", "kind"), ("stop", "epoch")]
+    return draw(st.sampled_from(keys)), 1
+
+
+def _wrong_type(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    path = draw(st.sampled_from(list(WRONG_TYPES)))
+    return path, draw(WRONG_TYPES[path])
+
+
+def _empty_grid_list(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    return ("grid", draw(st.sampled_from(sorted(spec["grid"])))), []
+
+
+def _min_not_below_max(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    kind = draw(st.sampled_from(["uniform", "loguniform", "int"]))
+    high = draw(st.integers(1, 100))
+    return ("sample", "bounds"), {kind: [high + draw(st.integers(0, 100)), high]}
+
+
+def _log_of_nonpositive(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    low, high = draw(st.floats(-10, 0)), draw(st.floats(0.1, 10))
+    return ("sample", "logscale"), {"loguniform": [low, high]}
+
+
+def _not_finite_value(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    bad = draw(NOT_FINITE)
+    value = draw(st.sampled_from([bad, [1, bad], {"inner": bad}]))
+    key = draw(st.sampled_from(sorted(spec["grid"])))
+    index = draw(st.integers(0, len(spec["grid"][key]) - 1))
+    return draw(st.sampled_from([("grid", key, index), ("fixed", "unusable")])), value
+
+
+def _not_finite_number(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    fields = [("resources", "cpu"), ("resources", "gpu"), ("trial_timeout",)]
+    fields.append(("scheduler", "reduction_factor"))
+    return draw(st.sampled_from(fields)), draw(NOT_FINITE)
+
+
+def _reserved_name(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    section, value = draw(
+        st.sampled_from([("fixed", 1), ("grid", [1, 2]), ("sample", {"uniform": [0, 1]})])
+    )
+    return (section, "__" + draw(WORDS)), value
+
+
+def _bad_name(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    return ("name",), draw(BAD_NAMES)
+
+
+def _duplicate_key(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[KeyPath, Any]:
+    top = [(key,) for key in spec]
+    inner = [(section, key) for section in ("grid", "fixed") for key in spec[section]]
+    return draw(st.sampled_from(top + inner)), DUPLICATE
+
+
+MISTAKES = [
+    _unknown_key,
+    _wrong_type,
+    _empty_grid_list,
+    _min_not_below_max,
+    _log_of_nonpositive,
+    _not_finite_value,
+    _not_finite_number,
+    _reserved_name,
+    _bad_name,
+    _duplicate_key,
+]
+
+
+def _field(path: KeyPath) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _yaml(spec: dict[str, Any], duplicates: list[KeyPath]) -> str:
+    """The spec as a user might type it: floats spelt as in YAML 1.2 (1e-05 where PyYAML
+    writes 1.0e-05; 1e16 for 1.0e+16), and the keys in `duplicates` written twice."""
+    text = yaml.safe_dump(spec, default_flow_style=False)
+    text = re.sub(r"\b(\d+)\.0e", r"\1e", text)  # only numbers hold digits here
+    text = re.sub(r"(\d)e\+(\d)", r"\1e\2", text)
+    for path in duplicates:
+        head, *inner = map(str, path)  # keys, never list indexes
+        if not inner:  # a top-level key: again at the end
+            text += yaml.safe_dump({head: spec[head]}, default_flow_style=False)
+        else:  # first in its section, before the original
+            again = yaml.safe_dump({inner[0]: spec[head][inner[0]]}, default_flow_style=False)
+            indented = "".join("  " + line for line in again.splitlines(keepends=True))
+            section = f"\n{head}:\n"
+            text = ("\n" + text).replace(section, section + indented, 1)[1:]
+    return text
+
+
+@st.composite
+def _fuzzed_specs(draw: st.DrawFn) -> tuple[str, dict[str, Any], set[str]]:
+    """(YAML text, the spec it holds, the fields a mistake was made in)."""
+    valid = draw(_valid_specs())
+    spec = copy.deepcopy(valid)
+    mistaken: list[KeyPath] = []
+    duplicates: list[KeyPath] = []
+    for mistake in draw(st.lists(st.sampled_from(MISTAKES), max_size=3)):
+        path, value = mistake(draw, valid)
+        if any(path[: len(p)] == p or p[: len(path)] == path for p in mistaken):
+            continue  # one mistake per field: a second one there could hide the first
+        mistaken.append(path)
+        if value is DUPLICATE:
+            duplicates.append(path)
+            continue
+        target = spec
+        for part in path[:-1]:
+            target = target.setdefault(part, {}) if isinstance(part, str) else target[part]
+        target[path[-1]] = value
+    return _yaml(spec, duplicates), spec, {_field(p) for p in mistaken}
+
+
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    field=st.sampled_from(FIELDS),
-    value=VALUES,
-    drop=st.booleans(),
-    raw=st.one_of(st.none(), st.text(max_size=40)),
-)
-def test_fuzzed_specs_exit_2_and_start_nothing(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    field: str,
-    value: Any,
-    drop: bool,
-    raw: str | None,
+@given(case=_fuzzed_specs())
+def test_fuzzed_specs_load_or_name_each_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: tuple[str, dict[str, Any], set[str]]
 ) -> None:
     import ray
 
     from runner.cli import main
 
+    text, body, mistaken = case
     path = tmp_path / "fuzz.yaml"
-    if raw is not None:
-        path.write_text(raw)
-    else:
-        path.write_text(yaml.safe_dump(_mutate(field, value, drop)))
-    try:
+    path.write_text(text)
+    if not mistaken:
+        spec = load_spec(path)
+        assert spec.n_trials == math.prod(len(v) for v in body["grid"].values()) * body["samples"]
+        assert spec.grid == body["grid"] and spec.fixed == body["fixed"]  # floats read as floats
+        return
+    with pytest.raises(SpecError) as info:
         load_spec(path)
-    except SpecError:
-        pass
-    else:
-        return  # a valid spec: nothing to check here (it would start a sweep)
+    assert {field for field, _, _ in info.value.problems} == mistaken, text
+    message = str(info.value)
+    assert all(f"{field}: " in message for field in mistaken)
     db = tmp_path / "fuzz.db"
     code = main(["run", str(path), "--store", f"sqlite:///{db}"])
     err = capsys.readouterr().err
     assert code == 2
     assert "Traceback" not in err and err.count("\n") == 1 and "Fix:" in err
     assert not db.exists() and not ray.is_initialized()
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=40))
+def test_any_text_is_a_spec_or_a_spec_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text)
+    try:
+        load_spec(path)
+    except SpecError as exc:
+        assert "Fix:" in str(exc)
 
 
 # -- 5. each way a trial can end ------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runner.errors import SpecError
-from runner.spec import MAX_TRIALS, POINT_KEY, load_spec, user_config
+from runner.spec import MAX_TRIALS, POINT_KEY, load_spec, parse_spec, user_config
 
 from .conftest import REPO
 
@@ -251,3 +251,160 @@ def test_unknown_order_names_the_choices(tmp_path: Path) -> None:
         load_spec(_write(tmp_path, GOOD + "order: random\n"))
     assert "'grid' or 'shuffled'" in str(info.value)
     assert [f for f, _, _ in info.value.problems] == ["order"]
+
+
+def test_yaml_1_2_numbers_are_floats_ints_stay_ints_quoted_stay_strings(tmp_path: Path) -> None:
+    spec = load_spec(
+        _write(
+            tmp_path,
+            GOOD
+            + """\
+trial_timeout: 1e3
+fixed: {wd: 1E5, shift: -2.5e-4, big: +1e3, eps: 1.0e-5, n: 3, text: '1e-3', opts: {lo: 1e-2}}
+grid: {lr: [1e-1, 1e-2, 1e-3]}
+sample: {decay: {loguniform: [1e-5, 1e-2]}}
+""",
+        )
+    )
+    assert spec.grid["lr"] == [0.1, 0.01, 0.001]
+    assert all(type(v) is float for v in spec.grid["lr"])
+    assert spec.fixed == {
+        "wd": 100000.0,
+        "shift": -0.00025,
+        "big": 1000.0,
+        "eps": 1e-5,
+        "n": 3,
+        "text": "1e-3",
+        "opts": {"lo": 0.01},
+    }
+    assert type(spec.fixed["n"]) is int and type(spec.fixed["wd"]) is float
+    assert spec.trial_timeout == 1000.0
+    assert spec.sample["decay"].loguniform == (1e-5, 1e-2)
+
+
+def test_the_yaml_1_2_loader_leaves_pyyaml_alone() -> None:
+    import yaml
+
+    assert yaml.safe_load("lr: 1e-3") == {"lr": "1e-3"}  # no global change to SafeLoader
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "key", "lines"),
+    [
+        (GOOD + "name: u\n", "name", "name", "lines 1 and 4"),
+        (GOOD + "grid:\n  lr: [0.1]\n  bs: [8]\n  lr: [0.2]\n", "grid.lr", "lr", "lines 5 and 7"),
+        (GOOD + "fixed:\n  seed: 1\n  seed: 2\n", "fixed.seed", "seed", "lines 5 and 6"),
+        (
+            GOOD + "grid:\n  opt:\n  - {name: adam, beta1: 0.9, beta1: 0.8}\n",
+            "grid.opt[0].beta1",
+            "beta1",
+            "lines 6 and 6",
+        ),
+        (
+            GOOD + "fixed:\n  net:\n    depth: 2\n    depth: 3\n",
+            "fixed.net.depth",
+            "depth",
+            "lines 6 and 7",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_both_lines(
+    tmp_path: Path, text: str, field: str, key: str, lines: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, text))
+    message = str(info.value)
+    assert f"{field}: key {key!r} is given twice, at {lines}" in message
+    assert "Fix: keep one of them" in message
+    assert [f for f, _, _ in info.value.problems] == [field]
+
+
+def test_a_key_given_twice_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, GOOD + "colour: red\nfixed: {a: 1, a: 2}\n"))
+    assert {f for f, _, _ in info.value.problems} == {"colour", "fixed.a"}
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        (GOOD + "grid: {lr: [0.1, .nan]}\n", "grid.lr[1]", "nan"),
+        (GOOD + "grid: {layers: [[64], [64, .inf]]}\n", "grid.layers[1]", "inf (inside [64, inf])"),
+        (GOOD + "grid: {opt: [{name: sgd, lr: -.inf}]}\n", "grid.opt[0]", "-inf (inside {"),
+        (GOOD + "fixed: {eps: .nan}\n", "fixed.eps", "nan"),
+        (GOOD + "fixed: {net: {widths: [1, .inf]}}\n", "fixed.net", "inf (inside {"),
+        (GOOD + "resources: {cpu: .nan}\n", "resources.cpu", "got nan"),
+        (GOOD + "resources: {gpu: .inf}\n", "resources.gpu", "got inf"),
+        (GOOD + "trial_timeout: .inf\n", "trial_timeout", "got inf"),
+        (
+            GOOD + "scheduler: {type: asha, reduction_factor: .inf}\n",
+            "scheduler.reduction_factor",
+            "got inf",
+        ),
+        (GOOD + "scheduler: {type: asha, max_t: .nan}\n", "scheduler.max_t", "got nan"),
+        (GOOD + "sample: {lr: {uniform: [0, .inf]}}\n", "sample.lr.uniform[1]", "got inf"),
+        (GOOD + "sample: {lr: {loguniform: [.nan, 1]}}\n", "sample.lr.loguniform[0]", "got nan"),
+        (GOOD + "sample: {n: {int: [-.inf, 3]}}\n", "sample.n.int[0]", "got -inf"),
+        (GOOD + "sample: {act: {choice: [relu, .nan]}}\n", "sample.act.choice[1]", "nan"),
+    ],
+)
+def test_nan_and_infinity_are_refused(tmp_path: Path, text: str, field: str, value: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, text))
+    message = str(info.value)
+    assert f"{field}: " in message and value in message
+    assert "finite number" in message and "Fix: give a finite number" in message
+    assert [f for f, _, _ in info.value.problems] == [field]
+
+
+def test_nan_from_a_dict_is_refused_too() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(
+            {
+                "name": "t",
+                "trainable": "a:b",
+                "stop": {"epochs": 1},
+                "grid": {"lr": [0.1, float("nan")]},
+                "fixed": {"eps": float("-inf")},
+            }
+        )
+    assert [f for f, _, _ in info.value.problems] == ["fixed.eps", "grid.lr[1]"]
+    assert "grid.lr[1]: nan is not a finite number" in str(info.value)
+
+
+def test_renamed_checks_the_new_name(tmp_path: Path) -> None:
+    spec = load_spec(_write(tmp_path, GOOD + "grid: {lr: [0.1, 0.01]}\n"))
+    copy = spec.renamed("seed_grid.v2")
+    assert copy.name == "seed_grid.v2" and spec.name == "t"
+    assert copy.model_dump() == {**spec.model_dump(), "name": "seed_grid.v2"}
+    with pytest.raises(SpecError) as info:
+        spec.renamed("my sweep!")
+    message = str(info.value)
+    assert message.startswith("--name: ")
+    assert "'my sweep!' is not a usable sweep name" in message
+    assert "Fix: use letters, digits" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("fixed: {__point: 3}", "fixed.__point"),
+        ("grid: {__seed: [1, 2]}", "grid.__seed"),
+        ("sample: {__lr: {uniform: [0, 1]}}", "sample.__lr"),
+    ],
+)
+def test_parameter_names_beginning_with_two_underscores_are_reserved(
+    tmp_path: Path, section: str, field: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, GOOD + section + "\n"))
+    name = field.partition(".")[2]
+    message = str(info.value)
+    assert f"{field}: parameter {name!r} begins with '__', which is reserved" in message
+    assert f"Fix: rename it, e.g. {name.lstrip('_')!r}" in message
+    assert [f for f, _, _ in info.value.problems] == [field]
+
+
+def test_a_merge_key_overridden_is_not_a_key_given_twice(tmp_path: Path) -> None:
+    text = GOOD + "fixed:\n  base: &b {x: 1, y: 2}\n  over:\n    <<: *b\n    x: 2\n"
+    assert load_spec(_write(tmp_path, text)).fixed["over"] == {"x": 2, "y": 2}

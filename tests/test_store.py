@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from runner.errors import StoreError
+from runner.report import MAX_INFO, MAX_METRIC_NAME, MAX_STEP
 from runner.store import Store, TrialStatus, open_store
 
 
@@ -105,17 +106,33 @@ def test_other_sweeps_points_stay_apart(store: Store) -> None:
 
 @pytest.mark.parametrize(("mode", "best"), [("max", 0.9), ("min", 0.1)])
 def test_sweep_counts_and_best(store: Store, mode: str, best: float) -> None:
+    """Counts are per status; best is the sweep's metric over every trial, finished or not."""
     _sweep(store, mode=mode)
-    t1 = store.add_trial("s1", "a", {})
-    t2 = store.add_trial("s1", "b", {})
-    store.set_trial_status(t1, TrialStatus.COMPLETED)
+    done = store.add_trial("s1", "a", {})
+    running = store.add_trial("s1", "b", {})
+    store.add_trial("s1", "c", {})  # pending
+    store.set_trial_status(done, TrialStatus.COMPLETED)
+    store.set_trial_status(running, TrialStatus.RUNNING)
+    store.add_points(done, [("val_acc", 1, 0.1, 0.0), ("val_acc", 2, 0.5, 0.0)])
+    # The max is the running trial's: a live sweep's best includes trials still running.
+    # The other metric's values lie beyond both ends: best reads the sweep's metric only.
     store.add_points(
-        t1, [("val_acc", 1, 0.1, 0.0), ("val_acc", 2, 0.9, 0.0), ("train_loss", 1, 7.0, 0.0)]
+        running,
+        [("val_acc", 1, 0.9, 0.0), ("train_loss", 1, 7.0, 0.0), ("train_loss", 2, -7.0, 0.0)],
     )
-    (sweep,) = store.sweeps()
-    assert sweep["counts"] == {TrialStatus.COMPLETED: 1, TrialStatus.PENDING: 1}
+    _sweep(store, "s2", mode=mode)  # another sweep's points beyond both ends count for s2 only
+    store.add_points(
+        store.add_trial("s2", "a", {}), [("val_acc", 1, 5.0, 0.0), ("val_acc", 2, -5.0, 0.0)]
+    )
+    sweep = store.sweep("s1")
+    assert sweep is not None
+    assert sweep["counts"] == {
+        TrialStatus.COMPLETED: 1,
+        TrialStatus.RUNNING: 1,
+        TrialStatus.PENDING: 1,
+    }
     assert sweep["best"] == pytest.approx(best)
-    assert t2
+    assert {s["id"]: s["best"] for s in store.sweeps()}["s1"] == pytest.approx(best)
 
 
 def test_stop_requests(store: Store) -> None:
@@ -139,13 +156,18 @@ def test_stop_requests(store: Store) -> None:
     assert store.request_stop("s1") is False
 
 
-def test_store_pickles_as_its_url(store: Store) -> None:
-    _sweep(store)
-    copy = pickle.loads(pickle.dumps(store))
-    try:
-        assert copy.url == store.url and copy.sweep("s1") is not None
-    finally:
-        copy.close()
+def test_store_pickles_without_its_password(postgres_url: str) -> None:
+    """Ray Tune pickles the callback (and its store) into its saved state: no password may
+    reach the disk, and a handle restored from it says so instead of half-working."""
+    url = sa.engine.make_url(postgres_url).set(password="hunter2-secret")  # trust auth
+    with open_store(url.render_as_string(hide_password=False), create=True) as store:
+        blob = pickle.dumps(store)
+        assert b"hunter2-secret" not in blob
+        assert "hunter2-secret" not in store.url
+        copy = pickle.loads(blob)
+        assert copy.url == store.url
+        with pytest.raises(StoreError, match="restored from saved state without its credentials"):
+            copy.sweeps()
 
 
 def test_reader_never_creates_a_store(store_url: str, tmp_path: Path) -> None:
@@ -187,3 +209,25 @@ def test_nan_and_inf_points_survive(store: Store) -> None:
     )
     values = store.points("s1")["value"].tolist()
     assert values[0] != values[0] and values[1] == float("inf")
+
+
+def test_both_backends_keep_values_at_the_report_limits(store: Store) -> None:
+    """What report.py lets through (its MAX_* limits) is stored and read back unchanged."""
+    _sweep(store)
+    tid = store.add_trial("s1", "a", {})
+    longest = "m" * MAX_METRIC_NAME
+    store.set_trial_status(
+        tid, TrialStatus.RUNNING, device="d" * MAX_INFO, node="n" * MAX_INFO, last_step=MAX_STEP
+    )
+    store.update_trial(tid, last_epoch=MAX_STEP)
+    store.add_points(tid, [(longest, 0, 0.5, 1.0), (longest, MAX_STEP, 0.25, 2.0)])
+    store.add_points(tid, [(longest, MAX_STEP, 99.0, 3.0)])  # a retry at the top step: skipped
+    points = store.points("s1", metrics=[longest])
+    assert points[["metric", "step", "value"]].values.tolist() == [
+        [longest, 0, 0.5],
+        [longest, MAX_STEP, 0.25],
+    ]
+    assert store.points("s1", after_id=int(points["id"].min()))["step"].tolist() == [MAX_STEP]
+    (trial,) = store.trials("s1")
+    assert trial["device"] == "d" * MAX_INFO and trial["node"] == "n" * MAX_INFO
+    assert trial["last_step"] == MAX_STEP and trial["last_epoch"] == MAX_STEP

@@ -68,3 +68,17 @@ def hangs(config: dict[str, Any]) -> None:
     report.step(1, train_loss=1.0)
     report.epoch(1, step=1, val_acc=0.1)
     time.sleep(3600)
+
+
+def steady_points(config: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
+    """Every point `steady` reports for `config`, by metric, as (step, value) in step order:
+    what the store holds for a trial that ran once, uninterrupted, to its last epoch."""
+    steps_per_epoch = int(config.get("steps_per_epoch", 10))
+    last = config["epochs"] * steps_per_epoch
+    scale = config.get("scale", 1.0)
+    return {
+        "train_loss": [(step, scale / step) for step in range(1, last + 1)],
+        "val_acc": [
+            (step, 1 - 1 / (step + 1)) for step in range(steps_per_epoch, last + 1, steps_per_epoch)
+        ],
+    }

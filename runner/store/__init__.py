@@ -6,6 +6,7 @@ import os
 
 from runner.status import SweepStatus, TrialStatus
 from runner.store._base import Point, Store
+from runner.store._lifecycle import driver_gone, reconcile, require_sweep, sweep_status
 from runner.store._sql import SqlStore
 
 __all__ = [
@@ -15,7 +16,11 @@ __all__ = [
     "SweepStatus",
     "TrialStatus",
     "default_url",
+    "driver_gone",
     "open_store",
+    "reconcile",
+    "require_sweep",
+    "sweep_status",
 ]
 
 DEFAULT_URL = "sqlite:///sweepscope.db"

@@ -8,6 +8,7 @@ reads as pandas DataFrames, so callers never see SQLAlchemy objects.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ Point = tuple[str, int, float, float]
 class Store(abc.ABC):
     """Sweeps, their trials, and every metric point the trials report."""
 
-    url: str
+    url: str  # with any password masked: safe to print, log and store
 
     # -- writes: the runner --------------------------------------------------------------
     @abc.abstractmethod
@@ -49,27 +50,43 @@ class Store(abc.ABC):
         """Mark a stopped sweep running again (resume): clears its end time and stop request."""
 
     @abc.abstractmethod
-    def finish_sweep(self, sweep_id: str, status: str, message: str | None = None) -> None:
-        """Set a sweep's final status (completed, failed or stopped) and its end time."""
+    def finish_sweep(
+        self, sweep_id: str, status: str, message: str | None = None, *, at: float | None = None
+    ) -> None:
+        """Set a sweep's final status (completed, failed or stopped) and its end time (`at`,
+        default now). Any remembered password in `message` is masked."""
 
     @abc.abstractmethod
     def heartbeat(self, sweep_id: str) -> None:
-        """Note that the sweep's driver is alive now."""
+        """Note that the sweep's driver is alive now, by the database's clock."""
 
     @abc.abstractmethod
-    def add_trial(self, sweep_id: str, ray_id: str, config: dict[str, Any]) -> int:
+    def add_trial(
+        self, sweep_id: str, ray_id: str, config: dict[str, Any], *, at: float | None = None
+    ) -> int:
         """Register a trial as pending; returns its store id. Idempotent per (sweep, ray_id)."""
 
     @abc.abstractmethod
+    def trial_ids(self, sweep_id: str) -> dict[str, int]:
+        """Ray trial id -> store id for every trial of the sweep."""
+
+    @abc.abstractmethod
     def set_trial_status(
-        self, trial_id: int, status: str, *, detail: str | None = None, **fields: Any
+        self,
+        trial_id: int,
+        status: str,
+        *,
+        detail: str | None = None,
+        at: float | None = None,
+        **fields: Any,
     ) -> None:
         """Change a trial's status, append it to the trial's history, and set extra fields.
 
         Args:
             trial_id: the store id from `add_trial`.
-            status: one of TRIAL_STATUSES.
+            status: a runner.status.TrialStatus.
             detail: a note for the status history (the error text, the stop reason).
+            at: when it happened (default now): the writer passes the time it was reported.
             fields: other trial columns to set: device, node, error, last_step, last_epoch.
         """
 
@@ -102,10 +119,23 @@ class Store(abc.ABC):
     def stop_requests(self, sweep_id: str) -> tuple[bool, set[str]]:
         """(whole sweep requested, Ray ids of trials with a request) for a sweep."""
 
+    @abc.abstractmethod
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose store calls (in this thread) share one transaction: all or none.
+
+        Raises:
+            StoreUnavailable: the store did not answer; nothing of the block was written.
+        """
+
     # -- reads -------------------------------------------------------------------------
     @abc.abstractmethod
+    def now(self) -> float:
+        """The database's clock, in Unix seconds (heartbeats are judged by it)."""
+
+    @abc.abstractmethod
     def sweeps(self) -> list[dict[str, Any]]:
-        """Every sweep, newest first, with trial counts per status in `counts`."""
+        """Every sweep, newest first, with trial counts per status in `counts`, and `now`,
+        the database's clock at the read."""
 
     @abc.abstractmethod
     def sweep(self, sweep_id: str, *, best: bool = True) -> dict[str, Any] | None:

@@ -1,4 +1,8 @@
-"""Tables of the store. The runner creates them; readers never create or alter them."""
+"""Tables of the store. The runner creates them; readers never create or alter them.
+
+SCHEMA_VERSION is written into `sweepscope_meta` when the schema is created; a change to
+these tables raises it and adds a step to runner.store._migrate.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from runner.report import MAX_INFO, MAX_METRIC_NAME
+
 metadata = MetaData()
+
+# 1: every store written before the version table existed; 2: adds `sweepscope_meta`.
+SCHEMA_VERSION = 2
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -51,8 +60,8 @@ trials = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("ended_at", Float),
-    Column("device", String(128)),
-    Column("node", String(128)),
+    Column("device", String(MAX_INFO)),  # report.info refuses longer values
+    Column("node", String(MAX_INFO)),
     Column("error", Text),
     Column("last_step", Integer),
     Column("last_epoch", Integer),
@@ -67,8 +76,8 @@ points = Table(
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("trial_id", _Id, ForeignKey("trials.id"), nullable=False),
-    Column("metric", String(64), nullable=False),
-    Column("step", Integer, nullable=False),
+    Column("metric", String(MAX_METRIC_NAME), nullable=False),  # report refuses longer names
+    Column("step", Integer, nullable=False),  # report refuses steps beyond 32 bits
     Column("value", Float),  # NULL for NaN (SQLite cannot store NaN); read back as NaN
     Column("wall_time", Float, nullable=False),
     UniqueConstraint("trial_id", "metric", "step", name="uq_points_trial_metric_step"),
@@ -82,6 +91,14 @@ events = Table(
     Column("at", Float, nullable=False),
     Column("status", String(32), nullable=False),
     Column("detail", Text),
+)
+
+# Key-value facts about the store itself: ("schema_version", "2").
+meta = Table(
+    "sweepscope_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 Index("ix_trials_sweep", trials.c.sweep_id)

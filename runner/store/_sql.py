@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -15,8 +16,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from runner.errors import StoreError
+from runner.errors import StoreError, StoreUnavailable
+from runner.redact import mask_url, redact
 from runner.status import TrialStatus
+from runner.store import _migrate
 from runner.store import _schema as t
 from runner.store._base import Point, Store
 
@@ -83,24 +86,63 @@ def filesystem_type(path: Path, mounts: str = "/proc/mounts") -> str | None:
     return best[1] if best else None
 
 
+def _transient(exc: sa.exc.SQLAlchemyError, dialect: str) -> bool:
+    """Whether a retry may succeed: the server is away, the connection broke, or (SQLite)
+    another process holds the write lock. A bad query or a missing table is not."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.TimeoutError | sa.exc.DisconnectionError):
+        return True
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return False
+    if dialect != "sqlite":
+        return True  # psycopg: connection refused, server closed the connection, ...
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open"))
+
+
+def _db_now(dialect: str) -> Any:
+    """The database's clock in Unix seconds: heartbeats are judged by one clock, not each
+    host's."""
+    if dialect == "sqlite":
+        return (sa.func.julianday("now") - 2440587.5) * 86400.0
+    return sa.extract("epoch", sa.func.clock_timestamp())
+
+
+class _Detached:
+    """What a store becomes when Ray Tune pickles it with its state: the masked URL and no
+    connection, so no password reaches the disk. The runner never uses an unpickled one."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError(
+            f"this handle to the store {self.url} was restored from saved state without its "
+            "credentials. Fix: open the store again with runner.store.open_store(url)."
+        )
+
+
 def _refuse_network_filesystem(url: str, database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     kind = filesystem_type(Path(database).parent)
     if kind in NETWORK_FILESYSTEMS:
         raise StoreError(
-            f"store URL {url!r} puts SQLite on a network filesystem ({kind}), where its locks "
-            "are unreliable and a sweep can corrupt the file. Fix: put the file on a local disk, "
-            "or use PostgreSQL (postgresql+psycopg://user@host:5432/db) to share a store."
+            f"store URL {mask_url(url)!r} puts SQLite on a network filesystem ({kind}), where "
+            "its locks are unreliable and a sweep can corrupt the file. Fix: put the file on a "
+            "local disk, or use PostgreSQL (postgresql+psycopg://user@host:5432/db) to share "
+            "a store."
         )
 
 
 def _make_engine(url: str) -> Engine:
+    shown = mask_url(url)
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise StoreError(
-            f"store URL {url!r} is not a database URL. Fix: use sqlite:///path/to/file.db or "
+            f"store URL {shown!r} is not a database URL. Fix: use sqlite:///path/to/file.db or "
             "postgresql+psycopg://user@host:5432/dbname."
         ) from exc
     backend = parsed.get_backend_name()
@@ -122,14 +164,17 @@ def _make_engine(url: str) -> Engine:
         return engine
     if backend == "postgresql":
         try:
-            return sa.create_engine(parsed, pool_pre_ping=True)
+            # A server that does not answer fails a connection within 10 s, not minutes.
+            return sa.create_engine(
+                parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+            )
         except ModuleNotFoundError as exc:
             raise StoreError(
-                f"store URL {url!r} needs the PostgreSQL driver, which is not installed. "
+                f"store URL {shown!r} needs the PostgreSQL driver, which is not installed. "
                 "Fix: pip install 'sweepscope[postgres]' and use a postgresql+psycopg:// URL."
             ) from exc
     raise StoreError(
-        f"store URL {url!r} names the backend {backend!r}, which sweepscope does not support. "
+        f"store URL {shown!r} names the backend {backend!r}, which sweepscope does not support. "
         "Fix: use sqlite:///file.db or postgresql+psycopg://user@host/dbname."
     )
 
@@ -144,41 +189,99 @@ class SqlStore(Store):
     """
 
     def __init__(self, url: str, *, create: bool = False) -> None:
-        self.url = url
+        self.url = mask_url(url)  # for every message; the engine alone keeps the password
+        self.migrated: list[str] = []  # what opening with create=True upgraded, if anything
+        self.schema_version = t.SCHEMA_VERSION  # a store that opens has this version
         self._engine = _make_engine(url)
         self._dialect = self._engine.dialect.name
+        self._batch = threading.local()
+        try:
+            self._open(create)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def _open(self, create: bool) -> None:
+        """Check (and with `create`, make or upgrade) the schema: see runner.store._migrate."""
         if self._dialect == "sqlite" and not create:
             path = self._engine.url.database
             if path and path != ":memory:" and not Path(path).exists():
-                self._engine.dispose()
                 raise StoreError(
-                    f"no sweepscope store at {url}: the file {path} does not exist. Fix: run "
-                    f"a sweep first (sweepscope run SPEC --store {url}) or pass the right --store."
+                    f"no sweepscope store at {self.url}: the file {path} does not exist. Fix: "
+                    f"run a sweep first (sweepscope run SPEC --store {self.url}) or pass the "
+                    "right --store."
                 )
         with self._tx() as conn:
-            if create:
+            if create and self._dialect == "postgresql":  # one creator or migrator at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7152001)"))
+            version = _migrate.stored_version(conn)
+            if version is None:
+                if not create:
+                    raise StoreError(
+                        f"{self.url} holds no sweepscope store (no tables). Fix: run a sweep "
+                        f"first (sweepscope run SPEC --store {self.url}) or pass the right --store."
+                    )
                 t.metadata.create_all(conn)
-            elif not sa.inspect(conn).has_table("points"):
-                self._engine.dispose()
+                _migrate.write_version(conn)
+            elif version > t.SCHEMA_VERSION:
                 raise StoreError(
-                    f"{url} holds no sweepscope store (no tables). Fix: run a sweep first "
-                    f"(sweepscope run SPEC --store {url}) or pass the right --store."
+                    f"the store {self.url} has schema version {version}, written by a newer "
+                    f"sweepscope; this one knows versions up to {t.SCHEMA_VERSION} and leaves it "
+                    "untouched. Fix: upgrade sweepscope (pip install -U sweepscope)."
                 )
+            elif version < t.SCHEMA_VERSION:
+                if not create:
+                    raise StoreError(
+                        f"the store {self.url} has schema version {version}, from an earlier "
+                        f"sweepscope (this one uses version {t.SCHEMA_VERSION}); readers never "
+                        f"change it. Fix: upgrade it in place with `sweepscope migrate --store "
+                        f"{self.url}` (a `sweepscope run` on it does the same), then reopen."
+                    )
+                self.migrated = _migrate.migrate(conn, version)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Ray Tune pickles its callbacks and stopper with the experiment state: a store
-        # travels as its URL and reconnects (never creating the schema) where unpickled.
-        return (SqlStore, (self.url,))
+        # travels without its credentials (the runner replaces those objects on resume).
+        return (_Detached, (self.url,))
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Connection]:
-        """The one place that opens, commits and rolls back, and translates driver errors."""
+        """The one place that opens, commits and rolls back, and translates driver errors.
+
+        Inside `batch()`, every call shares the batch's transaction.
+        """
+        shared = getattr(self._batch, "conn", None)
+        if shared is not None:
+            yield shared
+            return
         try:
             with self._engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            cause = getattr(exc, "orig", None) or exc
-            raise StoreError(f"store {self.url}: {exc.__class__.__name__}: {cause}") from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sa.exc.SQLAlchemyError) -> StoreError:
+        cause = str(getattr(exc, "orig", None) or exc).strip()
+        first = redact(cause).splitlines()[0] if cause else ""
+        if _transient(exc, self._dialect):
+            return StoreUnavailable(
+                f"the store {self.url} did not answer ({exc.__class__.__name__}: {first})."
+            )
+        return StoreError(f"store {self.url}: {exc.__class__.__name__}: {first}")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the store calls inside the block in one transaction: all of them, or none."""
+        with self._tx() as conn:
+            self._batch.conn = conn
+            try:
+                yield
+            finally:
+                self._batch.conn = None
+
+    def now(self) -> float:
+        with self._tx() as conn:
+            return float(conn.execute(sa.select(_db_now(self._dialect))).scalar_one())
 
     def _insert_ignore(self, table: sa.Table, *keys: str) -> Any:
         """INSERT that skips rows whose unique key exists (both dialects spell it alike)."""
@@ -199,7 +302,6 @@ class SqlStore(Store):
         n_trials: int,
         storage_path: str | None = None,
     ) -> None:
-        now = time.time()
         with self._tx() as conn:
             conn.execute(
                 t.sweeps.insert().values(
@@ -212,8 +314,8 @@ class SqlStore(Store):
                     n_trials=n_trials,
                     storage_path=storage_path,
                     driver=_driver(),
-                    created_at=now,
-                    heartbeat_at=now,
+                    created_at=time.time(),
+                    heartbeat_at=_db_now(self._dialect),
                 )
             )
 
@@ -227,27 +329,37 @@ class SqlStore(Store):
                     ended_at=None,
                     message=None,
                     stop_requested_at=None,
-                    heartbeat_at=time.time(),
+                    heartbeat_at=_db_now(self._dialect),
                     driver=_driver(),
                 )
             )
 
-    def finish_sweep(self, sweep_id: str, status: str, message: str | None = None) -> None:
+    def finish_sweep(
+        self, sweep_id: str, status: str, message: str | None = None, *, at: float | None = None
+    ) -> None:
         with self._tx() as conn:
             conn.execute(
                 t.sweeps.update()
                 .where(t.sweeps.c.id == sweep_id)
-                .values(status=status, ended_at=time.time(), message=message)
+                .values(
+                    status=status,
+                    ended_at=at or time.time(),
+                    message=None if message is None else redact(message),
+                )
             )
 
     def heartbeat(self, sweep_id: str) -> None:
         with self._tx() as conn:
             conn.execute(
-                t.sweeps.update().where(t.sweeps.c.id == sweep_id).values(heartbeat_at=time.time())
+                t.sweeps.update()
+                .where(t.sweeps.c.id == sweep_id)
+                .values(heartbeat_at=_db_now(self._dialect))
             )
 
-    def add_trial(self, sweep_id: str, ray_id: str, config: dict[str, Any]) -> int:
-        now = time.time()
+    def add_trial(
+        self, sweep_id: str, ray_id: str, config: dict[str, Any], *, at: float | None = None
+    ) -> int:
+        now = at or time.time()
         key = (t.trials.c.sweep_id == sweep_id, t.trials.c.ray_id == ray_id)
         with self._tx() as conn:
             found = conn.execute(sa.select(t.trials.c.id).where(*key)).scalar()
@@ -267,10 +379,23 @@ class SqlStore(Store):
             )
         return int(trial_id)
 
+    def trial_ids(self, sweep_id: str) -> dict[str, int]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(t.trials.c.ray_id, t.trials.c.id).where(t.trials.c.sweep_id == sweep_id)
+            )
+            return {ray_id: int(i) for ray_id, i in rows}
+
     def set_trial_status(
-        self, trial_id: int, status: str, *, detail: str | None = None, **fields: Any
+        self,
+        trial_id: int,
+        status: str,
+        *,
+        detail: str | None = None,
+        at: float | None = None,
+        **fields: Any,
     ) -> None:
-        now = time.time()
+        now = at or time.time()
         values = self._trial_fields(fields)
         values["status"] = status
         if status == TrialStatus.RUNNING:
@@ -375,7 +500,8 @@ class SqlStore(Store):
             query = query.where(t.sweeps.c.id == sweep_id)
             counts = counts.where(t.trials.c.sweep_id == sweep_id)
         with self._tx() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
+            now = float(conn.execute(sa.select(_db_now(self._dialect))).scalar_one())
+            rows = [dict(r._mapping) | {"now": now} for r in conn.execute(query)]
             by_sweep: dict[str, dict[str, int]] = {}
             for sid, status, n in conn.execute(counts):
                 by_sweep.setdefault(sid, {})[status] = int(n)
