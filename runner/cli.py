@@ -194,7 +194,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         sweeps = store.sweeps()
     if not sweeps:
-        print(f"no sweeps in {args.store or default_url()}")
+        print(f"no sweeps in {mask_url(args.store or default_url())}")
         return 0
     print(f"{'sweep':<44} {'status':<12} {'done/total':>10} {'best':>8}  started")
     for s in sweeps:

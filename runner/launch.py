@@ -81,6 +81,10 @@ def trial_entry(
         report.info(node=node_label())
         try:
             fn(user_config(config))
+        except SystemExit:
+            # Tune ended the trial (stopper, scheduler) from inside its report: a further
+            # report would block this thread forever, and the actor could not be reused.
+            raise
         except BaseException:
             report._finish()  # send points still buffered, then let Tune record the error
             raise
@@ -134,6 +138,7 @@ def _init_ray(address: str | None) -> bool:
         return False
     if address in (None, "local"):
         ray.init(
+            address="local",  # a new Ray of its own, never a cluster left running on this host
             include_dashboard=False,
             configure_logging=False,
             log_to_driver=False,
@@ -326,7 +331,9 @@ def run_sweep(
                 storage_path=storage,
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                # runner.report checkpoints as it goes; a user's Trainable class need not
+                # implement save_checkpoint, which Ray would call at its end.
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_at_end=False),
             ),
         )
 
@@ -539,9 +546,10 @@ def _drain(writer: StoreWriter, storage: str, line: Progress | None) -> Infrastr
         return None
     path = writer.spill(spill_dir(storage, writer.sweep_id))
     health = writer.health()
+    last = (health.last_error or "").split(" Fix: ")[0].rstrip(".")
     return InfrastructureError(
         f"the store {writer.store.url} failed: {health.gave_up}"
-        f"{f' (last error: {health.last_error})' if health.last_error else ''}. The sweep "
+        f"{f' (last error: {last})' if last else ''}. The sweep "
         f"stopped and can be resumed; the {health.held_points:,} points and the status "
         f"changes the store missed are kept in {path}. Fix: bring the store back (or free its "
         f"lock), then run `sweepscope resume {writer.sweep_id} --store {writer.store.url}`: it "

@@ -27,7 +27,10 @@ def mask_url(url: str) -> str:
     if not password:
         return url
     remember_secret(password)
-    return redact(url)
+    netloc = urlsplit(url).netloc
+    users, _, host = netloc.rpartition("@")
+    user = users.split(":", 1)[0]
+    return url.replace(netloc, f"{user}:{MASK}@{host}", 1)
 
 
 def remember_secret(secret: str) -> None:

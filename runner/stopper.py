@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreStopper"]
 
+# The stopper of each sweep this process drives. Ray Tune saves the stopper in its experiment
+# state and a resumed Tune puts the saved one back in charge: unpickled, it becomes the live
+# stopper of its sweep (see __reduce__).
+_LIVE: dict[str, StoreStopper] = {}
+
 
 class StoreStopper(tune.Stopper):
     def __init__(
@@ -31,6 +36,10 @@ class StoreStopper(tune.Stopper):
         self._stop = stop
         self._done_before = done_before or set()
         self.halted: str | None = None
+        _LIVE[writer.sweep_id] = self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_live_stopper, (self._writer.sweep_id,))
 
     def requested(self, ray_id: str) -> bool:
         """Whether the user asked for this trial, or its whole sweep, to stop."""
@@ -56,8 +65,14 @@ class StoreStopper(tune.Stopper):
         )
 
     def stop_all(self) -> bool:
-        return (
-            self.halted is not None
-            or self._writer.stop_requests()[0]
-            or self._writer.health().gave_up is not None
-        )
+        # A writer that gave up ends the sweep the way Ctrl-C does (StoreCallback), which keeps
+        # the unfinished trials resumable; stopping them here would finish them for good.
+        return self.halted is not None or self._writer.stop_requests()[0]
+
+
+def _live_stopper(sweep_id: str) -> tune.Stopper:
+    """A stopper restored from Ray Tune's saved state: the live one of its sweep, or (where
+    no sweep of that id runs in this process) one that stops nothing."""
+    from ray.tune.stopper import NoopStopper
+
+    return _LIVE.get(sweep_id) or NoopStopper()

@@ -48,5 +48,6 @@ class Quadratic(tune.Trainable):
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
         return {"w": self.w}
 
-    def load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.w = checkpoint["w"]
+    def load_checkpoint(self, checkpoint: dict[str, Any] | None) -> None:
+        if checkpoint is not None:
+            self.w = checkpoint["w"]

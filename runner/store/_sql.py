@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from runner.errors import StoreError, StoreUnavailable
 from runner.redact import mask_url, redact
-from runner.status import TrialStatus
+from runner.status import SweepStatus, TrialStatus
 from runner.store import _migrate
 from runner.store import _schema as t
 from runner.store._base import Point, Store
@@ -96,7 +96,13 @@ def _transient(exc: sa.exc.SQLAlchemyError, dialect: str) -> bool:
     if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         return False
     if dialect != "sqlite":
-        return True  # psycopg: connection refused, server closed the connection, ...
+        # psycopg: connection refused or closed, server starting or shutting down, ...; but a
+        # database that does not exist or credentials refused (SQLSTATE 3D, 28) stay so.
+        orig = getattr(exc, "orig", None)
+        state = getattr(orig, "sqlstate", None) or ""
+        text = str(orig).lower()
+        refused = ("does not exist", "authentication failed", "no pg_hba.conf entry")
+        return state[:2] not in ("3D", "28") and not any(r in text for r in refused)
     text = str(getattr(exc, "orig", exc)).lower()
     return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open"))
 
@@ -265,9 +271,15 @@ class SqlStore(Store):
         first = redact(cause).splitlines()[0] if cause else ""
         if _transient(exc, self._dialect):
             return StoreUnavailable(
-                f"the store {self.url} did not answer ({exc.__class__.__name__}: {first})."
+                f"the store {self.url} did not answer ({exc.__class__.__name__}: {first}). "
+                "Fix: check that the database server is up and reachable, or that no other "
+                "process holds the SQLite file's lock, then try again."
             )
-        return StoreError(f"store {self.url}: {exc.__class__.__name__}: {first}")
+        return StoreError(
+            f"store {self.url}: {exc.__class__.__name__}: {first}. Fix: check the store URL "
+            "(host, database, user, password) and that the database exists and this user may "
+            "use it."
+        )
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -308,7 +320,7 @@ class SqlStore(Store):
                     id=sweep_id,
                     name=name,
                     spec=_json(spec),
-                    status="running",
+                    status=SweepStatus.RUNNING,
                     metric=metric,
                     mode=mode,
                     n_trials=n_trials,
@@ -325,7 +337,7 @@ class SqlStore(Store):
                 t.sweeps.update()
                 .where(t.sweeps.c.id == sweep_id)
                 .values(
-                    status="running",
+                    status=SweepStatus.RUNNING,
                     ended_at=None,
                     message=None,
                     stop_requested_at=None,
@@ -444,7 +456,7 @@ class SqlStore(Store):
             if sweep is None:
                 raise StoreError(f"no sweep {sweep_id!r} in {self.url}. Fix: see `sweepscope ls`.")
             if trial_id is None:
-                if sweep.status != "running":
+                if sweep.status != SweepStatus.RUNNING:
                     return False
                 conn.execute(
                     t.sweeps.update()

@@ -1,0 +1,309 @@
+"""Existing Ray Tune code under sweepscope, unchanged: trainables that report with Ray Tune's
+own API (tests/plain_trainables.py) stream their curves into the store and onto the
+dashboard, the spec's stop and scheduler act on them, and a spec whose metric the trials do
+not report stops the sweep at once. Sweeps run through the `sweepscope` CLI, as a user runs
+them. `cli` is shared with the credential and lifecycle tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit import config
+from streamlit.testing.v1 import AppTest
+
+from runner.store import open_store
+
+from .conftest import REPO
+
+SWEEPSCOPE = str(Path(sys.executable).with_name("sweepscope"))
+APP = REPO / "dashboard" / "app.py"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment a `sweepscope` process runs in. RAY_ADDRESS=local: start a Ray of its
+    own even when another test on this machine runs a Ray cluster (ray.cluster_utils writes
+    its address where a bare ray.init() finds and joins it)."""
+    return {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_ADDRESS": "local",
+        **extra,
+    }
+
+
+def cli(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run `sweepscope ARGS`; on a timeout, end it and the Ray it started, then fail."""
+    proc = subprocess.Popen(
+        [SWEEPSCOPE, *args],
+        cwd=cwd,
+        env=env or cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"sweepscope {' '.join(args)} ran past {timeout} s:\n{out}\n{err}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def write_spec(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(body)
+    return path
+
+
+def error_line(stderr: str) -> str:
+    """The CLI's error paragraph (Ray and the progress line write to stderr too)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("sweepscope run: error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+# -- the dashboard, on the store a sweep wrote ----------------------------------------------
+@contextmanager
+def dashboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]]:
+    """A function that opens the dashboard app (AppTest) on a store URL and a page, from
+    fresh caches, bound to loopback; the caches (and the stores they hold) go afterwards."""
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+    def open_page(url: str, page: str | None = None, **query: str) -> AppTest:
+        monkeypatch.setenv("SWEEPSCOPE_STORE", url)
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.query_params.update(query)
+        at.run()
+        if page is not None:
+            at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    try:
+        yield open_page
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        config.set_option("server.address", before)
+
+
+def _array(value: Any) -> np.ndarray:
+    """A Plotly JSON array: a list, or the typed form {"dtype": ..., "bdata": base64}."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.array([v for v in value if v is not None])
+
+
+def chart_steps(at: AppTest, key: str) -> dict[int, list[int]]:
+    """Trial id -> the steps its line in the chart `key` is drawn at."""
+    (chart,) = [c for c in at.get("plotly_chart") if key in c.proto.id]
+    steps: dict[int, list[int]] = {}
+    for trace in json.loads(chart.proto.spec)["data"]:
+        if trace["mode"] != "lines":
+            continue
+        xs, ids = _array(trace["x"]), _array(trace["customdata"])
+        for x, trial in zip(xs, ids, strict=True):
+            if not np.isnan(x):  # curves are joined by gaps
+                steps.setdefault(int(trial), []).append(int(x))
+    return steps
+
+
+def test_the_plain_trainables_are_plain_ray_tune_code() -> None:
+    """tests/plain_trainables.py stands for a user's existing code: it imports no sweepscope."""
+    check = (
+        "import sys, tests.plain_trainables; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('runner', 'dashboard')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# -- 1. ray.tune.report, with and without step ----------------------------------------------
+REPORTS = """\
+name: plain_report
+trainable: tests.plain_trainables:reports
+metric: val_acc
+mode: max
+stop: {epochs: 3}
+max_concurrent: 1  # one trial at a time: each next trial reuses the last one's Ray actor
+fixed: {steps_per_epoch: 4}
+grid:
+  eval_every: [null, 2]  # null: no step, no epoch in the result; 2: both
+  scale: [1.0, 2.0]
+"""
+
+
+@pytest.mark.ray
+def test_ray_tune_report_curves_reach_the_store_and_the_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    done = cli(
+        "run",
+        str(write_spec(tmp_path, REPORTS)),
+        "--store",
+        url,
+        "--storage-path",
+        str(tmp_path / "ray"),
+        timeout=90,  # some seconds; a trial that cannot start hangs the sweep
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "completed" in done.stdout and "best trials by val_acc (max):" in done.stdout
+
+    with open_store(url) as store:
+        (sweep,) = store.sweeps()
+        assert sweep["status"] == "completed"
+        assert sweep["best"] == pytest.approx(1 - 1.0 / 6 / 2)  # scale 1 at its 6th report
+        trials = store.trials(sweep["id"])
+        points = store.points(sweep["id"])
+    assert [t["status"] for t in trials] == ["completed"] * 4
+    for t in trials:
+        scale = t["config"]["scale"]
+        mine = points[points.trial_id == t["id"]]
+        assert set(mine.metric) == {"loss", "val_acc"}  # every numeric metric, nothing else
+        loss = mine[mine.metric == "loss"].sort_values("step")
+        if t["config"]["eval_every"] is None:
+            # no `step`: points at training_iteration; no `epoch`: iterations count as epochs
+            assert list(loss.step) == [1, 2, 3]
+            assert t["last_epoch"] == 3
+        else:
+            # at the reported `step`; the stop counts the reported `epoch` (4 steps each)
+            assert list(loss.step) == [2, 4, 6, 8, 10, 12]
+            assert t["last_epoch"] == 3 and t["last_step"] == 12
+        assert list(loss.value) == pytest.approx([scale / i for i in range(1, len(loss) + 1)])
+
+    # the Live sweep page offers the trials' metrics (val_acc under its friendly name) and
+    # draws every trial's curve at the steps it reported
+    with dashboard(monkeypatch) as open_page:
+        at = open_page(url, "live", sweep=sweep["id"])
+        assert set(at.selectbox(key="live_metric").options) == {"loss", "validation accuracy"}
+        at.selectbox(key="live_metric").set_value("loss").run()
+        assert not at.exception, [e.value for e in at.exception]
+        drawn = chart_steps(at, "live_chart")
+    assert {trial: sorted(steps) for trial, steps in drawn.items()} == {
+        t["id"]: [1, 2, 3] if t["config"]["eval_every"] is None else [2, 4, 6, 8, 10, 12]
+        for t in trials
+    }
+
+
+# -- 2. a tune.Trainable class, the spec's stop and ASHA -------------------------------------
+QUADRATIC = """\
+name: plain_class
+trainable: tests.plain_trainables:Quadratic
+metric: loss
+mode: min
+stop: {epochs: 6}
+scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
+# one trial at a time, the good learning rate first: the poor ones meet its results at the
+# rungs (ASHA lets a trial pass that has nothing to be compared with)
+max_concurrent: 1
+order: grid
+grid:
+  lr: [0.3, 0.001, 0.002]
+"""
+
+
+@pytest.mark.ray
+def test_trainable_class_stops_at_the_spec_and_asha_prunes_the_poor_trials(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = write_spec(tmp_path, QUADRATIC)
+    done = cli("run", str(spec), "--store", url, "--storage-path", str(tmp_path / "ray"))
+    assert done.returncode == 0, done.stderr
+
+    with open_store(url) as store:
+        (sweep,) = store.sweeps()
+        trials = {t["config"]["lr"]: t for t in store.trials(sweep["id"])}
+        points = store.points(sweep["id"], metrics=["loss"])
+    assert sweep["status"] == "completed"
+    status = {lr: t["status"] for lr, t in trials.items()}
+    assert status[0.3] == "completed"
+    assert status[0.001] == status[0.002] == "pruned"
+    for lr, t in trials.items():
+        steps = sorted(points[points.trial_id == t["id"]].step)
+        if t["status"] == "completed":  # six step() calls: training_iteration 1..6
+            assert steps == [1, 2, 3, 4, 5, 6] and t["last_epoch"] == 6, lr
+        else:
+            assert steps == list(range(1, t["last_epoch"] + 1)) and t["last_epoch"] < 6, lr
+
+    best = (5 * (1 - 2 * 0.3) ** 6) ** 2  # w**2 after six steps at lr 0.3
+    assert sweep["best"] == pytest.approx(best)
+    summary = done.stdout.split("best trials by loss (min):\n", 1)[1].splitlines()
+    first = summary[1].split()  # trial, status, lr, epochs, best loss
+    assert first[1:4] == ["completed", "0.300", "6"]
+    assert float(first[4]) == pytest.approx(best, rel=1e-2)  # printed to 6 decimals
+
+
+# -- 3. the spec's metric must be one the trials report ------------------------------------
+MISSPELT = """\
+name: misspelt
+trainable: {trainable}
+metric: val_accuracy
+mode: max
+stop: {{epochs: 200}}
+max_concurrent: 2
+fixed: {{steps_per_epoch: 5, sleep: {sleep}}}
+grid:
+  scale: [1.0, 2.0, 3.0, 4.0]
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize(
+    ("trainable", "sleep", "reported"),
+    [
+        # runner.report: 5 steps of 0.05 s an epoch, so 50 s a trial, 100 s the sweep
+        ("tests.trainables:steady", 0.05, {"train_loss", "val_acc"}),
+        # ray.tune.report: one report of 0.25 s an epoch, the same
+        ("tests.plain_trainables:reports", 0.25, {"loss", "val_acc"}),
+    ],
+    ids=["runner_report", "ray_tune_report"],
+)
+def test_a_metric_the_trials_do_not_report_stops_the_sweep_at_once(
+    tmp_path: Path, trainable: str, sleep: float, reported: set[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = write_spec(tmp_path, MISSPELT.format(trainable=trainable, sleep=sleep))
+    started = time.monotonic()
+    done = cli("run", str(spec), "--store", url, "--storage-path", str(tmp_path / "ray"))
+    took = time.monotonic() - started
+
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    error = error_line(done.stderr)
+    assert "'val_accuracy' is not reported" in error and "did you mean val_acc?" in error
+    named = error.split("epoch report has ", 1)[1].split(".", 1)[0]
+    assert set(named.split(", ")) == reported
+    # Ray starts in a few seconds; the four trials would take 100 s more
+    assert took < 45, f"{took:.0f} s"
+    with open_store(url) as store:
+        (sweep,) = store.sweeps()
+        trials = store.trials(sweep["id"])
+    assert sweep["status"] == "failed" and "did you mean val_acc?" in sweep["message"]
+    assert not any(t["status"] == "running" for t in trials)
+    assert all((t["last_epoch"] or 0) < 10 for t in trials), [t["last_epoch"] for t in trials]
