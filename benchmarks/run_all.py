@@ -23,6 +23,7 @@ BENCHMARKS = [
     ("ingest", ["-m", "benchmarks.bench_ingest"]),
     ("dashboard", ["-m", "benchmarks.bench_dashboard"]),
     ("asha", ["-m", "benchmarks.bench_asha"]),
+    ("faults", ["-m", "benchmarks.bench_faults"]),
     ("repro", ["-m", "benchmarks.repro", "all"]),
 ]
 REPRODUCTIONS = ["repro_fig1", "repro_bn_lr", "repro_mnist1d_mlp", "repro_seed_grid"]
