@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -92,7 +90,6 @@ class StoreCallback(tune.Callback):
         self._metric_checked = False
         self.metric_problem: SpecError | None = None
         self._store_away = False
-        self._interrupted = False
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _register(self, trial: Trial) -> None:
@@ -169,14 +166,6 @@ class StoreCallback(tune.Callback):
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         for trial in trials:  # register trials as soon as Tune creates them: pending
             self._register(trial)
-        if self._writer.health().gave_up is not None and not self._interrupted:
-            # End Tune's loop the way Ctrl-C does (launch._ctrl_c): its saved state keeps the
-            # unfinished trials unfinished, so `sweepscope resume` runs them (a stop_all would
-            # mark them terminated, and the resumed sweep would run nothing). Only where Tune
-            # listens for SIGUSR1: its default action ends the process.
-            self._interrupted = True
-            if callable(signal.getsignal(signal.SIGUSR1)):
-                os.kill(os.getpid(), signal.SIGUSR1)
         now = time.monotonic()
         if self._spec.trial_timeout is not None:
             self._kill_silent_trials(trials, now)

@@ -3,13 +3,16 @@
 The dashboard and `sweepscope stop` write stop requests to the store; the writer's
 thread reads them (runner.writer), and this stopper tells Ray Tune which trials to end,
 without ever waiting on the store itself. It also ends the whole sweep when the driver
-halts it (a metric the trials do not report, a store away past its limit), ends a plain
-Ray Tune trainable's trial once it reaches the spec's `stop`, and, on a resumed sweep,
-ends at once any trial the store already has as finished.
+halts it (a metric the trials do not report), ends a plain Ray Tune trainable's trial once
+it reaches the spec's `stop`, and, on a resumed sweep, ends at once any trial the store
+already has as finished. When the store stays away past
+its limit, it interrupts Tune as Ctrl-C does, so the sweep stops resumable.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import TYPE_CHECKING, Any
 
 from ray import tune
@@ -36,6 +39,7 @@ class StoreStopper(tune.Stopper):
         self._stop = stop
         self._done_before = done_before or set()
         self.halted: str | None = None
+        self._interrupted = False
         _LIVE[writer.sweep_id] = self
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -65,9 +69,17 @@ class StoreStopper(tune.Stopper):
         )
 
     def stop_all(self) -> bool:
-        # A writer that gave up ends the sweep the way Ctrl-C does (StoreCallback), which keeps
-        # the unfinished trials resumable; stopping them here would finish them for good.
+        if self._writer.health().gave_up is not None:
+            self._interrupt()
         return self.halted is not None or self._writer.stop_requests()[0]
+
+    def _interrupt(self) -> None:
+        """End Tune's loop the way Ctrl-C does (launch._ctrl_c): its saved state keeps the
+        unfinished trials unfinished, so `sweepscope resume` runs them (stopping them here
+        would finish them for good). Only where Tune listens for SIGUSR1, once."""
+        if not self._interrupted and callable(signal.getsignal(signal.SIGUSR1)):
+            self._interrupted = True
+            os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def _live_stopper(sweep_id: str) -> tune.Stopper:
