@@ -49,8 +49,9 @@ def show_error(exc: Exception) -> None:
     text = str(exc)
     if isinstance(exc, StoreUnavailable):
         st.warning(
-            f"**The store is unreachable.** {text} The page tries again at every refresh; a "
-            "running sweep goes on and holds its points until the store is back.",
+            f"**The store is unreachable:** {text} Reload the page to try again (an open live "
+            "page retries on its own); a running sweep goes on and holds its points until the "
+            "store is back.",
             icon=":material/cloud_off:",
         )
         return
