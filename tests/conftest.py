@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from runner.store import Store, open_store
+from tests.faults import PrivatePostgres, require_postgres_bin
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_ENV = "SWEEPSCOPE_TEST_POSTGRES"
@@ -80,3 +81,11 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def pg() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL server a test may stop and start (never the shared one)."""
+    require_postgres_bin()
+    with PrivatePostgres() as server:
+        yield server

@@ -72,6 +72,20 @@ def find_postgres_bin() -> Path | None:
     return None
 
 
+def require_postgres_bin() -> None:
+    """Skip where PostgreSQL's server programs are missing; in CI (env CI set), fail instead."""
+    import pytest
+
+    if find_postgres_bin() is None:
+        reason = (
+            "PostgreSQL server programs (initdb, pg_ctl) are not in /usr/lib/postgresql/*/bin "
+            "or on PATH; install the postgresql server package to run the PostgreSQL fault tests"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL fault tests: {reason}")
+        pytest.skip(reason)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

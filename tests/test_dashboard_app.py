@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import control, ui
 from runner.store import Store, open_store
+from tests.faults import PrivatePostgres
 from tests.test_dashboard_data import make_sweep
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -78,29 +78,24 @@ def test_store_that_does_not_connect(monkeypatch: pytest.MonkeyPatch, bind: None
 
 @pytest.mark.postgres
 def test_store_going_away_while_the_page_is_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bind: None
+    pg: PrivatePostgres, monkeypatch: pytest.MonkeyPatch, bind: None
 ) -> None:
     """A real PostgreSQL server stopped under an open dashboard: every page says the store
     is unreachable (no traceback), and shows the sweep again once the server is back."""
-    from tests.faults import PrivatePostgres, find_postgres_bin
-
-    if find_postgres_bin() is None and not os.environ.get("CI"):
-        pytest.skip("needs PostgreSQL's server programs (initdb, pg_ctl)")
-    with PrivatePostgres() as server:
-        url = server.url()
-        monkeypatch.setenv("SWEEPSCOPE_STORE", url)
-        with open_store(url, create=True) as s:
-            make_sweep(s, steps=20)
-        assert not app("live").warning
-        server.stop()
-        st.cache_data.clear()  # the next refresh, not a cached read
-        for page in (None, "live", "compare", "trial", "hparams"):
-            at = app(page)
-            assert "The store is unreachable" in texts(at, "warning"), page
-        server.start()
-        st.cache_data.clear()
-        at = app("live")
-        assert not at.warning and len(at.dataframe[0].value) == 12
+    url = pg.url()
+    monkeypatch.setenv("SWEEPSCOPE_STORE", url)
+    with open_store(url, create=True) as s:
+        make_sweep(s, steps=20)
+    assert not app("live").warning
+    pg.stop()
+    st.cache_data.clear()  # the next refresh, not a cached read
+    for page in (None, "live", "compare", "trial", "hparams"):
+        at = app(page)
+        assert "The store is unreachable" in texts(at, "warning"), page
+    pg.start()
+    st.cache_data.clear()
+    at = app("live")
+    assert not at.warning and len(at.dataframe[0].value) == 12
 
 
 def test_store_url_that_is_not_a_url(monkeypatch: pytest.MonkeyPatch, bind: None) -> None:

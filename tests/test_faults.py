@@ -32,7 +32,7 @@ from runner.store import open_store
 from runner.writer import SPILL_FILE
 
 from .conftest import REPO
-from .faults import PrivatePostgres, find_postgres_bin, hold_sqlite_lock
+from .faults import PrivatePostgres, hold_sqlite_lock
 from .trainables import steady_points
 
 SWEEPSCOPE = str(Path(sys.executable).with_name("sweepscope"))
@@ -179,22 +179,6 @@ def _said_store_away(run: Run) -> None:
     assert "the store is not answering; trials go on" in err, run.output()
     held = [int(n.replace(",", "")) for n in AWAY.findall(err)]
     assert any(n > 0 for n in held), f"no progress line with points held\n{run.output()}"
-
-
-def _needs_postgres_bin() -> None:
-    if find_postgres_bin() is None:
-        reason = "PostgreSQL server programs (initdb, pg_ctl) are not installed"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL fault tests: {reason}")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def pg() -> Iterator[PrivatePostgres]:
-    """A private PostgreSQL this test may stop and start (never the shared one)."""
-    _needs_postgres_bin()
-    with PrivatePostgres() as server:
-        yield server
 
 
 # -- a. PostgreSQL restarts mid-sweep -----------------------------------------------------------

@@ -3,13 +3,11 @@ its data, and another process that really holds an SQLite store's write lock."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,27 +16,7 @@ import sqlalchemy as sa
 from runner.store import open_store
 
 from .conftest import REPO
-from .faults import PrivatePostgres, _port_open, find_postgres_bin, hold_sqlite_lock
-
-
-def _needs_postgres_bin() -> None:
-    """Skip where PostgreSQL's server programs are missing; in CI (env CI set), fail instead."""
-    if find_postgres_bin() is None:
-        reason = (
-            "PostgreSQL server programs (initdb, pg_ctl) are not in /usr/lib/postgresql/*/bin "
-            "or on PATH; install the postgresql server package to run the PostgreSQL fault tests"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL fault tests: {reason}")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def pg() -> Iterator[PrivatePostgres]:
-    """A running private PostgreSQL, stopped and removed afterwards."""
-    _needs_postgres_bin()
-    with PrivatePostgres() as server:
-        yield server
+from .faults import PrivatePostgres, _port_open, hold_sqlite_lock, require_postgres_bin
 
 
 def _count(url: str) -> int:
@@ -89,7 +67,7 @@ def test_background_outage_keeps_the_server_down_for_its_length(pg: PrivatePostg
 
 
 def test_private_postgres_is_removed_when_the_block_fails() -> None:
-    _needs_postgres_bin()
+    require_postgres_bin()
     with pytest.raises(RuntimeError, match="test failed"), PrivatePostgres() as server:
         base, port = server.data_dir.parent, server.port
         assert base.is_dir() and _port_open(port)
@@ -99,7 +77,7 @@ def test_private_postgres_is_removed_when_the_block_fails() -> None:
 
 
 def test_private_postgres_is_removed_when_its_owner_is_killed() -> None:
-    _needs_postgres_bin()
+    require_postgres_bin()
     owner = subprocess.Popen(
         [
             sys.executable,
