@@ -112,10 +112,10 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="sweepscope-writer", daemon=True)
         self._thread.start()
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         # Ray Tune pickles its callbacks with the experiment state: a writer travels as its
         # store's pickled form (no credentials, no thread); resume builds a new one.
-        return (_unpickled_writer, (self.store, self.sweep_id))
+        return self.store.__reduce__()
 
     # -- what the callback calls: each returns at once --------------------------------------
     def add_trial(self, ray_id: str, config: dict[str, Any]) -> None:
@@ -263,10 +263,6 @@ class StoreWriter:
                 self._give_up(
                     f"the store did not answer for {self.outage_limit:g} s (the outage limit)"
                 )
-
-
-def _unpickled_writer(store: Any, sweep_id: str) -> Any:
-    return store  # a detached store: using it says the handle came from saved state
 
 
 def _jsonable(value: Any) -> Any:
