@@ -105,7 +105,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _open_for_writing(url: str | None) -> Store:
     """The runner's store: created, or upgraded from an earlier schema (said once)."""
     store = open_store(url, create=True)
-    for step in getattr(store, "migrated", []):
+    for step in store.migrated:
         print(f"store {store.url}: upgraded the schema in place ({step})")
     return store
 
@@ -114,7 +114,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Create the store's schema, or upgrade an earlier one in place; optionally grant a
     PostgreSQL role the dashboard's rights (read, and set stop requests)."""
     with _open_for_writing(args.store) as store:
-        print(f"store {store.url}: schema version {store.schema_version}")  # type: ignore[attr-defined]
+        print(f"store {store.url}: schema version {store.schema_version}")
         if args.grant_dashboard:
             from runner.store._roles import grant_dashboard_role
 

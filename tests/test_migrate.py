@@ -110,7 +110,7 @@ def test_an_earlier_store_is_refused_by_readers_and_upgraded_by_the_runner(
     assert {"storage_path", "driver"} <= _tables(store_url)["sweeps"]
 
     with open_store(store_url) as reader:  # now current: readers open it
-        assert reader.schema_version == t.SCHEMA_VERSION  # type: ignore[attr-defined]
+        assert reader.schema_version == t.SCHEMA_VERSION
     with open_store(store_url, create=True) as again:
         assert again.migrated == []  # nothing left to do
 

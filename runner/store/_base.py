@@ -22,6 +22,8 @@ class Store(abc.ABC):
     """Sweeps, their trials, and every metric point the trials report."""
 
     url: str  # with any password masked: safe to print, log and store
+    schema_version: int  # the version of the schema it holds (runner.store._schema)
+    migrated: list[str]  # what opening it with create=True upgraded, if anything
 
     # -- writes: the runner --------------------------------------------------------------
     @abc.abstractmethod
