@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine line, running the CLI, writing its fragment.
+"""What every benchmark shares: the machine line, running the CLI, tables, its fragment.
 
 Each benchmark prints its figures and writes a markdown fragment to benchmarks/results/;
 `python -m benchmarks.run_all` (`make bench`) runs them all and assembles RESULTS.md.
@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -54,6 +55,15 @@ def write_fragment(name: str, text: str) -> Path:
     print(text)
     print(f"written to {path.relative_to(REPO)}")
     return path
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
+    """A markdown table; `align` has one letter a column, l or r (default: the first left)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def run_cli(*args: str, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess[str]]:

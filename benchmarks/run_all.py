@@ -24,17 +24,24 @@ BENCHMARKS = [
     ("dashboard", ["-m", "benchmarks.bench_dashboard"]),
     ("asha", ["-m", "benchmarks.bench_asha"]),
     ("faults", ["-m", "benchmarks.bench_faults"]),
-    ("repro", ["-m", "benchmarks.repro", "all"]),
+    ("sysmetrics", ["-m", "benchmarks.bench_sysmetrics"]),
+    ("importance", ["-m", "benchmarks.bench_importance"]),
 ]
-REPRODUCTIONS = ["repro_fig1", "repro_bn_lr", "repro_mnist1d_mlp", "repro_seed_grid"]
-# Fragments written elsewhere, included when present (gpu.md: benchmarks/gpu_check.sh on a GPU).
-EXTRA = ["gpu"]
+# The reproductions of published results (benchmarks/repro_*.py) come after the measurements.
+REPRODUCTIONS = [
+    ("repro_fig1", ["-m", "benchmarks.repro_fig1"]),
+    ("repro_bn_lr", ["-m", "benchmarks.repro_bn_lr"]),
+    ("repro_mnist1d_mlp", ["-m", "benchmarks.repro_mnist1d_mlp"]),
+    ("repro_seed_grid", ["-m", "benchmarks.repro_seed_grid"]),
+]
+# Fragments written elsewhere, included when present: on a GPU machine, gpu.md by
+# benchmarks/gpu_check.sh and gpu_sysmetrics.md by benchmarks/gpu_sysmetrics.sh.
+EXTRA = ["gpu", "gpu_sysmetrics"]
 
 
 def assemble() -> None:
-    order = [name for name, _ in BENCHMARKS if name != "repro"]
     parts = []
-    for name in [*order, *REPRODUCTIONS, *EXTRA]:
+    for name in [name for name, _ in BENCHMARKS + REPRODUCTIONS] + EXTRA:
         path = RESULTS / f"{name}.md"
         if path.exists():
             parts.append(path.read_text().strip())
@@ -58,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
     failed = []
     if not args.assemble:
-        for name, command in BENCHMARKS:
+        for name, command in BENCHMARKS + REPRODUCTIONS:
             if args.only and name not in args.only:
                 continue
             start = time.perf_counter()
