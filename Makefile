@@ -9,7 +9,7 @@ STORE ?= sqlite:///sweepscope.db
 PORT ?= 8501
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: run test lint bench install install-test clean
+.PHONY: run test lint bench screenshots install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all
+
+## screenshots: the README's pictures, from the seed grid in Chromium (docs/screenshots/)
+screenshots: install
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .sweepscope sweepscope.db sweepscope.db-wal sweepscope.db-shm

@@ -1,14 +1,22 @@
-"""Runner overhead: the seed grid (18 trials) on this machine's cores, four ways, side by side.
+"""Runner overhead: the seed grid (18 trials) with `sweepscope run` against plain Ray Tune
+with reuse_actors=True, in interleaved pairs, each split into start-up, training, shutdown.
 
-    python -m benchmarks.bench_overhead [--repeats N]
+    python -m benchmarks.bench_overhead [--pairs N] [--sequential]
 
-1. `sweepscope run experiments/sweeps/seed_grid.yaml`, a fresh process: Ray's start, the
-   store, checkpoints and every step's loss included.
-2. The ideal: the sum of each trial's own compute time (measured by running the trials one
-   at a time in one process, 2.) divided by the cores.
-3. The same 18 trials one at a time in one process (the tutorial's "one model at a time").
-4. Plain Ray Tune with its defaults, and with reuse_actors=True (one run each), reporting
-   once per epoch through tune.report.
+Each run is a fresh process timed from outside, from the command to its exit:
+
+1. `sweepscope run experiments/sweeps/seed_grid.yaml` as shipped: Ray's start, the store,
+   checkpoints and every step's loss included.
+2. Plain Ray Tune as its users write it (`ray.init()`, `tune.Tuner(reuse_actors=True)`), the
+   same train function reporting once per epoch through tune.report (benchmarks.baselines).
+
+The pairs alternate which runs first, so that a load that drifts (the machine is shared)
+hits both alike; figures are medians over the pairs, and the ratio is taken within each
+pair. Phases, for both: start-up is the command to the first point a trial made (imports,
+the spec check, Ray's start, the workers' start and imports, the data), training the first
+point to the last, shutdown the last point to the command's exit. The ideal is the sum of
+each trial's own span (its first point to its last, measured inside the same run) over the
+cores. `--sequential` also runs the 18 trials one at a time in one process, once.
 """
 
 from __future__ import annotations
@@ -22,94 +30,168 @@ import time
 from typing import Any
 
 from benchmarks._common import run_cli, run_python, stamp, write_fragment
+from runner.spec import load_spec
 from runner.store import open_store
 
 SPEC = "experiments/sweeps/seed_grid.yaml"
+TARGET_VS_TUNE = 1.00
+TARGET_VS_IDEAL = 1.20
+TARGET_FIRST_POINT = 5.0
 
 
 def baseline(*args: str) -> dict[str, Any]:
-    """Run benchmarks.baselines; its JSON is the last line (Ray may print before it)."""
-    out = run_python("-m", "benchmarks.baselines", *args)[1].stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    """Run benchmarks.baselines; its JSON is the last line (Ray may print before it). The
+    wall is the whole process's, from outside; `started` the moment it was launched."""
+    started = time.time()
+    wall, done = run_python("-m", "benchmarks.baselines", *args)
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**out, "wall": wall, "started": started}
 
 
-def sweepscope_run(spec: str) -> dict[str, float]:
-    """Wall time of `sweepscope run`, split into phases by the store's own timestamps."""
+def phases(run: dict[str, Any]) -> dict[str, float]:
+    """Start-up, training and shutdown of a run with `started`, `wall`, `first_point`,
+    `last_point` (time.time() moments) and `spans` (each trial's first to last point)."""
+    end = run["started"] + run["wall"]
+    return {
+        "wall": run["wall"],
+        "startup": run["first_point"] - run["started"],
+        "training": run["last_point"] - run["first_point"],
+        "shutdown": end - run["last_point"],
+        "compute": sum(run["spans"]),
+    }
+
+
+def sweepscope_run(spec: str) -> dict[str, Any]:
+    """`sweepscope run SPEC` in a fresh process, its points' moments read from the store."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         started = time.time()
         wall, done = run_cli("run", spec, "--store", url, "--storage-path", f"{tmp}/ray")
-        if "18 completed" not in done.stdout:
-            raise RuntimeError(f"the seed grid did not complete:\n{done.stdout}")
+        if f": {load_spec(spec).n_trials} completed" not in done.stdout:
+            raise RuntimeError(f"the sweep did not complete:\n{done.stdout}")
         with open_store(url) as store:
             sweep = store.sweeps()[0]
             points = store.points(sweep["id"])
-    first, last = float(points.wall_time.min()), float(points.wall_time.max())
+    spans = points.groupby("trial_id")["wall_time"].agg(["min", "max"])
     return {
         "wall": wall,
-        "startup": first - started,  # imports, checks, Ray's start, workers' imports
-        "training": last - first,  # first point to last point
-        "end": started + wall - last,  # last point to the command's exit
+        "started": started,
+        "first_point": float(points.wall_time.min()),
+        "last_point": float(points.wall_time.max()),
+        "spans": [float(s) for s in spans["max"] - spans["min"]],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--spec", default=SPEC)
+    parser.add_argument("--sequential", action="store_true", help="also one at a time, once")
     args = parser.parse_args()
+    command = f"python -m benchmarks.bench_overhead --pairs {args.pairs}" + (
+        " --sequential" if args.sequential else ""
+    )
+
+    ours: list[dict[str, float]] = []
+    tune: list[dict[str, float]] = []
+    loads: list[float] = []
+    for pair in range(args.pairs):
+        loads.append(os.getloadavg()[0])
+        runs = {
+            "ours": lambda: phases(sweepscope_run(args.spec)),
+            "tune": lambda: phases(baseline("tune", args.spec, "--reuse-actors")),
+        }
+        order = ["ours", "tune"] if pair % 2 == 0 else ["tune", "ours"]
+        got = {name: runs[name]() for name in order}
+        ours.append(got["ours"])
+        tune.append(got["tune"])
+        print(
+            f"pair {pair + 1}: sweepscope {got['ours']['wall']:.1f} s, plain Ray Tune "
+            f"{got['tune']['wall']:.1f} s, load {loads[-1]:.1f}",
+            flush=True,
+        )
+        # Written after every pair, so that a run cut short still leaves its measurements.
+        write_overhead(ours, tune, [*loads, os.getloadavg()[0]], None, args.pairs, command)
+    loads.append(os.getloadavg()[0])
+    if args.sequential:
+        sequential = baseline("sequential", args.spec)
+        write_overhead(ours, tune, loads, sequential, args.pairs, command)
+
+
+def write_overhead(
+    ours: list[dict[str, float]],
+    tune: list[dict[str, float]],
+    loads: list[float],
+    sequential: dict[str, Any] | None,
+    planned: int,
+    command: str,
+) -> None:
     cores = len(os.sched_getaffinity(0))
-
-    ours, phases, sequential, ideal = [], [], [], []
-    for _ in range(args.repeats):  # interleaved, so drifting load hits both alike
-        run_ours = sweepscope_run(args.spec)
-        ours.append(run_ours["wall"])
-        phases.append(run_ours)
-        run = baseline("sequential", args.spec)
-        sequential.append(run["wall"])
-        ideal.append(sum(run["compute"]) / cores)
-    tune_default = baseline("tune", args.spec)
-    tune_reuse = baseline("tune", args.spec, "--reuse-actors")
-
     med = statistics.median
-    o, s, i = med(ours), med(sequential), med(ideal)
-    rows = [
-        ("ideal: sum of trial compute / cores", i, 1.0, i / o),
-        ("**sweepscope run** (Ray start included)", o, o / i, 1.0),
-        ("one at a time, one process", s, s / i, o / s),
-        ("plain Ray Tune, defaults", tune_default["wall"], tune_default["wall"] / i,
-         o / tune_default["wall"]),
-        ("plain Ray Tune, reuse_actors=True", tune_reuse["wall"], tune_reuse["wall"] / i,
-         o / tune_reuse["wall"]),
-    ]
-    table = "\n".join(
-        f"| {name} | {wall:.1f} s | {ratio:.2f}x | {mine:.2f} |" for name, wall, ratio, mine in rows
+    ratio = med(o["wall"] / t["wall"] for o, t in zip(ours, tune, strict=True))
+    ideal = med(o["compute"] / cores for o in ours)
+    vs_ideal = med(o["wall"] / (o["compute"] / cores) for o in ours)
+    tune_vs_ideal = med(t["wall"] / (t["compute"] / cores) for t in tune)
+    first = med(o["startup"] for o in ours)
+
+    def row(name: str, runs: list[dict[str, float]], vs_ideal: float) -> str:
+        m = {k: med(r[k] for r in runs) for k in ("wall", "startup", "training", "shutdown")}
+        return (
+            f"| {name} | {m['wall']:.1f} s | {m['startup']:.1f} s | {m['training']:.1f} s "
+            f"| {m['shutdown']:.1f} s | {vs_ideal:.2f}x |"
+        )
+
+    each = "; ".join(
+        f"{o['wall']:.1f} / {t['wall']:.1f} s = {o['wall'] / t['wall']:.2f}"
+        for o, t in zip(ours, tune, strict=True)
     )
-    phase = {k: med(p[k] for p in phases) for k in ("startup", "training", "end")}
-    verdict = (
-        f"sweepscope / ideal = **{o / i:.2f}** (target <= 1.15); speed-up over one at a time = "
-        f"**{s / o:.2f}x** (target >= 1.8 on 2 cores)."
+    seq = (
+        f"\nOne at a time in one process (once, after the pairs): {sequential['wall']:.1f} s, "
+        f"sum of trial compute {sum(sequential['compute']):.1f} s "
+        f"({sum(sequential['compute']) / cores:.1f} s over {cores} cores).\n"
+        if sequential is not None
+        else ""
     )
-    write_fragment("overhead", f"""## Runner overhead: the seed grid, 18 trials on {cores} cores
+    drift = "; ".join(f"{o['compute'] / t['compute']:.2f}" for o, t in zip(ours, tune, strict=True))
+    done = (
+        f"{len(ours)} interleaved pairs"
+        if len(ours) == planned
+        else f"{len(ours)} of the {planned} planned interleaved pairs (the run was cut short)"
+    )
 
-Wall time of the whole command, medians of {args.repeats} interleaved runs for sweepscope and
-the one-at-a-time baseline (one run each for plain Ray Tune). The ideal is the sum of each
-trial's compute time, measured in the one-at-a-time runs, divided by the cores.
+    def verdict(value: float, target: float, unit: str = "") -> str:
+        ok = "met" if value <= target else f"**missed** by {value - target:.2f}{unit}"
+        return f"{value:.2f}{unit} (target <= {target:.2f}{unit}: {ok})"
 
-| run | wall | vs ideal | sweepscope time / this |
-|---|---:|---:|---:|
-{table}
+    write_fragment(
+        "overhead",
+        f"""## Runner overhead: the seed grid, 18 trials on {cores} cores
 
-{verdict}
+`sweepscope run` against plain Ray Tune with `reuse_actors=True` (the same train function,
+reporting once per epoch), {done} of fresh processes timed from the command to its exit;
+medians over the pairs. Start-up is the command to the first point a trial made, training
+the first point to the last, shutdown the last point to the exit. The ideal is the sum of
+each trial's span (first point to last, inside the same run) over the cores. Load average
+(1 min) before each pair and after: {", ".join(f"{x:.1f}" for x in loads)} (the machine is
+shared: absolute seconds vary with it, the ratios within a pair much less).
 
-Where sweepscope's time goes (medians): {phase['startup']:.1f} s from the command to the
-first point (Python and torch imports, the spec check, Ray's start, the workers' imports),
-{phase['training']:.1f} s from the first point to the last (the ideal is {i:.1f} s: training
-runs at {i / phase['training'] * 100:.0f} % of the ideal), {phase['end']:.1f} s to exit (Ray's
-shutdown, the summary). The fixed start-up cost is what keeps a sweep this short from the
-ideal; it does not grow with the sweep.
+| run | wall | start-up | training | shutdown | wall / ideal |
+|---|---:|---:|---:|---:|---:|
+{row("**sweepscope run**", ours, vs_ideal)}
+{row("plain Ray Tune, reuse_actors=True", tune, tune_vs_ideal)}
 
-{stamp(f"python -m benchmarks.bench_overhead --repeats {args.repeats}")}""")
+- sweepscope / plain Ray Tune (median of the pairs' ratios): {verdict(ratio, TARGET_VS_TUNE)};
+  each pair: {each}.
+- sweepscope / ideal ({ideal:.1f} s): {verdict(vs_ideal, TARGET_VS_IDEAL)}.
+- the same trials' own compute (sum of their spans) in sweepscope's run / in plain Ray Tune's,
+  each pair: {drift}. Far from 1, the machine's speed changed between the two runs of the
+  pair (the trials are identical), and the wall ratio above says more about the load than
+  about either runner; wall / ideal compares each runner with its own trials.
+- command to the first point: {verdict(first, TARGET_FIRST_POINT, " s")} (the point reaches
+  the store within about half a second more: it travels with the trial's next report).
+{seq}
+{stamp(command)}""",
+    )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,13 @@ from benchmarks._common import REPO, RESULTS, machine
 # (fragment, command): in the order RESULTS.md shows them.
 BENCHMARKS = [
     ("overhead", ["-m", "benchmarks.bench_overhead"]),
+    ("scale", ["-m", "benchmarks.bench_scale"]),
     ("streaming", ["-m", "benchmarks.bench_streaming"]),
     ("ingest", ["-m", "benchmarks.bench_ingest"]),
     ("dashboard", ["-m", "benchmarks.bench_dashboard"]),
+    ("browser", ["-m", "benchmarks.bench_browser"]),
     ("asha", ["-m", "benchmarks.bench_asha"]),
+    ("search", ["-m", "benchmarks.bench_search"]),
     ("faults", ["-m", "benchmarks.bench_faults"]),
     ("sysmetrics", ["-m", "benchmarks.bench_sysmetrics"]),
     ("importance", ["-m", "benchmarks.bench_importance"]),

@@ -4,8 +4,12 @@
 logic the pages draw lives in importable modules that tests call directly:
 
 - `data`: incremental point reads, downsampled curves, the trial and sweep tables.
-- `compare`: pairing trials by every hyperparameter but one, bootstrap intervals,
-  steps to a target.
+- `compare`: pairing trials by every hyperparameter but one (or two sweeps' trials on
+  what they share), bootstrap intervals, steps to a target.
+- `bands`: a group's centre line and band (interquartile range by default).
+- `importance`: which hyperparameter matters for a final metric, over bootstrap resamples.
+- `paired`: the paired-analysis sections the BN and sweep-vs-sweep pages share.
+- `stopping`: the stop controls (confirmed 'Stop trial' and 'Stop sweep').
 - `charts`: the plotly figures (WebGL traces for the curves).
 - `control`: who may stop trials, and the stop request itself.
 - `serve`: `sweepscope dashboard` runs Streamlit on `app.py` as a subprocess.

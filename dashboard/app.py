@@ -26,6 +26,12 @@ page = st.navigation(
         st.Page(
             "views/hparams.py", title="Hyperparameters", icon=":material/tune:", url_path="hparams"
         ),
+        st.Page(
+            "views/versus.py",
+            title="Sweep vs sweep",
+            icon=":material/difference:",
+            url_path="versus",
+        ),
     ]
 )
 store = ui.store()

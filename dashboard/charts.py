@@ -1,14 +1,16 @@
-"""The plotly figures of the pages. Curves are WebGL (Scattergl) traces of downsampled points.
+"""The plotly figures of the pages, from downsampled points.
 
-The live chart draws one trace per colour group, not one per trial: the group's trials
-are joined with NaN gaps, and each point carries its trial id for the hover. A thousand
-trials then cost the browser a handful of WebGL traces, each of bounded size.
+A live panel (`panel_figure`) sends at most DEFAULT_POINT_BUDGET points, shared out between
+its curves, as compact typed arrays: few enough for SVG, which every browser draws without
+a WebGL context each. Beyond PER_TRIAL_TRACES trials, a colour group's trials are joined
+into one trace with NaN gaps, so a thousand trials cost the browser a handful of traces.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,12 +18,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard import axes
+from dashboard.bands import BANDS, DEFAULT_BAND, band_label
 from dashboard.compare import Interval
 from dashboard.data import (
     EARLY_END,
-    MIN_CURVE_POINTS,
     SweepPoints,
-    XAxis,
     ordered,
     status_label,
 )
@@ -29,22 +31,30 @@ from runner.store import TrialStatus
 
 __all__ = [
     "DEFAULT_POINT_BUDGET",
+    "PanelStyle",
+    "TrialCurve",
     "band_figure",
     "colour_groups",
-    "curves_figure",
     "differences_figure",
     "level_colour",
     "level_label",
     "lr_figure",
     "pairs_figure",
+    "panel_figure",
     "parallel_figure",
     "speedup_figure",
     "trial_figure",
 ]
 
-# Points sent to the browser for the whole live chart, shared out between the curves.
-DEFAULT_POINT_BUDGET = 150_000
+# Points sent to the browser for one live panel, shared out between its curves.
+DEFAULT_POINT_BUDGET = 40_000
 MAX_POINTS_PER_CURVE = 2_000
+# Up to this many trials, each is a trace of its own (its hover names its settings).
+PER_TRIAL_TRACES = 100
+# Invisible click targets per curve, and in a panel at most (see _click_targets).
+CLICK_TARGETS = 40
+MAX_CLICK_TARGETS = 4_000
+BEST_COLOUR = "#000000"
 
 PALETTE = [
     "#1f77b4",
@@ -144,62 +154,275 @@ def _joined(curves: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> tuple[np.nd
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
 
 
-def curves_figure(
-    points: SweepPoints,
-    trials: Sequence[Mapping[str, Any]],
-    *,
-    metric: str,
-    x: XAxis = "step",
-    smoothing: float = 0.0,
-    log_y: bool = False,
-    color_by: str | None = None,
-    budget: int = DEFAULT_POINT_BUDGET,
-    height: int = 480,
-) -> go.Figure:
-    """Every given trial's curve of `metric`, coloured by `color_by`; early ends marked."""
-    per_curve = max(MIN_CURVE_POINTS * 10, min(MAX_POINTS_PER_CURVE, budget // max(1, len(trials))))
-    labels, colours = colour_groups(trials, color_by)
-    lines: dict[tuple[str, bool], list[tuple[int, np.ndarray, np.ndarray]]] = {}
-    ends: dict[str, list[tuple[int, float, float]]] = {}
-    for t in trials:
-        trial = int(t["id"])
-        cx, cy = points.curve(trial, metric, x=x, smoothing=smoothing, max_points=per_curve)
-        if not len(cx):
+@dataclass(frozen=True)
+class TrialCurve:
+    """One trial's curve in a panel, ready to draw: the shown (smoothed) values and, when
+    smoothing is on, the raw values to draw faintly behind them."""
+
+    trial: int
+    label: str  # its colour group
+    x: np.ndarray
+    y: np.ndarray
+    raw: tuple[np.ndarray, np.ndarray] | None = None
+    status: str = TrialStatus.RUNNING
+
+
+@dataclass(frozen=True)
+class PanelStyle:
+    """What a panel shows besides its curves (its title is the page's, above it)."""
+
+    metric: str
+    x_title: str = X_TITLES["step"]
+    log_y: bool = False
+    y_range: tuple[float, float] | None = None  # axis units (log10 on a log axis)
+    highlight: frozenset[int] = frozenset()
+    best: int | None = None
+    webgl: bool = False
+    height: int = 360
+
+
+def _compact(values: Any) -> Any:
+    """Arrays as the browser needs them: whole numbers as int32, the rest as float32 (plotly
+    sends numpy arrays as typed arrays: half the bytes of float64, precise to 7 digits)."""
+    if not isinstance(values, np.ndarray) or values.dtype != np.float64 or values.ndim != 1:
+        return values
+    whole = len(values) and np.all(np.isfinite(values)) and np.all(values == np.round(values))
+    if whole and np.abs(values).max() < 2**31:
+        return values.astype(np.int32)
+    return values.astype(np.float32)
+
+
+def _trace(webgl: bool, **props: Any) -> dict[str, Any]:
+    props["x"], props["y"] = _compact(props["x"]), _compact(props["y"])
+    return {"type": "scattergl" if webgl else "scatter", **props}
+
+
+def _hover(style: PanelStyle, head: str) -> str:
+    return f"{head}<br>{style.x_title} %{{x:.5~g}}<br>{style.metric} %{{y:.4~g}}<extra></extra>"
+
+
+def _outside(
+    curves: Sequence[TrialCurve], style: PanelStyle
+) -> list[tuple[int, float, float, bool]]:
+    """(trial, x, value, above) of each curve's farthest point beyond the y-range."""
+    if style.y_range is None:
+        return []
+    low, high = style.y_range
+    if style.log_y:
+        low, high = 10**low, 10**high
+    found = []
+    for c in curves:
+        if not len(c.y):
             continue
-        early = t["status"] in EARLY_END
-        lines.setdefault((labels[trial], early), []).append((trial, cx, cy))
-        if early:
-            ends.setdefault(t["status"], []).append((trial, float(cx[-1]), float(cy[-1])))
-    fig = go.Figure()
-    hover = f"trial %{{customdata}}<br>{X_TITLES[x]} %{{x:.4~g}}<br>{metric} %{{y:.4~g}}"
-    for label in colours:
-        for early in (False, True):
-            curves = lines.get((label, early))
-            if not curves:
-                continue
-            jx, jy, ids = _joined(curves)
-            fig.add_trace(
-                go.Scattergl(
-                    x=jx,
-                    y=jy,
-                    customdata=ids,
+        top, bottom = int(c.y.argmax()), int(c.y.argmin())  # curves hold finite values
+        if c.y[top] > high:
+            found.append((c.trial, float(c.x[top]), float(c.y[top]), True))
+        if c.y[bottom] < low:
+            found.append((c.trial, float(c.x[bottom]), float(c.y[bottom]), False))
+    return found
+
+
+def _click_targets(
+    curves: Sequence[TrialCurve],
+    style: PanelStyle,
+    describe: Mapping[int, str],
+    *,
+    per_trial: bool,
+) -> dict[str, Any]:
+    """Invisible markers along every curve: plotly selects points, not lines, so these are
+    what a click on a curve selects (and the page highlights that trial)."""
+    xs, ys, ids, text = [], [], [], []
+    per_curve = max(3, min(CLICK_TARGETS, MAX_CLICK_TARGETS // max(1, len(curves))))
+    for c in curves:
+        every = max(1, math.ceil(len(c.x) / per_curve))
+        xs.append(c.x[::every])
+        ys.append(c.y[::every])
+        ids.append(np.full(len(xs[-1]), c.trial, dtype=np.int64))
+        if per_trial:
+            text += [f"{describe.get(c.trial, c.label)} ({status_label(c.status)})"] * len(xs[-1])
+    x = np.concatenate(xs) if xs else np.empty(0)
+    return _trace(
+        False,
+        x=x,
+        y=np.concatenate(ys) if ys else np.empty(0),
+        customdata=np.concatenate(ids) if ids else np.empty(0, np.int64),
+        hovertext=text or None,
+        mode="markers",
+        marker={"size": 10, "opacity": 0},
+        showlegend=False,
+        name="click to highlight",
+        hovertemplate=_hover(
+            style, "<b>trial %{customdata}</b>" + ("<br>%{hovertext}" if per_trial else "")
+        ),
+    )
+
+
+def panel_figure(
+    curves: Sequence[TrialCurve],
+    colours: Mapping[str, str],
+    style: PanelStyle,
+    *,
+    describe: Mapping[int, str] | None = None,
+    bands: Mapping[str, pd.DataFrame] | None = None,
+    band_kind: str = DEFAULT_BAND,
+) -> go.Figure:
+    """One metric's panel of the live page.
+
+    Up to PER_TRIAL_TRACES trials each get a trace of their own; more are joined into one
+    trace per colour group. Hover and clicks go to invisible markers along the curves
+    (`_click_targets`): the hover names the trial and, up to PER_TRIAL_TRACES trials, its
+    hyperparameters (`describe`); a click selects it. The best trial and the highlighted ones are
+    drawn thick, on top; ended-early trials dashed with a marker at their end; values
+    beyond the y-range as a marker at its edge. With `bands` (label -> a
+    `bands.group_band` frame), each group is its centre line and band, and only the
+    highlighted and best trials are drawn as curves.
+    """
+    describe = describe or {}
+    emphasised = set(style.highlight) | ({style.best} if style.best is not None else set())
+    dim = 0.25 if style.highlight else 0.85
+    data: list[dict[str, Any]] = []
+    legend: set[str] = set()
+
+    def show_once(name: str) -> bool:
+        new = name not in legend
+        legend.add(name)
+        return new
+
+    for label, band in (bands or {}).items():
+        if band.empty:
+            continue
+        meaning = band_label(band_kind)
+        data.append(
+            _trace(
+                False,
+                x=np.concatenate([band["step"], band["step"][::-1]]),
+                y=np.concatenate([band["upper"], band["lower"][::-1]]),
+                fill="toself",
+                fillcolor=colours[label],
+                opacity=0.2,
+                line={"width": 0},
+                hoverinfo="skip",
+                name=f"{label}: {BANDS[band_kind]}",
+                legendgroup=label,
+                showlegend=False,
+            )
+        )
+        data.append(
+            _trace(
+                False,
+                x=band["step"].to_numpy(),
+                y=band["centre"].to_numpy(),
+                customdata=np.stack([band["lower"], band["upper"], band["n"]], axis=-1),
+                mode="lines",
+                name=f"{label} ({meaning})",
+                legendgroup=label,
+                line={"color": colours[label], "width": 2.5},
+                hovertemplate=(
+                    f"<b>{label}</b><br>{style.x_title} %{{x:.5~g}}<br>{style.metric} "
+                    f"%{{y:.4~g}}<br>{BANDS[band_kind]} %{{customdata[0]:.4~g}} – "
+                    "%{customdata[1]:.4~g}<br>over %{customdata[2]} trials<extra></extra>"
+                ),
+            )
+        )
+    drawn = [c for c in curves if c.trial in emphasised] if bands else list(curves)
+    for c in drawn:  # raw values, faint, behind everything
+        if c.raw is not None and len(c.raw[0]):
+            data.append(
+                _trace(
+                    style.webgl,
+                    x=c.raw[0],
+                    y=c.raw[1],
                     mode="lines",
-                    name=label,
-                    legendgroup=label,
-                    showlegend=not early or (label, False) not in lines,
-                    line={
-                        "color": colours[label],
-                        "width": 1.2,
-                        "dash": "dash" if early else "solid",
-                    },
-                    opacity=0.8,
-                    hovertemplate=hover + f"<extra>{label}</extra>",
+                    line={"color": colours[c.label], "width": 1},
+                    opacity=0.18 if not style.highlight or c.trial in emphasised else 0.06,
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=c.label,
+                    name=c.label,
                 )
             )
+    plain = [c for c in drawn if c.trial not in emphasised]
+    if len(drawn) <= PER_TRIAL_TRACES:
+        for c in plain:
+            early = c.status in EARLY_END
+            data.append(
+                _trace(
+                    style.webgl,
+                    x=c.x,
+                    y=c.y,
+                    mode="lines",
+                    name=c.label,
+                    legendgroup=c.label,
+                    showlegend=not bands and show_once(c.label),
+                    line={
+                        "color": colours[c.label],
+                        "width": 1.4,
+                        "dash": "dash" if early else "solid",
+                    },
+                    opacity=dim,
+                    hoverinfo="skip",
+                )
+            )
+    else:
+        groups: dict[tuple[str, bool], list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for c in plain:
+            groups.setdefault((c.label, c.status in EARLY_END), []).append((c.trial, c.x, c.y))
+        for label in colours:
+            for early in (False, True):
+                if not (joined := groups.get((label, early))):
+                    continue
+                jx, jy, _ = _joined(joined)
+                data.append(
+                    _trace(
+                        style.webgl,
+                        x=jx,
+                        y=jy,
+                        mode="lines",
+                        name=label,
+                        legendgroup=label,
+                        showlegend=not bands and show_once(label),
+                        line={
+                            "color": colours[label],
+                            "width": 1.2,
+                            "dash": "dash" if early else "solid",
+                        },
+                        opacity=dim,
+                        hoverinfo="skip",
+                    )
+                )
+    for c in sorted(
+        (c for c in drawn if c.trial in emphasised), key=lambda c: c.trial == style.best
+    ):
+        best = c.trial == style.best
+        name = f"best so far: trial {c.trial}" if best else f"trial {c.trial}"
+        data.append(
+            _trace(
+                style.webgl,
+                x=c.x,
+                y=c.y,
+                mode="lines",
+                name=name,
+                legendgroup=f"trial {c.trial}",
+                showlegend=True,
+                line={
+                    "color": BEST_COLOUR if best else colours[c.label],
+                    "width": 3.2 if best else 2.8,
+                    "dash": "dash" if c.status in EARLY_END else "solid",
+                },
+                opacity=1.0,
+                hoverinfo="skip",
+            )
+        )
+    data.append(_click_targets(drawn, style, describe, per_trial=len(drawn) <= PER_TRIAL_TRACES))
+    ends: dict[str, list[tuple[int, float, float]]] = {}
+    for c in drawn:
+        if c.status in EARLY_END and len(c.x):
+            ends.setdefault(c.status, []).append((c.trial, float(c.x[-1]), float(c.y[-1])))
     for status, where in ends.items():
         symbol, colour = MARKERS.get(status, ("circle", "#000000"))
-        fig.add_trace(
-            go.Scattergl(
+        data.append(
+            _trace(
+                False,
                 x=[w[1] for w in where],
                 y=[w[2] for w in where],
                 customdata=[w[0] for w in where],
@@ -207,22 +430,52 @@ def curves_figure(
                 name=status_label(status),
                 marker={
                     "symbol": symbol,
-                    "size": 10,
+                    "size": 9,
                     "color": colour,
                     "line": {"width": 2, "color": colour},
                 },
                 hovertemplate=f"trial %{{customdata}}: {status_label(status)}<extra></extra>",
             )
         )
-    fig.update_layout(
+    outside = _outside(drawn, style)
+    if outside and style.y_range is not None:
+        low, high = style.y_range
+        edge = {True: 10**high if style.log_y else high, False: 10**low if style.log_y else low}
+        data.append(
+            _trace(
+                False,
+                x=[o[1] for o in outside],
+                y=[edge[o[3]] for o in outside],
+                customdata=np.array([[o[0], o[2]] for o in outside]),
+                mode="markers",
+                name="beyond the axis",
+                marker={
+                    "symbol": ["triangle-up" if o[3] else "triangle-down" for o in outside],
+                    "size": 9,
+                    "color": "#555555",
+                },
+                cliponaxis=False,
+                hovertemplate=(
+                    f"trial %{{customdata[0]:d}}: {style.metric} %{{customdata[1]:.4~g}} "
+                    "(beyond the axis)<extra></extra>"
+                ),
+            )
+        )
+    yaxis: dict[str, Any] = {"type": "log" if style.log_y else "linear", "automargin": True}
+    if style.y_range is not None:
+        yaxis |= {"range": list(style.y_range), "autorange": False}
+    layout = {
         **_LAYOUT,
-        height=height,
-        uirevision="live",
-        xaxis_title=X_TITLES[x],
-        yaxis_title=metric + (" (EMA)" if smoothing else ""),
-        yaxis_type="log" if log_y else "linear",
-    )
-    return fig
+        "margin": {"l": 50, "r": 10, "t": 34, "b": 40},
+        "height": style.height,
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 10}},
+        "uirevision": style.metric,
+        "xaxis": {"title": {"text": style.x_title}, "automargin": True},
+        "yaxis": yaxis,
+    }
+    # Built unvalidated: plotly's validation of a hundred traces costs more than the rest
+    # of a refresh; tests validate the figures.
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 def band_figure(
@@ -230,42 +483,46 @@ def band_figure(
     colours: Mapping[str, str],
     *,
     metric: str,
+    kind: str = DEFAULT_BAND,
     x_title: str = "step",
     log_y: bool = False,
 ) -> go.Figure:
-    """Mean ± one standard deviation of each group's curves."""
+    """Each group's centre line and band (frames from `bands.group_band` of that `kind`);
+    the legend names the band's meaning."""
+    meaning = band_label(kind)
+    centre = "median" if kind in ("iqr", "minmax") else "mean"
     fig = go.Figure()
     for label, band in bands.items():
         if band.empty:
             continue
         colour = colours[label]
-        upper, lower = band["mean"] + band["std"], band["mean"] - band["std"]
         fig.add_trace(
             go.Scatter(
-                x=np.concatenate([band["x"], band["x"][::-1]]),
-                y=np.concatenate([upper, lower[::-1]]),
+                x=np.concatenate([band["step"], band["step"][::-1]]),
+                y=np.concatenate([band["upper"], band["lower"][::-1]]),
                 fill="toself",
                 fillcolor=colour,
                 opacity=0.2,
                 line={"width": 0},
                 hoverinfo="skip",
                 legendgroup=label,
-                showlegend=False,
-                name=f"{label} ± sd",
+                showlegend=True,
+                name=f"{label}: {BANDS[kind]}",
             )
         )
         fig.add_trace(
             go.Scatter(
-                x=band["x"],
-                y=band["mean"],
-                customdata=band["n"],
+                x=band["step"],
+                y=band["centre"],
+                customdata=np.stack([band["lower"], band["upper"], band["n"]], axis=-1),
                 mode="lines",
-                name=label,
+                name=f"{label}: {centre}",
                 legendgroup=label,
                 line={"color": colour, "width": 2.5},
                 hovertemplate=(
-                    f"{label}<br>{x_title} %{{x:.4~g}}<br>mean {metric} %{{y:.4~g}}"
-                    "<br>over %{customdata} trials<extra></extra>"
+                    f"{label}<br>{x_title} %{{x:.4~g}}<br>{centre} {metric} %{{y:.4~g}}"
+                    f"<br>{BANDS[kind]} %{{customdata[0]:.4~g}} – %{{customdata[1]:.4~g}}"
+                    "<br>over %{customdata[2]} trials<extra></extra>"
                 ),
             )
         )
@@ -273,7 +530,7 @@ def band_figure(
         **_LAYOUT,
         height=420,
         xaxis_title=x_title,
-        yaxis_title=f"{metric}: mean ± sd",
+        yaxis_title=f"{metric}: {meaning}",
         yaxis_type="log" if log_y else "linear",
     )
     return fig
@@ -459,7 +716,7 @@ def parallel_figure(table: pd.DataFrame, params: Sequence[str], metric: str) -> 
         numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
         if numeric and col.nunique() > 1:
             values = col.astype("float64")
-            if (values > 0).all() and values.max() / values.min() >= 100:
+            if axes.log_scale(values):  # the one log-axis rule of every page
                 dims.append({"label": f"log10 {p}", "values": np.log10(values)})
             else:
                 dims.append({"label": p, "values": values})

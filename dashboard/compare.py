@@ -1,9 +1,11 @@
-"""Comparing two settings of one hyperparameter (batch_norm by default) across a sweep.
+"""Comparing two settings of one hyperparameter (batch_norm by default) across a sweep,
+or two sweeps against each other.
 
 Trials are paired by every other hyperparameter, so each pair differs only in the
 factor. The page then shows the difference in the final metric per pair with a
 bootstrap interval of its mean, and the steps each trial needs to reach a target value,
-whose ratio per pair is the BN paper's headline "speed-up".
+whose ratio per pair is the BN paper's headline "speed-up". Two sweeps pair their trials
+on the hyperparameters they share, and the same analysis follows with sweep A against B.
 """
 
 from __future__ import annotations
@@ -22,18 +24,30 @@ from dashboard.data import SweepPoints, _hashable, ordered
 
 __all__ = [
     "Interval",
+    "SWEEP_FACTOR",
     "Pairing",
+    "SweepPairing",
+    "best_values",
     "bootstrap_mean",
+    "default_factor",
     "default_levels",
+    "default_sweeps",
     "default_target",
+    "default_x",
     "final_values",
+    "finals_against",
     "geometric_mean_speedup",
     "levels",
-    "mean_band",
+    "numeric_params",
+    "pair_finals",
+    "pair_steps",
+    "pair_sweeps",
     "pair_trials",
     "paired_differences",
+    "sides",
     "speedups",
     "steps_to_target",
+    "sweep_labels",
 ]
 
 
@@ -253,25 +267,187 @@ def geometric_mean_speedup(ratios: pd.Series, *, confidence: float = 0.95) -> In
     )
 
 
-def mean_band(curves: Sequence[tuple[np.ndarray, np.ndarray]], n_grid: int = 200) -> pd.DataFrame:
-    """Mean and standard deviation of curves on a common x grid.
+# -- what the BN page draws, chosen from the sweep --------------------------------------------
+def default_factor(params: Sequence[str]) -> str:
+    """The factor a page opens on: batch_norm when the sweep varies it, else the first."""
+    return "batch_norm" if "batch_norm" in params else params[0]
 
-    Each curve is interpolated within its own x range only, so a trial that stopped early
-    leaves the mean where it ends; `n` says how many trials each point averages.
+
+def numeric_params(
+    trials: Sequence[Mapping[str, Any]], params: Sequence[str], exclude: Sequence[str] = ()
+) -> list[str]:
+    """The hyperparameters with a number (not a boolean) in every trial: those a final
+    metric can be plotted against."""
+    return [
+        p
+        for p in params
+        if p not in exclude
+        and all(
+            isinstance(t["config"].get(p), int | float) and not isinstance(t["config"].get(p), bool)
+            for t in trials
+        )
+    ]
+
+
+def default_x(numeric: Sequence[str]) -> str:
+    """The x of 'final metric against a hyperparameter': the learning rate when varied."""
+    return next((p for p in ("lr", "learning_rate") if p in numeric), numeric[0])
+
+
+def sides(
+    trials: Sequence[Mapping[str, Any]], factor: str, compared: tuple[Any, Any]
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The trials with factor = A and those with factor = B (paired or not)."""
+    a, b = (_hashable(v) for v in compared)
+    return (
+        [t for t in trials if _hashable(t["config"].get(factor)) == a],
+        [t for t in trials if _hashable(t["config"].get(factor)) == b],
+    )
+
+
+def best_values(
+    points: SweepPoints, trials: Sequence[Mapping[str, Any]], metric: str, mode: str
+) -> list[float]:
+    """The best value of `metric` each trial reached (trials without it left out)."""
+    found = (points.series(int(t["id"]), metric) for t in trials)
+    return [s.best(mode) for s in found if s is not None and len(s.value)]
+
+
+def finals_against(
+    points: SweepPoints,
+    trials: Sequence[Mapping[str, Any]],
+    metric: str,
+    x: str,
+    groups: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> pd.DataFrame:
+    """One row per trial of each group with a final `metric`: trial, x, status, group and
+    final, for a plot of the final metric against the hyperparameter `x`."""
+    rows = [
+        {"trial": int(t["id"]), x: t["config"].get(x), "status": t["status"], "group": label}
+        for label, group in groups.items()
+        for t in group
+    ]
+    frame = pd.DataFrame(rows, columns=["trial", x, "status", "group"])
+    frame["final"] = frame["trial"].map(final_values(points, list(frame["trial"]), metric))
+    return frame.dropna(subset=["final"])
+
+
+# -- sweep against sweep ------------------------------------------------------------------------
+SWEEP_FACTOR = "__sweep__"  # the side of a cross-sweep pair, as a factor of pair_trials
+
+
+@dataclass(frozen=True)
+class SweepPairing:
+    """Trials of sweep A and sweep B matched on the hyperparameters the sweeps share.
+
+    `pairing` is a Pairing whose levels are the two sweep ids (its `a` column holds trials
+    of A, `b` of B); `shared` the hyperparameters paired on; `only_a` and `only_b` those
+    one sweep varies and the other's trials lack (not paired on); `differing` the settings
+    each sweep holds fixed at a different value (what the comparison is about, e.g. the
+    dataset); `unpaired_a` and `unpaired_b` the trials with no partner.
     """
-    curves = [(x, y) for x, y in curves if len(x)]
-    if not curves:
-        return pd.DataFrame(columns=["x", "mean", "std", "n"])
-    lo = min(float(x[0]) for x, _ in curves)
-    hi = max(float(x[-1]) for x, _ in curves)
-    grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo])
-    stack = np.full((len(curves), len(grid)), np.nan)
-    for i, (x, y) in enumerate(curves):
-        inside = (grid >= x[0]) & (grid <= x[-1])
-        stack[i, inside] = np.interp(grid[inside], x, y)
-    n = np.sum(np.isfinite(stack), axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(stack, axis=0)
-        std = np.nanstd(stack, axis=0)
-    return pd.DataFrame({"x": grid, "mean": mean, "std": std, "n": n})
+
+    pairing: Pairing
+    shared: tuple[str, ...]
+    only_a: tuple[str, ...]
+    only_b: tuple[str, ...]
+    differing: dict[str, tuple[Any, Any]]
+    unpaired_a: tuple[int, ...]
+    unpaired_b: tuple[int, ...]
+
+
+def _keys(trials: Sequence[Mapping[str, Any]]) -> set[str]:
+    return {k for t in trials for k in t["config"]}
+
+
+def _constant(trials: Sequence[Mapping[str, Any]], key: str) -> tuple[bool, Any]:
+    values = {_hashable(t["config"].get(key)): t["config"].get(key) for t in trials}
+    return len(values) == 1, next(iter(values.values()))
+
+
+def pair_sweeps(
+    a: tuple[str, Sequence[Mapping[str, Any]], Sequence[str]],
+    b: tuple[str, Sequence[Mapping[str, Any]], Sequence[str]],
+) -> SweepPairing:
+    """Pair the trials of two sweeps, each given as (sweep id, trials, hyperparameters).
+
+    A trial of A pairs with a trial of B that has the same value of every hyperparameter
+    either sweep varies and both have; where several match (a setting repeated, or a
+    hyperparameter only one sweep has), they pair in order of trial id and the rest stay
+    unpaired. Trials must come from one store (their ids tell the sweeps apart).
+    """
+    (id_a, trials_a, params_a), (id_b, trials_b, params_b) = a, b
+    if id_a == id_b:
+        raise ValueError(f"both sides are sweep {id_a!r}. Fix: pick two different sweeps.")
+    keys_a, keys_b = _keys(trials_a), _keys(trials_b)
+    varied = list(dict.fromkeys([*params_a, *params_b]))
+    shared = tuple(k for k in varied if k in keys_a and k in keys_b)
+    differing = {}
+    for key in sorted((keys_a & keys_b) - set(varied)):
+        (fixed_a, value_a), (fixed_b, value_b) = _constant(trials_a, key), _constant(trials_b, key)
+        if fixed_a and fixed_b and _hashable(value_a) != _hashable(value_b):
+            differing[key] = (value_a, value_b)
+    tagged = [
+        {**t, "config": {**t["config"], SWEEP_FACTOR: sweep}}
+        for sweep, trials in ((id_a, trials_a), (id_b, trials_b))
+        for t in trials
+    ]
+    pairing = pair_trials(tagged, SWEEP_FACTOR, (id_a, id_b), [SWEEP_FACTOR, *shared])
+    ids_a = {int(t["id"]) for t in trials_a}
+    return SweepPairing(
+        pairing=pairing,
+        shared=shared,
+        only_a=tuple(k for k in params_a if k not in keys_b),
+        only_b=tuple(k for k in params_b if k not in keys_a),
+        differing=differing,
+        unpaired_a=tuple(i for i in pairing.unpaired if i in ids_a),
+        unpaired_b=tuple(i for i in pairing.unpaired if i not in ids_a),
+    )
+
+
+def pair_finals(
+    pairing: Pairing, metric: str, points_a: SweepPoints, points_b: SweepPoints | None = None
+) -> pd.Series:
+    """The final `metric` of every paired trial: side A read from `points_a`, side B from
+    `points_b` (the same sweep's points when None)."""
+    return pd.concat(
+        [
+            final_values(points_a, list(pairing.pairs["a"]), metric),
+            final_values(points_b or points_a, list(pairing.pairs["b"]), metric),
+        ]
+    )
+
+
+def pair_steps(
+    pairing: Pairing,
+    metric: str,
+    target: float,
+    mode: str,
+    points_a: SweepPoints,
+    points_b: SweepPoints | None = None,
+) -> pd.Series:
+    """Steps to `target` of every paired trial, read as in `pair_finals`."""
+    return pd.concat(
+        [
+            steps_to_target(points_a, list(pairing.pairs["a"]), metric, target, mode),
+            steps_to_target(points_b or points_a, list(pairing.pairs["b"]), metric, target, mode),
+        ]
+    )
+
+
+def sweep_labels(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[str, str]:
+    """Short names for two sweeps on one page: their names, or their ids when the names
+    are the same (the same spec run twice)."""
+    if a["name"] != b["name"]:
+        return str(a["name"]), str(b["name"])
+    return str(a["id"]), str(b["id"])
+
+
+def default_sweeps(ids: Sequence[str], chosen: str | None) -> tuple[str, str]:
+    """(A, B) a sweep-against-sweep page opens on, from sweep ids newest first: B the sweep
+    chosen in the sidebar (else the newest), A the next older one (else the newest other)."""
+    if len(ids) < 2:
+        raise ValueError("comparing sweeps needs two.")
+    b = chosen if chosen is not None and chosen in ids else ids[0]
+    rest = list(ids[ids.index(b) + 1 :]) + [i for i in ids if i != b]
+    return rest[0], b

@@ -1,13 +1,15 @@
 """What the pages show, computed from the store without Streamlit, so tests call it directly.
 
-The heart is `SweepPoints`: every point of one sweep, held per (trial, metric) and grown
-by incremental reads (`store.points(sweep_id, after_id=last_id)`), so a refresh fetches
-only what the runner wrote since the last one. Curves leave it smoothed and downsampled
-with MinMaxLTTB to a bounded number of points, and cached until their series grows.
+The heart is `SweepPoints`: every point of one sweep, held per (trial, metric) as numpy
+columns and grown by incremental reads (`store.point_columns(sweep_id, after_id=last_id)`),
+so a refresh fetches only what the runner wrote since the last one. Curves leave it
+smoothed and downsampled with MinMaxLTTB to a bounded number of points, and cached until
+their series grows.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import math
@@ -122,28 +124,56 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarra
 
 @dataclass
 class Series:
-    """One trial's points for one metric, ascending by step, with running summaries."""
+    """One trial's points for one metric, ascending by step, once per step, with running
+    summaries. Held compactly: int32 steps, float64 values, and the wall time as float32
+    seconds after `origin` (the trial's first point seen), about 16 bytes a point."""
 
     step: np.ndarray
     value: np.ndarray
-    wall: np.ndarray
+    elapsed: np.ndarray
+    origin: float = 0.0
     version: int = 0
     last: float = math.nan  # the latest value (NaN/inf when the trial diverged)
     high: float = math.nan  # the largest finite value
     low: float = math.nan  # the smallest finite value
 
-    def extend(self, step: np.ndarray, value: np.ndarray, wall: np.ndarray) -> None:
-        if (len(self.step) and step[0] <= self.step[-1]) or np.any(np.diff(step) < 0):
-            # out of order (a retried trial): keep the series ascending by step
+    @property
+    def wall(self) -> np.ndarray:
+        """Wall times in Unix seconds (float64)."""
+        return self.origin + self.elapsed.astype(np.float64)
+
+    def extend(self, step: np.ndarray, value: np.ndarray, elapsed: np.ndarray) -> int:
+        """Add points (steps already held are skipped: the store's first write wins);
+        returns how many were new."""
+        step = step.astype(np.int32, copy=False)
+        value = value.astype(np.float64, copy=False)
+        elapsed = elapsed.astype(np.float32, copy=False)
+        if len(step) == 0:
+            return 0
+        ascending = len(step) < 2 or bool((step[1:] > step[:-1]).all())
+        if not len(self.step) and ascending:  # a new series: copies, never views of a read
+            self.step, self.value, self.elapsed = step.copy(), value.copy(), elapsed.copy()
+            added = len(step)
+        elif (len(self.step) and step[0] <= self.step[-1]) or not ascending:
+            # out of order (a retried trial), or a step seen again: sort, keep the first
+            held = len(self.step)
             step = np.concatenate([self.step, step])
             value = np.concatenate([self.value, value])
-            wall = np.concatenate([self.wall, wall])
+            elapsed = np.concatenate([self.elapsed, elapsed])
             order = np.argsort(step, kind="stable")
-            self.step, self.value, self.wall = step[order], value[order], wall[order]
+            keep = np.ones(len(order), bool)
+            keep[1:] = np.diff(step[order]) != 0
+            order = order[keep]
+            added = len(order) - held
+            if added == 0:
+                return 0
+            self.step, self.value, self.elapsed = step[order], value[order], elapsed[order]
+            value = value[order[order >= held]]
         else:
+            added = len(step)
             self.step = np.concatenate([self.step, step])
             self.value = np.concatenate([self.value, value])
-            self.wall = np.concatenate([self.wall, wall])
+            self.elapsed = np.concatenate([self.elapsed, elapsed])
         self.last = float(self.value[-1])
         finite = value[np.isfinite(value)]
         if len(finite):
@@ -151,13 +181,31 @@ class Series:
             self.high = hi if math.isnan(self.high) else max(self.high, hi)
             self.low = lo if math.isnan(self.low) else min(self.low, lo)
         self.version += 1
+        return added
 
     def best(self, mode: str) -> float:
         return self.high if mode == "max" else self.low
 
 
-def _empty_series() -> Series:
-    return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64))
+# A read this large leaves megabytes of freed transient buffers in the C heap.
+_LARGE_READ = 100_000
+
+
+def _release_freed_memory() -> None:
+    """Hand the heap a bulk read freed back to the OS. glibc keeps freed memory below its
+    heap's top for reuse, so without this a dashboard that opened a large sweep would hold
+    its read's transient buffers (about 50 bytes a point) for good. Elsewhere a no-op."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+def _empty_series(origin: float) -> Series:
+    return Series(
+        np.empty(0, np.int32), np.empty(0, np.float64), np.empty(0, np.float32), origin=origin
+    )
 
 
 @dataclass
@@ -167,11 +215,12 @@ class SweepPoints:
     One instance is shared by every browser session watching the sweep (see
     `dashboard.ui`), each session in its own thread: one lock guards every read and write,
     so no session sees a series half extended or two refreshes append the same rows.
+    Points are held as numpy columns per (trial, metric), never as Python objects.
     """
 
     sweep_id: str
     last_id: int = 0
-    n_points: int = 0
+    n_points: int = 0  # points held (each (trial, metric, step) once)
     _series: dict[tuple[int, str], Series] = field(default_factory=dict)
     _start: dict[int, float] = field(default_factory=dict)  # trial -> first wall time
     _steps: dict[int, int] = field(default_factory=dict)  # trial -> largest step seen
@@ -179,40 +228,70 @@ class SweepPoints:
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def refresh(self, store: Store) -> int:
-        """Fetch the points newer than any seen so far; returns how many arrived."""
+        """Fetch the points written since the last refresh; returns how many arrived."""
         with self._lock:
-            frame = store.points(self.sweep_id, after_id=self.last_id)
-            self._add(frame)
-            return len(frame)
+            cols = store.point_columns(self.sweep_id, after_id=self.last_id)
+            self._add(
+                cols.trial_id, cols.metric, cols.metrics, cols.step, cols.value, cols.wall_time
+            )
+            self.last_id = max(self.last_id, cols.last_id)
+            arrived = len(cols)
+            del cols
+            if arrived >= _LARGE_READ:
+                _release_freed_memory()
+            return arrived
 
     def add(self, frame: pd.DataFrame) -> None:
         """Take rows as `store.points` returns them: id, trial_id, metric, step, value,
-        wall_time."""
+        wall_time (rows with an id not above `last_id` are ignored)."""
         with self._lock:
-            self._add(frame)
+            frame = frame[frame["id"] > self.last_id]
+            if frame.empty:
+                return
+            codes, names = pd.factorize(frame["metric"])
+            self._add(
+                frame["trial_id"].to_numpy(np.int64),
+                codes.astype(np.int64),
+                [str(n) for n in names],
+                frame["step"].to_numpy(np.int64),
+                frame["value"].to_numpy(np.float64),
+                frame["wall_time"].to_numpy(np.float64),
+            )
+            self.last_id = int(frame["id"].max())
 
-    def _add(self, frame: pd.DataFrame) -> None:
-        frame = frame[frame["id"] > self.last_id]
-        if frame.empty:
+    def _add(
+        self,
+        trial: np.ndarray,
+        metric: np.ndarray,
+        names: Sequence[str],
+        step: np.ndarray,
+        value: np.ndarray,
+        wall: np.ndarray,
+    ) -> None:
+        """Append columns of points; `metric` holds indexes into `names`."""
+        if len(step) == 0:
             return
-        codes, names = pd.factorize(frame["metric"])
-        trial = frame["trial_id"].to_numpy(np.int64)
-        key = trial * len(names) + codes
-        order = np.argsort(key, kind="stable")  # stable: ids (and steps) stay ascending
-        bounds = np.flatnonzero(np.diff(key[order])) + 1
-        step = frame["step"].to_numpy(np.int64)[order]
-        value = frame["value"].to_numpy(np.float64)[order]
-        wall = frame["wall_time"].to_numpy(np.float64)[order]
-        for chunk in np.split(np.arange(len(order)), bounds):
-            first = order[chunk[0]]
-            trial_id, metric = int(trial[first]), str(names[codes[first]])
-            series = self._series.setdefault((trial_id, metric), _empty_series())
-            series.extend(step[chunk], value[chunk], wall[chunk])
-            began = float(wall[chunk].min())
-            self._start[trial_id] = min(self._start.get(trial_id, began), began)
-            self._steps[trial_id] = max(self._steps.get(trial_id, 0), int(series.step[-1]))
-        self.last_id = int(frame["id"].max())
-        self.n_points += len(frame)
+        key = trial.astype(np.int64) * max(len(names), 1) + metric.astype(np.int64)
+        if len(key) > 1 and np.any(np.diff(key) < 0):
+            order = np.argsort(key, kind="stable")  # stable: steps stay in their order
+            key, trial, metric = key[order], trial[order], metric[order]
+            step, value, wall = step[order], value[order], wall[order]
+        bounds = np.flatnonzero(np.diff(key)) + 1
+        starts = np.concatenate([[0], bounds]).tolist()
+        ends = np.concatenate([bounds, [len(key)]]).tolist()
+        for a, b in zip(starts, ends, strict=True):
+            trial_id, name = int(trial[a]), names[int(metric[a])]
+            w = wall[a:b]
+            began = float(w.min())
+            origin = self._start.setdefault(trial_id, began)
+            if began < origin:
+                self._start[trial_id] = began
+            series = self._series.get((trial_id, name))
+            if series is None:
+                series = self._series[(trial_id, name)] = _empty_series(origin)
+            self.n_points += series.extend(step[a:b], value[a:b], w - series.origin)
+            if len(series.step):
+                self._steps[trial_id] = max(self._steps.get(trial_id, 0), int(series.step[-1]))
         if len(self._curves) > 50_000:  # options changed many times: start the cache afresh
             self._curves.clear()
 
@@ -275,7 +354,8 @@ class SweepPoints:
         if x == "step":
             xs = series.step[finite].astype(np.float64)
         else:
-            xs = series.wall[finite] - self._start.get(trial_id, 0.0)
+            began = self._start.get(trial_id, series.origin)
+            xs = series.elapsed[finite].astype(np.float64) + (series.origin - began)
             if len(xs) > 1 and np.any(np.diff(xs) < 0):  # clock steps: keep x ascending
                 xs = np.maximum.accumulate(xs)
         xs, ys = downsample(xs, ema(y, smoothing), max_points)

@@ -1,36 +1,99 @@
-"""The live page's data path, one function per refresh step, shared with the benchmark.
+"""The live page's data path, one function per refresh step, shared with the benchmarks.
 
 A refresh reads the trials (status and config change while a sweep runs), fetches only
-the points newer than those already held, rebuilds the trial table from the held
-summaries, and draws the curves from cached, downsampled series.
+the points newer than those already held, and rebuilds the trial table from the held
+summaries. The panel grid then draws one panel per metric from cached, downsampled
+series: per-step curves smoothed (raw values faint behind), a y-range no spike can
+flatten, a log axis where the values span decades, the best trial and the highlighted
+ones on top, or each group's centre line and band.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard import charts
-from dashboard.data import Filter, SweepPoints, XAxis, filter_trials, hyperparameters, trial_table
-from runner.store import Store
+from dashboard import axes, charts
+from dashboard.bands import DEFAULT_BAND, band_label, group_band
+from dashboard.data import (
+    MIN_CURVE_POINTS,
+    Filter,
+    SweepPoints,
+    XAxis,
+    filter_trials,
+    hyperparameters,
+    metric_mode,
+    status_label,
+    trial_table,
+)
+from runner.store import Store, TrialStatus
 
-__all__ = ["LiveFrame", "LiveOptions", "figure", "refresh"]
+__all__ = [
+    "DEFAULT_SMOOTHING",
+    "NOTIFY",
+    "SYSTEM_PREFIX",
+    "Y_SCALES",
+    "LiveFrame",
+    "LiveOptions",
+    "Panel",
+    "announcement",
+    "band_legend",
+    "best_trial",
+    "describe",
+    "metric_title",
+    "news",
+    "panel",
+    "panel_metrics",
+    "panels",
+    "refresh",
+    "shown_trials",
+]
+
+DEFAULT_SMOOTHING = 0.95
+# A metric with at least this many points per trial (the median) is logged per step: its
+# panel is smoothed. One reported per epoch is drawn as it is.
+PER_STEP_POINTS = 100
+# Up to this many trials each show their raw curve faintly behind the smoothed one; above,
+# only the highlighted and the best trial do.
+RAW_FOR_ALL = 6
+# Points per curve at most: about a panel's width in pixels, a little more (MinMaxLTTB
+# keeps the extremes of each pixel column).
+MAX_POINTS_PER_CURVE = 600
+BAND_GRID = 200
+SYSTEM_PREFIX = "sys/"
+Y_SCALES = ("auto", "linear", "log")
+# Trial endings the live page announces as they happen.
+NOTIFY = frozenset({TrialStatus.DIVERGED, TrialStatus.ERROR, TrialStatus.PRUNED})
+TITLES = {
+    "train_loss": "train loss per step",
+    "val_loss": "validation loss",
+    "val_acc": "validation accuracy",
+}
+_ORDER = ("train_loss", "val_loss", "val_acc")
+
+
+def metric_title(metric: str) -> str:
+    return TITLES.get(metric, metric)
 
 
 @dataclass(frozen=True)
 class LiveOptions:
-    """What the live chart shows; the page's widgets fill it in."""
+    """What the panel grid shows; the page's widgets fill it in."""
 
-    metric: str = "train_loss"
     x: XAxis = "step"
-    smoothing: float = 0.0
-    log_y: bool = False
+    smoothing: float = DEFAULT_SMOOTHING
     color_by: str | None = None
-    budget: int = charts.DEFAULT_POINT_BUDGET
+    group_by: str | None = None
+    band: str = DEFAULT_BAND
+    y_scales: Mapping[str, str] = field(default_factory=dict)  # metric -> one of Y_SCALES
+    highlight: frozenset[int] = frozenset()
+    system: bool = False  # panels of the `sys/` metrics too
+    budget: int = charts.DEFAULT_POINT_BUDGET  # points per panel, shared by its curves
 
 
 @dataclass(frozen=True)
@@ -40,6 +103,19 @@ class LiveFrame:
     params: list[str]
     table: pd.DataFrame
     new_points: int
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One metric's panel: its figure and what the page says about it."""
+
+    metric: str
+    figure: go.Figure
+    log_y: bool
+    auto_log: bool  # what `auto` chose
+    smoothed: bool
+    outside: int  # trials with values beyond the y-range, marked at its edge
+    n_points: int  # points sent to the browser
 
 
 def refresh(store: Store, points: SweepPoints, sweep: Mapping[str, Any]) -> LiveFrame:
@@ -53,26 +129,184 @@ def refresh(store: Store, points: SweepPoints, sweep: Mapping[str, Any]) -> Live
 
 
 def shown_trials(
-    frame: LiveFrame,
-    filters: Iterable[Filter] = (),
-    selected: Sequence[int] = (),
+    frame: LiveFrame, filters: Iterable[Filter] = ()
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """(filtered table, trials to draw): the selected rows if any, else every filtered row."""
+    """(filtered table, the trials in it)."""
     table = filter_trials(frame.table, filters)
-    wanted = set(selected) or set(table["trial"])
+    wanted = set(table["trial"])
     return table, [t for t in frame.trials if int(t["id"]) in wanted]
 
 
-def figure(
-    points: SweepPoints, trials: Sequence[Mapping[str, Any]], options: LiveOptions
-) -> go.Figure:
-    return charts.curves_figure(
-        points,
-        trials,
-        metric=options.metric,
-        x=options.x,
-        smoothing=options.smoothing,
-        log_y=options.log_y,
-        color_by=options.color_by,
-        budget=options.budget,
+def best_trial(frame: LiveFrame) -> int | None:
+    """The trial with the best value so far of the sweep's metric, in the sweep's mode."""
+    column = f"best {frame.sweep['metric']}"
+    if column not in frame.table or frame.table[column].isna().all():
+        return None
+    values = frame.table.set_index("trial")[column].dropna()
+    mode = metric_mode(str(frame.sweep["metric"]), frame.sweep)
+    return int(values.idxmax() if mode == "max" else values.idxmin())
+
+
+def describe(trials: Sequence[Mapping[str, Any]], params: Sequence[str]) -> dict[int, str]:
+    """Trial id -> its hyperparameters as the hover shows them: `lr=0.1 · batch_norm=True`."""
+    return {int(t["id"]): " · ".join(f"{p}={t['config'].get(p)}" for p in params) for t in trials}
+
+
+def panel_metrics(points: SweepPoints, *, system: bool = False) -> list[str]:
+    """The metrics that get a panel: train loss, validation loss and accuracy first, then
+    the others by name, then (with `system`) the `sys/` metrics."""
+    names = points.metrics()
+    user = [m for m in names if not m.startswith(SYSTEM_PREFIX)]
+    ordered = [m for m in _ORDER if m in user] + sorted(m for m in user if m not in _ORDER)
+    if system:
+        ordered += sorted(m for m in names if m.startswith(SYSTEM_PREFIX))
+    return ordered
+
+
+def _per_step(points: SweepPoints, trials: Sequence[int], metric: str) -> bool:
+    lengths = []
+    for trial in trials:
+        series = points.series(trial, metric)
+        if series is not None:
+            lengths.append(len(series.step))
+    return bool(lengths) and float(np.median(lengths)) >= PER_STEP_POINTS
+
+
+def panel(
+    points: SweepPoints,
+    trials: Sequence[Mapping[str, Any]],
+    metric: str,
+    options: LiveOptions,
+    *,
+    params: Sequence[str] = (),
+    best: int | None = None,
+) -> Panel | None:
+    """The panel of one metric over the given trials, or None when none has a point."""
+    ids = [int(t["id"]) for t in trials]
+    status = {int(t["id"]): str(t["status"]) for t in trials}
+    per_curve = max(
+        MIN_CURVE_POINTS * 10, min(MAX_POINTS_PER_CURVE, options.budget // max(1, len(ids)))
     )
+    smoothed = options.smoothing > 0 and _per_step(points, ids, metric)
+    weight = options.smoothing if smoothed else 0.0
+    emphasised = set(options.highlight) | ({best} if best is not None else set())
+    group = options.group_by or options.color_by
+    labels, colours = charts.colour_groups(trials, group)
+    curves, unsmoothed = [], []
+    for trial in ids:
+        x, y = points.curve(trial, metric, x=options.x, smoothing=weight, max_points=per_curve)
+        if not len(x):
+            continue
+        raw = None
+        if smoothed:  # drawn for a few trials; for the y-range of all
+            raw = points.curve(trial, metric, x=options.x, max_points=per_curve)
+            unsmoothed.append(raw[1])
+            if len(ids) > RAW_FOR_ALL and trial not in emphasised:
+                raw = None
+        curves.append(charts.TrialCurve(trial, labels[trial], x, y, raw, status[trial]))
+    if not curves:
+        return None
+    bands: dict[str, pd.DataFrame] | None = None
+    if options.group_by is not None:
+        members: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for c in curves:
+            members.setdefault(c.label, []).append((c.x, c.y))
+        bands = {
+            label: group_band(members[label], options.band, n_grid=BAND_GRID)
+            for label in colours
+            if label in members
+        }
+        shown = [np.concatenate([b["centre"], b["lower"], b["upper"]]) for b in bands.values()]
+        shown += [c.y for c in curves if c.trial in emphasised]
+    else:
+        shown = [c.y for c in curves]
+    values = np.concatenate(shown) if shown else np.empty(0)
+    auto_log = axes.log_scale(values)
+    scale = options.y_scales.get(metric, "auto")
+    log_y = auto_log if scale == "auto" else scale == "log"
+    style = charts.PanelStyle(
+        metric=metric,
+        x_title=charts.X_TITLES[options.x],
+        log_y=log_y,
+        y_range=axes.robust_range(shown, log=log_y, raw=unsmoothed or None),
+        highlight=frozenset(options.highlight),
+        best=best,
+    )
+    band_kind = options.band if bands is not None else DEFAULT_BAND
+    fig = charts.panel_figure(
+        curves,
+        colours,
+        style,
+        describe=describe(
+            trials
+            if len(curves) <= charts.PER_TRIAL_TRACES
+            else [t for t in trials if int(t["id"]) in emphasised],
+            params,
+        ),
+        bands=bands,
+        band_kind=band_kind,
+    )
+    n_points = sum(len(np.asarray(trace.x)) for trace in fig.data if trace.x is not None)
+    outside = next((t for t in fig.data if t.name == "beyond the axis"), None)
+    return Panel(
+        metric=metric,
+        figure=fig,
+        log_y=log_y,
+        auto_log=auto_log,
+        smoothed=smoothed,
+        outside=0 if outside is None else len(outside.x),
+        n_points=n_points,
+    )
+
+
+def panels(
+    points: SweepPoints,
+    trials: Sequence[Mapping[str, Any]],
+    options: LiveOptions,
+    *,
+    params: Sequence[str] = (),
+    best: int | None = None,
+) -> list[Panel]:
+    """The panel grid: one panel per metric the given trials report (see panel_metrics)."""
+    found = (
+        panel(points, trials, metric, options, params=params, best=best)
+        for metric in panel_metrics(points, system=options.system)
+    )
+    return [p for p in found if p is not None]
+
+
+def band_legend(options: LiveOptions) -> str | None:
+    """What the bands mean, for the page's caption; None when not grouping."""
+    return None if options.group_by is None else band_label(options.band)
+
+
+def news(trials: Sequence[Mapping[str, Any]], seen: set[int]) -> list[Mapping[str, Any]]:
+    """The trials that diverged, failed or were pruned and are not in `seen` yet (which
+    this adds them to): each is announced once."""
+    fresh = [t for t in trials if t["status"] in NOTIFY and int(t["id"]) not in seen]
+    seen.update(int(t["id"]) for t in fresh)
+    return fresh
+
+
+def announcement(trial: Mapping[str, Any], params: Sequence[str]) -> str:
+    """One line about a trial that ended badly: what happened, where, and its settings."""
+    settings = describe([trial], params)[int(trial["id"])]
+    where = ""
+    if trial["status"] == TrialStatus.PRUNED and trial.get("last_epoch"):
+        where = f" at epoch {trial['last_epoch']}"
+    elif trial.get("last_step"):
+        where = f" at step {trial['last_step']:,}"
+    verbs: dict[str, str] = {
+        TrialStatus.DIVERGED: "diverged",
+        TrialStatus.ERROR: "failed",
+        TrialStatus.PRUNED: "was pruned",
+    }
+    what = verbs.get(str(trial["status"]), status_label(str(trial["status"])))
+    text = f"Trial {trial['id']} {what}{where}"
+    if settings:
+        text += f" ({settings})"
+    error = trial.get("error")
+    if trial["status"] == TrialStatus.ERROR and error:
+        first = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+        text += f": {first[:160]}"
+    return text + "."

@@ -21,11 +21,13 @@ from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, DEBUG_METRICS
 
 from runner.errors import SpecError
+from runner.notify import Notifier
 from runner.progress import Progress, format_seconds
 from runner.report import INFO_KEY, MAX_METRIC_NAME, MAX_STEP, POINTS_KEY, STATUS_KEY
 from runner.spec import Spec, user_config
 from runner.status import TrialStatus
 from runner.stopper import StoreStopper
+from runner.sysmetrics import SYS_KEY, is_system_metric
 from runner.writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -74,8 +76,10 @@ class StoreCallback(tune.Callback):
         stopper: StoreStopper,
         progress: Progress | None = None,
         done_before: dict[str, str] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._writer = writer
+        self._notifier = notifier
         # A resumed sweep's trials that finished before: Ray id -> final status, left alone.
         self._done_before = done_before or {}
         self._seen_at: dict[str, float] = {}  # Ray trial id -> when it last reported
@@ -138,9 +142,11 @@ class StoreCallback(tune.Callback):
         if self._spec.metric in result:
             return
         reported = sorted(
-            {name for name, *_ in points}
+            name
+            for name in {name for name, *_ in points}
             | {k for k, v in result.items() if k not in _NOT_METRICS and isinstance(v, int | float)}
             - {k for k in result if k.startswith("_")}
+            if not is_system_metric(name)  # the runner's load readings are no trial's metric
         )
         close = difflib.get_close_matches(self._spec.metric, reported, n=1)
         fix = (
@@ -223,6 +229,9 @@ class StoreCallback(tune.Callback):
         plain = POINTS_KEY not in result  # a trainable that calls ray.tune.report itself
         points = result_points(result, time.time()) if plain else result.pop(POINTS_KEY)
         self._writer.add_points(trial.trial_id, points)
+        load = result.pop(SYS_KEY, None)  # sys/ samples: stored, never judged (see sysmetrics)
+        if load:
+            self._writer.add_points(trial.trial_id, load)
         self._check_metric(trial, result, points, plain)
         fields: dict[str, Any] = dict(result.pop(INFO_KEY, None) or {})
         last = self._last.setdefault(trial.trial_id, {})
@@ -252,6 +261,8 @@ class StoreCallback(tune.Callback):
             return
         status, detail = self._final_status(trial)
         self._set(trial, status, detail)
+        if status == TrialStatus.DIVERGED:
+            self._notify("trial_diverged", trial, status)
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -261,9 +272,11 @@ class StoreCallback(tune.Callback):
         if trial.trial_id in self._timed_out:
             text = f"no report for {self._spec.trial_timeout:g} s (trial_timeout): ended"
             self._set(trial, TrialStatus.TIMEOUT, text, error=text)
+            self._notify("trial_failed", trial, TrialStatus.TIMEOUT, text)
             return
         text = _error_text(trial)
         self._set(trial, TrialStatus.ERROR, text, error=text)
+        self._notify("trial_failed", trial, TrialStatus.ERROR, text)
         if self._progress is not None:
             last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
             self._progress.note(
@@ -278,6 +291,12 @@ class StoreCallback(tune.Callback):
             return
         text = _error_text(trial)
         self._set(trial, TrialStatus.PENDING, f"retrying after: {text}", error=text)
+
+    def _notify(self, event: str, trial: Trial, status: str, detail: str | None = None) -> None:
+        if self._notifier is not None:
+            self._notifier.trial(
+                event, trial.trial_id, status, config=user_config(trial.config), detail=detail
+            )
 
     def close_open_trials(self, reason: str) -> None:
         """After Tune returns: no trial may stay pending or running in the store."""

@@ -6,27 +6,33 @@ Control path: store stop request -> StoreStopper (driver) -> Ray Tune stops the 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
-import math
 import os
 import secrets
 import signal
 import sys
+import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner import report
+from runner import report, sysmetrics, tune_spec
 from runner.cluster import check_storage
 from runner.errors import InfrastructureError, SpecError, SweepscopeError
 from runner.progress import Progress, format_seconds
-from runner.spec import Spec, parse_spec, resolve_trainable, user_config
+from runner.spec import Spec, locate_trainable, parse_spec, resolve_trainable, user_config
 from runner.store import Store, SweepStatus, TrialStatus, reconcile, require_sweep
 from runner.writer import DEFAULT_OUTAGE_LIMIT, StoreWriter, replay
+
+if TYPE_CHECKING:
+    from runner.callback import StoreCallback
 
 __all__ = [
     "SweepOutcome",
@@ -65,9 +71,16 @@ def new_sweep_id(name: str) -> str:
 
 
 def trial_entry(
-    trainable: str, checkpoint_every: int, decision_epochs: frozenset[int] = frozenset()
+    trainable: str,
+    checkpoint_every: int,
+    decision_epochs: frozenset[int] = frozenset(),
+    system_metrics: float | None = None,
 ) -> Callable[[dict[str, Any]], None]:
-    """The function Ray Tune runs for each trial: the user's trainable, plus report plumbing."""
+    """The function Ray Tune runs for each trial: the user's trainable, plus report plumbing.
+
+    With `system_metrics` (seconds), the trial's process is sampled that often (sys/ points,
+    see runner.sysmetrics): Ray's wrapper class for the function takes the sampling mixin.
+    """
 
     def run_trial(config: dict[str, Any]) -> None:
         import ray
@@ -91,13 +104,17 @@ def trial_entry(
         report._finish(completed=True)
 
     run_trial.__name__ = trainable.replace(":", ".").rsplit(".", 1)[-1]
+    if system_metrics is not None:
+        run_trial.__mixins__ = (sysmetrics.sampling(system_metrics),)  # type: ignore[attr-defined]
     return run_trial
 
 
-def class_entry(cls: type) -> type:
-    """A user's own `tune.Trainable` class, seeing the config without the runner's keys."""
+def class_entry(cls: type, system_metrics: float | None = None) -> type:
+    """A user's own `tune.Trainable` class, seeing the config without the runner's keys;
+    sampled every `system_metrics` seconds when given (runner.sysmetrics)."""
+    bases = (cls,) if system_metrics is None else (sysmetrics.sampling(system_metrics), cls)
 
-    class Entry(cls):  # type: ignore[valid-type, misc]
+    class Entry(*bases):  # type: ignore[misc]
         def setup(self, config: dict[str, Any]) -> None:
             super().setup(user_config(config))
 
@@ -110,8 +127,12 @@ def _is_local(address: str | None) -> bool:
     return address in (None, "local") or str(address).split(":")[0] in ("127.0.0.1", "localhost")
 
 
-def _init_ray(address: str | None) -> bool:
-    """Start or join Ray; returns True when this process started it (and must shut it down)."""
+def _init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
+    """Start or join Ray; returns True when this process started it (and must shut it down).
+
+    ray.init mostly waits for the processes it starts: the modules named in `meanwhile`
+    (Ray Tune's, say) are imported on a thread in that time.
+    """
     address = address or os.environ.get("RAY_ADDRESS") or None
     for key, value in _TUNE_ENV.items():
         os.environ.setdefault(key, value)
@@ -137,16 +158,18 @@ def _init_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address in (None, "local"):
-        ray.init(
-            address="local",  # a new Ray of its own, never a cluster left running on this host
-            include_dashboard=False,
-            configure_logging=False,
-            log_to_driver=False,
-            _node_ip_address="127.0.0.1",
-        )
+        with _importing(*meanwhile):
+            ray.init(
+                address="local",  # a new Ray of its own, never a cluster left on this host
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
         return True
     try:
-        ray.init(address=address, configure_logging=False, log_to_driver=False)
+        with _importing(*meanwhile):
+            ray.init(address=address, configure_logging=False, log_to_driver=False)
     except (ConnectionError, RuntimeError) as exc:
         raise SweepscopeError(
             f"cannot connect to the Ray cluster at --address {address!r}: {exc}. Fix: start the "
@@ -191,87 +214,28 @@ def _silent_trial_lines() -> Any:
     return _SilentTrialLines()
 
 
-def _with_epoch(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A plain Ray Tune result without `epoch` counts its training_iteration as the epoch."""
-    if result is None or "epoch" in result or report.POINTS_KEY in result:
-        return result
-    return {**result, "epoch": result.get("training_iteration")}
-
-
-def _epoch_time(scheduler: type) -> type:
-    """`scheduler`, judging plain Ray Tune results by training_iteration when they have no
-    `epoch` (runner.report results always carry one)."""
-
-    class EpochTime(scheduler):  # type: ignore[valid-type, misc]
-        def on_trial_result(self, controller: Any, trial: Any, result: dict[str, Any]) -> Any:
-            return super().on_trial_result(controller, trial, _with_epoch(result))
-
-        def on_trial_complete(self, controller: Any, trial: Any, result: dict[str, Any]) -> Any:
-            return super().on_trial_complete(controller, trial, _with_epoch(result))
-
-    EpochTime.__name__ = EpochTime.__qualname__ = scheduler.__name__
-    return EpochTime
-
-
-def _scheduler(spec: Spec) -> Any:
-    from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
-
-    s = spec.scheduler
-    if s.type == "asha":
-        return _epoch_time(AsyncHyperBandScheduler)(
-            time_attr="epoch",
-            metric=spec.metric,
-            mode=spec.mode,
-            grace_period=s.grace_period,
-            reduction_factor=s.reduction_factor,
-            max_t=s.max_t or spec.stop.epochs or 100,
-        )
-    if s.type == "median":
-        return _epoch_time(MedianStoppingRule)(
-            time_attr="epoch",
-            metric=spec.metric,
-            mode=spec.mode,
-            grace_period=s.grace_period,
-            min_samples_required=s.min_samples,
-            # Never pause a trial that has too few others to compare with (Ray's default
-            # pauses it while trials are pending, and a trial without a checkpoint would then
-            # start over): it runs on until it can be judged. Only inf turns pausing off.
-            min_time_slice=math.inf,  # type: ignore[arg-type]
-        )
-    return None
-
-
-def _decision_epochs(spec: Spec) -> frozenset[int]:
-    """The epochs at which the scheduler decides: trials report them without delay.
-
-    ASHA judges a trial when it reaches a rung, grace_period * reduction_factor**k up to
-    max_t (as Ray's AsyncHyperBandScheduler places them); the median rule judges every
-    epoch after its grace period.
-    """
-    s = spec.scheduler
-    if s.type == "asha":
-        max_t = s.max_t or spec.stop.epochs or 100
-        rungs, t = set(), float(s.grace_period)
-        while t <= max_t:
-            rungs.add(round(t))
-            t *= s.reduction_factor
-        return frozenset(rungs | {max_t})
-    if s.type == "median":
-        return frozenset(range(s.grace_period, (spec.stop.epochs or 10_000) + 1))
-    return frozenset()
-
-
 def _trainable(spec: Spec) -> tuple[Any, bool]:
     """What Ray Tune runs for each trial, and whether its actors can be reused (a user's
     `tune.Trainable` class may not implement reset_config)."""
     from ray import tune
 
-    target = resolve_trainable(spec.trainable)
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    if isinstance(target, type) and issubclass(target, tune.Trainable):
-        return tune.with_resources(class_entry(target), resources), False
-    entry = trial_entry(spec.trainable, spec.checkpoint_every, _decision_epochs(spec))
+    every = spec.system_metrics_every if spec.system_metrics else None
+    # A function is imported by the trials only (its module's imports, torch say, would cost
+    # the driver seconds before the first trial starts); a class Tune needs here.
+    if locate_trainable(spec.trainable) != "function":
+        target = resolve_trainable(spec.trainable)
+        if isinstance(target, type) and issubclass(target, tune.Trainable):
+            return tune.with_resources(class_entry(target, every), resources), False
+    entry = trial_entry(
+        spec.trainable, spec.checkpoint_every, tune_spec.decision_epochs(spec), every
+    )
     return tune.with_resources(entry, resources), True
+
+
+def absolute_storage(storage: str) -> str:
+    """A local storage path made absolute; a URI (s3://bucket/sweeps) stays as it is."""
+    return storage if "://" in storage else str(Path(storage).resolve())
 
 
 def spill_dir(storage_path: str, sweep_id: str) -> Path:
@@ -301,7 +265,7 @@ def run_sweep(
     sweep's final status is in the store (or in its spill file) either way.
     """
     sweep_id = sweep_id or new_sweep_id(spec.name)
-    storage = str(Path(storage_path or spec.storage_path or DEFAULT_STORAGE).resolve())
+    storage = absolute_storage(storage_path or spec.storage_path or DEFAULT_STORAGE)
     store.create_sweep(
         sweep_id,
         name=spec.name,
@@ -320,11 +284,9 @@ def run_sweep(
         trainable, reuse = _trainable(spec)
         return tune.Tuner(
             trainable,
-            param_space=spec.param_space(),  # one trial per point: samples are points too
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=max_concurrent or spec.max_concurrent,
-                reuse_actors=reuse,
-                scheduler=_scheduler(spec),
+            param_space=tune_spec.param_space(spec),
+            tune_config=tune_spec.tune_config(
+                spec, max_concurrent=max_concurrent, reuse_actors=reuse
             ),
             run_config=tune.RunConfig(
                 name=sweep_id,
@@ -364,7 +326,7 @@ def resume_sweep(
     resume from their latest checkpoints, trials never started start. Writes its store missed
     (kept in the spill file when the store stayed away) go to the store first."""
     sweep = require_sweep(store, sweep_id)
-    storage = sweep["storage_path"] or str(Path(DEFAULT_STORAGE).resolve())
+    storage = sweep["storage_path"] or absolute_storage(DEFAULT_STORAGE)
     held = replay(store, sweep_id, spill_dir(storage, sweep_id))
     if held and progress:
         print(f"wrote {held:,} points the store had missed", file=sys.stderr)
@@ -383,8 +345,8 @@ def resume_sweep(
     spec = parse_spec(sweep["spec"], source=f"sweep {sweep_id} in the store")
     if spec_file is not None:
         _refuse_changed_spec(spec, spec_file, sweep_id)
-    path = Path(storage) / sweep_id
-    if not (path / "tuner.pkl").exists():
+    path = f"{storage.rstrip('/')}/{sweep_id}"
+    if "://" not in storage and not Path(path, "tuner.pkl").exists():
         raise SweepscopeError(
             f"sweep {sweep_id} has no Ray Tune state at {path}, so it cannot resume. Fix: run "
             "`sweepscope resume` where the sweep ran (or with its shared storage_path mounted)."
@@ -403,10 +365,11 @@ def resume_sweep(
 
         trainable, _ = _trainable(spec)
         return tune.Tuner.restore(
-            str(path),
+            path,
             trainable=trainable,
             # Tune saves the space's sample_from functions as placeholders: give them back
-            param_space=spec.param_space(),
+            # (a searcher's state, the trials it suggested and their results, Tune restores)
+            param_space=tune_spec.param_space(spec),
             resume_unfinished=True,
             resume_errored=False,
             restart_errored=False,
@@ -459,22 +422,32 @@ def _drive(
     outage_limit: float = DEFAULT_OUTAGE_LIMIT,
 ) -> SweepOutcome:
     """Start Ray, fit the tuner with our callback and stopper, and settle the sweep's status."""
-    from runner.callback import StoreCallback
-    from runner.stopper import StoreStopper
+    from runner.notify import Notifier
 
     started = time.monotonic()
     writer = StoreWriter(store, sweep_id, outage_limit=outage_limit)
-    stopper = StoreStopper(writer=writer, stop=spec.stop, done_before=set(done_before or ()))
     line = Progress(total=spec.n_trials, metric=spec.metric) if progress else None
-    callback = StoreCallback(
-        writer=writer, spec=spec, stopper=stopper, progress=line, done_before=done_before
-    )
+    webhook = spec.notify.webhook if spec.notify is not None else None
+    notifier = Notifier(webhook, sweep_id=sweep_id, name=spec.name)
+    callback: StoreCallback | None = None
     interrupted: list[bool] = []
     status, message = SweepStatus.FAILED, None
     error: SweepscopeError | None = None
     owns_ray = False
     try:
-        owns_ray = _init_ray(address)
+        owns_ray = _init_ray(address, meanwhile=("runner.callback", "runner.stopper"))
+        from runner.callback import StoreCallback
+        from runner.stopper import StoreStopper
+
+        stopper = StoreStopper(writer=writer, stop=spec.stop, done_before=set(done_before or ()))
+        callback = StoreCallback(
+            writer=writer,
+            spec=spec,
+            stopper=stopper,
+            progress=line,
+            done_before=done_before,
+            notifier=notifier,
+        )
         check_storage(storage_given)  # a multi-node cluster needs shared storage
         tuner = build()
         # Our callback and stopper hold live state (and a restored tuner carries pickled
@@ -507,30 +480,55 @@ def _drive(
             status = SweepStatus.STOPPED
         raise
     finally:
-        callback.close_open_trials(
-            "the driver was interrupted; resumable"
-            if status == SweepStatus.STOPPED
-            else "the sweep ended"
-        )
+        if callback is not None:
+            callback.close_open_trials(
+                "the driver was interrupted; resumable"
+                if status == SweepStatus.STOPPED
+                else "the sweep ended"
+            )
         if owns_ray:
             import ray
 
             ray.shutdown()  # the trials are done: free the cores while the writer drains
         writer.finish_sweep(status, message)
         unwritten = _drain(writer, storage, line)
+        counts = callback.statuses() if callback is not None else Counter[str]()
+        best = callback.best if callback is not None else None
         if line is not None:
-            line.update(callback.statuses(), callback.best, force=True)
+            line.update(counts, best, force=True)
             line.close()
+        ended = SweepStatus.STOPPED if unwritten is not None else status
+        notifier.sweep(ended, message=message, counts=counts, best=best)
+        notifier.close()  # bounded: a webhook that hangs holds the exit a few seconds at most
     if unwritten is not None and not isinstance(error, SpecError):
         error = unwritten
     return SweepOutcome(
         sweep_id=sweep_id,
         status=SweepStatus.STOPPED if unwritten is not None else status,
-        counts=dict(callback.statuses()),
-        best=callback.best,
+        counts=dict(counts),
+        best=best,
         elapsed=time.monotonic() - started,
         error=error,
     )
+
+
+@contextmanager
+def _importing(*modules: str) -> Iterator[None]:
+    """Import `modules` on a thread while the block runs (one that mostly waits, so the
+    import gets the interpreter meanwhile); the block's end waits for the import. A failed
+    import is left for the block's caller to meet when it imports the module itself."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            for name in modules:
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="sweepscope-import", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def _drain(writer: StoreWriter, storage: str, line: Progress | None) -> InfrastructureError | None:

@@ -22,7 +22,8 @@ baseline) or nowhere.
 
 What the store cannot keep is refused here, with a ValueError, the same on every backend:
 metric names longer than MAX_METRIC_NAME characters, steps and epochs that are not whole
-numbers in 0..MAX_STEP, and `info` values longer than MAX_INFO characters.
+numbers in 0..MAX_STEP, and `info` values longer than MAX_INFO characters. Names beginning
+with "sys/" are the runner's own system-load samples (runner.sysmetrics) and are refused too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any, SupportsIndex
 
 from runner.status import TrialStatus
+from runner.sysmetrics import PREFIX as SYS_PREFIX
 
 __all__ = [
     "FLUSH_SECONDS",
@@ -219,6 +221,13 @@ def _check_names(where: str, metrics: dict[str, Any]) -> None:
     """Refuse a metric name the store cannot keep; remember the good ones."""
     for name in metrics:
         if isinstance(name, str) and 0 < len(name) <= MAX_METRIC_NAME:
+            if name.startswith(SYS_PREFIX):
+                raise ValueError(
+                    f"{where} got the metric name {_show(name)}; names beginning with "
+                    f"{SYS_PREFIX!r} are the runner's own system-load samples "
+                    "(runner.sysmetrics). Fix: name it without that prefix, e.g. "
+                    f"{name.replace('/', '_', 1)}."
+                )
             if len(_names) < _MAX_NAMES:
                 _names.add(name)
             continue

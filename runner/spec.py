@@ -8,12 +8,16 @@ stop: {epochs: 20}                       # or {steps: N}; passed to the trainabl
 resources: {cpu: 1, gpu: 0}              # per trial; gpu may be fractional
 max_concurrent: null                     # default: as many as the resources allow
 samples: 1                               # draws of `sample` (each crossed with the grid)
+search: {type: grid}                     # grid | random | tpe, with trials: N and seed: S
 max_failures: 0                          # retries of a failed trial, from its checkpoint
 checkpoint_every: 1                      # epochs between checkpoints (0: never)
 trial_timeout: null                      # seconds a trial may go without reporting
 scheduler: {type: none}                  # none | asha | median
 order: null                              # grid | shuffled; default: shuffled with a scheduler
 storage_path: null                       # Ray Tune's storage; shared on a cluster
+system_metrics: true                     # sample each trial's CPU, memory, GPU (sys/...)
+system_metrics_every: 2                  # seconds between those samples
+notify: {webhook: https://...}           # optional: a JSON post when the sweep ends, ...
 fixed: {dataset: digits}                 # the same in every trial
 grid: {lr: [0.1, 0.01], batch_norm: [true, false]}
 sample: {weight_decay: {loguniform: [1.0e-5, 1.0e-2]}}
@@ -24,8 +28,11 @@ name beginning with "__" (the runner's own) are refused like any other mistake.
 
 from __future__ import annotations
 
+import ast
 import builtins
+import difflib
 import importlib
+import importlib.util
 import itertools
 import math
 import random
@@ -52,9 +59,12 @@ from runner.errors import SpecError
 __all__ = [
     "MAX_TRIALS",
     "POINT_KEY",
+    "SEARCH_TYPES",
     "Distribution",
+    "Search",
     "Spec",
     "load_spec",
+    "locate_trainable",
     "parse_spec",
     "resolve_trainable",
     "user_config",
@@ -64,6 +74,8 @@ __all__ = [
 MAX_TRIALS = 1000
 # The param_space key holding a trial's index into Spec.points(); never passed to trainables.
 POINT_KEY = "__point"
+# How trials are chosen: every grid point, or `trials` of them drawn at random or by TPE.
+SEARCH_TYPES = ("grid", "random", "tpe")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TRAINABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -143,6 +155,58 @@ class Scheduler(_Strict):
     min_samples: int = Field(default=3, gt=0)  # median
 
 
+class Search(_Strict):
+    """How the trials are chosen. `grid`: every point of the grid (times `samples`), in
+    `order`. `random` and `tpe`: `trials` trials, each suggested by Ray Tune's OptunaSearch
+    (Optuna's RandomSampler or TPESampler, seeded by `seed`, 0 when not given) as a slot
+    frees up, over the grid's values and the sample distributions."""
+
+    type: str = "grid"
+    trials: int | None = None
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SEARCH_TYPES:
+            close = difflib.get_close_matches(v.lower(), SEARCH_TYPES, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? Give" if close else "give"
+            raise ValueError(
+                f"{v!r} is not a search type. Fix: {hint} one of grid (every point), random "
+                "or tpe (Optuna's TPE, Bayesian), e.g. search: {type: tpe, trials: 50}"
+            )
+        return v
+
+    @field_validator("trials")
+    @classmethod
+    def _some(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"{v} trials would run nothing. Fix: give at least 1, e.g. trials: 50")
+        return v
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Search:
+        if self.type == "grid":
+            fixes = {
+                "trials": "remove trials, or set type: random or tpe to run that many trials "
+                "drawn from the space",
+                "seed": "remove seed (a grid needs none), or set type: random or tpe with "
+                "trials: N",
+            }
+            for key, fix in fixes.items():
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key}: {getattr(self, key)} is for a searcher: a grid runs each of its "
+                        f"points once, in a fixed order. Fix: {fix}"
+                    )
+        elif self.trials is None:
+            raise ValueError(
+                f"type {self.type!r} needs trials, the number of trials to run. Fix: add it, "
+                f"e.g. search: {{type: {self.type}, trials: 50, seed: 0}}"
+            )
+        return self
+
+
 class Distribution(_Strict):
     """Exactly one of: uniform [lo, hi], loguniform [lo, hi], int [lo, hi] (inclusive), choice."""
 
@@ -176,16 +240,18 @@ class Distribution(_Strict):
                 )
         return self
 
-    def to_tune(self) -> Any:
-        from ray import tune
 
-        if self.uniform is not None:
-            return tune.uniform(*self.uniform)
-        if self.loguniform is not None:
-            return tune.loguniform(*self.loguniform)
-        if self.int is not None:
-            return tune.randint(self.int[0], self.int[1] + 1)  # tune's upper bound is exclusive
-        return tune.choice(list(self.choice or []))
+class Notify(_Strict):
+    """Where to tell the user that the sweep ended or failed, or a trial diverged or failed."""
+
+    webhook: str
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, v: str) -> str:
+        from runner.notify import check_webhook
+
+        return check_webhook(v)
 
 
 class Spec(_Strict):
@@ -202,11 +268,25 @@ class Spec(_Strict):
     checkpoint_every: int = Field(default=1, ge=0)  # epochs between checkpoints; 0: never
     trial_timeout: float | None = Field(default=None, gt=0)  # seconds without a report
     scheduler: Scheduler = Scheduler()
+    search: Search = Search()
     order: Literal["grid", "shuffled"] | None = None  # the order trials start in
     storage_path: str | None = None
+    system_metrics: bool = True  # each trial samples its CPU, memory, GPU as sys/ metrics
+    system_metrics_every: float = Field(default=2.0, ge=1, le=3600)  # seconds between samples
+    notify: Notify | None = None  # {webhook: URL}: posted when the sweep ends, fails, ...
     fixed: dict[_Param, _Value] = {}
     grid: dict[_Param, Annotated[list[_Value], Field(min_length=1)]] = {}
     sample: dict[_Param, Distribution] = {}
+
+    @field_validator("metric")
+    @classmethod
+    def _not_system(cls, v: str) -> str:
+        if v.startswith("sys/"):
+            raise ValueError(
+                f"{v!r} is a system-load metric (sys/...), sampled by the runner, not reported "
+                "by the trials. Fix: name a metric your trainable reports, e.g. val_acc"
+            )
+        return v
 
     @field_validator("name")
     @classmethod
@@ -246,6 +326,33 @@ class Spec(_Strict):
                 seen[key] = section
         return self
 
+    @model_validator(mode="after")
+    def _search_fits(self) -> Spec:
+        kind = self.search.type
+        if kind == "grid":
+            return self
+        if self.samples != 1:
+            raise ValueError(
+                f"samples: {self.samples} is for a grid: with search type {kind!r} the trials "
+                f"are search.trials ({self.search.trials}). Fix: remove samples"
+            )
+        if self.order is not None:
+            raise ValueError(
+                f"order: {self.order} is for a grid: search type {kind!r} suggests each trial "
+                "in its own order. Fix: remove order"
+            )
+        varied = [k for k, v in self.grid.items() if len(v) > 1] + [
+            k for k, d in self.sample.items() if d.choice is None or len(d.choice) > 1
+        ]
+        if not varied:
+            raise ValueError(
+                f"search type {kind!r} has nothing to search: no grid key has two values or "
+                "more and sample is empty, so every trial would be the same. Fix: give the "
+                "values to search under grid (e.g. lr: [1.0e-3, 1.0e-2, 1.0e-1]) or sample "
+                "(e.g. lr: {loguniform: [1.0e-4, 1.0e-1]}), or remove search"
+            )
+        return self
+
     def renamed(self, name: str, source: str = "--name") -> Spec:
         """A copy under another name, checked exactly as `name` in a file is (model_copy
         checks nothing)."""
@@ -256,6 +363,9 @@ class Spec(_Strict):
 
     @property
     def n_trials(self) -> int:
+        """Trials the sweep runs: search.trials for a searcher, else every grid point."""
+        if self.search.trials is not None:
+            return self.search.trials
         return math.prod(len(v) for v in self.grid.values()) * self.samples
 
     @property
@@ -282,37 +392,6 @@ class Spec(_Strict):
         if order == "shuffled":
             random.Random(0).shuffle(points)
         return points
-
-    def param_space(self) -> dict[str, Any]:
-        """The Ray Tune param_space: fixed values, the grid, samplers, stop.
-
-        The grid is one grid_search over the index of each trial's point (see `points`), so
-        trials start in the spec's order; each grid key then takes its value from that point
-        through tune.sample_from, which keeps a list or dict value whole. Samplers are drawn
-        per trial.
-        """
-        from ray import tune
-
-        points = self.points()
-        space: dict[str, Any] = dict(self.fixed)
-        space[POINT_KEY] = tune.grid_search(list(range(len(points))))
-        for key in self.grid:
-            space[key] = tune.sample_from(_from_point(points, key))
-        space.update({k: d.to_tune() for k, d in self.sample.items()})
-        if self.stop.epochs is not None:
-            space["epochs"] = self.stop.epochs
-        if self.stop.steps is not None:
-            space["max_steps"] = self.stop.steps
-        return space
-
-
-def _from_point(points: list[dict[str, Any]], key: str) -> Callable[[Any], Any]:
-    """For tune.sample_from: the value of `key` in the trial's point."""
-
-    def value(config: dict[str, Any]) -> Any:
-        return points[config[POINT_KEY]][key]
-
-    return value
 
 
 def user_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -449,7 +528,8 @@ def _duplicate_keys(
 
 
 def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: bool = True) -> Spec:
-    """Read, validate and size-check a spec file; import its trainable to prove it exists."""
+    """Read, validate and size-check a spec file; check that its trainable exists (without
+    importing it where the source says: see locate_trainable)."""
     source = str(path)
     try:
         text = Path(path).read_text()
@@ -480,18 +560,22 @@ def load_spec(path: str | Path, *, allow_large: bool = False, check_trainable: b
     if duplicates:
         raise SpecError(source, duplicates)
     if spec.n_trials > MAX_TRIALS and not allow_large:
-        raise SpecError(
-            source,
-            [
-                (
-                    "grid",
-                    f"makes {spec.n_trials} trials, more than the limit of {MAX_TRIALS}.",
-                    "shrink the grid or samples, or pass --allow-large if you mean it",
-                )
-            ],
+        too_many = (
+            (
+                "search.trials",
+                f"asks for {spec.n_trials} trials, more than the limit of {MAX_TRIALS}.",
+                "lower search.trials, or pass --allow-large if you mean it",
+            )
+            if spec.search.type != "grid"
+            else (
+                "grid",
+                f"makes {spec.n_trials} trials, more than the limit of {MAX_TRIALS}.",
+                "shrink the grid or samples, or pass --allow-large if you mean it",
+            )
         )
+        raise SpecError(source, [too_many])
     if check_trainable:
-        resolve_trainable(spec.trainable, source)
+        locate_trainable(spec.trainable, source)
     return spec
 
 
@@ -526,3 +610,107 @@ def resolve_trainable(ref: str, source: str = "<spec>") -> Callable[[dict[str, A
             ],
         )
     return fn  # type: ignore[no-any-return]
+
+
+def locate_trainable(ref: str, source: str = "<spec>") -> Literal["function", "class", "other"]:
+    """Check `module:function` without importing the module: what it imports (torch, say)
+    would cost the driver seconds, and only the trials need it.
+
+    The module must be found and parse, the packages its top-level statements import must be
+    installed, and it must define the name: as a function ("function"), a class ("class"),
+    or some other binding ("other": an assignment or an import, which only importing can
+    judge, so the module is imported then, as resolve_trainable does).
+    """
+    module_name, _, fn_name = ref.partition(":")
+
+    def refused(what: str, fix: str) -> SpecError:
+        return SpecError(source, [("trainable", what, fix)])
+
+    def not_importable(exc: BaseException) -> SpecError:
+        return refused(
+            f"module {module_name!r} does not import ({exc.__class__.__name__}: {exc}).",
+            "check the module path and that it imports from this directory",
+        )
+
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:  # imports the module's parent packages (their __init__), never the module itself
+        found = importlib.util.find_spec(module_name)
+    except Exception as exc:
+        raise not_importable(exc) from None
+    if found is None:
+        raise not_importable(ModuleNotFoundError(f"No module named {module_name!r}"))
+    origin, text = found.origin or "", None
+    if origin.endswith(".py"):
+        try:
+            text = Path(origin).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
+    if text is None:  # a compiled extension, a namespace package, a zip: import it
+        return _kind(resolve_trainable(ref, source))
+    try:
+        tree = ast.parse(text, filename=origin)
+    except SyntaxError as exc:
+        raise not_importable(exc) from None
+    for package in _top_level_imports(tree):
+        try:
+            missing = importlib.util.find_spec(package) is None
+        except (ImportError, ValueError):
+            missing = True
+        if missing:
+            raise not_importable(ModuleNotFoundError(f"No module named {package!r}"))
+    kind = _binding(tree.body, fn_name)
+    if kind is None:
+        raise refused(
+            f"module {module_name!r} has no function {fn_name!r}.",
+            f"define def {fn_name}(config): ... in {module_name} or correct the name",
+        )
+    if kind == "other":
+        return _kind(resolve_trainable(ref, source))
+    return kind
+
+
+def _kind(target: Any) -> Literal["function", "class", "other"]:
+    return "class" if isinstance(target, type) else "function"
+
+
+def _top_level_imports(tree: ast.Module) -> list[str]:
+    """The packages a module's unconditional top-level imports need (not those inside
+    try, if or functions: optional imports are the module's own business)."""
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    return list(dict.fromkeys(names))
+
+
+def _binding(body: list[ast.stmt], name: str) -> Literal["function", "class", "other"] | None:
+    """How the module's top level (if and try blocks included) binds `name`, the last
+    binding winning; "other" also when a star import or a module __getattr__ may bind it."""
+    kind: Literal["function", "class", "other"] | None = None
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name == name:
+                kind = "function"
+            elif node.name == "__getattr__" and kind is None:
+                kind = "other"
+        elif isinstance(node, ast.ClassDef) and node.name == name:
+            kind = "class"
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(a.name == "*" or (a.asname or a.name.split(".")[0]) == name for a in node.names):
+                kind = "other"
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+                kind = "other"
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            blocks = [node.body, getattr(node, "orelse", [])]
+            if isinstance(node, ast.Try):
+                blocks += [node.finalbody] + [h.body for h in node.handlers]
+            for block in blocks:
+                inner = _binding(block, name)
+                if inner is not None:
+                    kind = inner
+    return kind

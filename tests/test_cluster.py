@@ -152,6 +152,7 @@ def test_sweep_with_address_runs_on_both_nodes_into_postgres(
     got = sorted(
         (by_trial[row.trial_id], row.metric, int(row.step), float(row.value))
         for row in points.itertuples()
+        if not row.metric.startswith("sys/")  # load samples: as many as the trial took seconds
     )
     want = sorted(
         [

@@ -155,27 +155,147 @@ def _chart(at: AppTest, key: str) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
-def test_live_page_table_curves_and_filters(filled: Store) -> None:
+def _panels(at: AppTest) -> dict[str, dict]:
+    """The live page's panels: metric -> plotly spec."""
+    found = {}
+    for chart in at.get("plotly_chart"):
+        if "live_chart_" in chart.proto.id:
+            metric = chart.proto.id.split("live_chart_", 1)[1]
+            found[metric] = json.loads(chart.proto.spec)
+    return found
+
+
+def _targets(spec: dict) -> dict:
+    """The invisible markers along the curves that carry the hover and take clicks."""
+    return next(t for t in spec["data"] if t.get("name") == "click to highlight")
+
+
+def test_live_page_panel_grid_table_and_filters(filled: Store) -> None:
     at = app("live", sweep="bn_demo-1")
     table = at.dataframe[0].value
     assert len(table) == 12 and table.loc[0, "status"] == "running"
     assert table.loc[0, "steps"] == 100
-    spec = _chart(at, "live_chart")
-    lines = [t for t in spec["data"] if t["mode"] == "lines"]
-    assert {t["type"] for t in spec["data"]} == {"scattergl"}
-    assert {t["name"] for t in lines} == {"BN on", "BN off"}
-    markers = {t["name"] for t in spec["data"] if t["mode"] == "markers"}
-    assert markers == {"diverged", "error", "pruned", "stopped by user"}
-    at.multiselect(key="live_f_batch_norm").set_value([True]).run()
+    panels = _panels(at)
+    assert list(panels) == ["train_loss", "val_loss", "val_acc"]  # every metric, losses first
+    train = panels["train_loss"]
+    names = {t["name"] for t in train["data"] if t.get("mode") == "lines"}
+    assert {"BN on", "BN off"} <= names
+    best = [t for t in train["data"] if str(t.get("name", "")).startswith("best so far")]
+    assert len(best) == 1 and best[0]["line"]["width"] > 2  # the best trial, drawn thick
+    hover = " ".join(_targets(train)["hovertext"])
+    assert "lr=0.1" in hover and "batch_norm=True" in hover  # the hover names the settings
+    markers = {t["name"] for t in train["data"] if t.get("mode") == "markers"}
+    assert {"diverged", "error", "pruned", "stopped by user"} <= markers
+    # per-step curves are smoothed by default, the raw ones faint behind (12 trials: only
+    # the best trial's raw curve); validation metrics, reported every 50 steps, are not
+    assert "EMA" in texts(at, "caption")
+    raw = [t for t in train["data"] if t.get("opacity", 1) < 0.2 and t.get("mode") == "lines"]
+    assert len(raw) == 1
+    assert not [t for t in panels["val_acc"]["data"] if t.get("opacity", 1) < 0.2]
+    at.multiselect(key="q_f_batch_norm").set_value([True]).run()
     assert len(at.dataframe[0].value) == 6
-    at.selectbox(key="live_colour").set_value("lr").run()
-    names = {t["name"] for t in _chart(at, "live_chart")["data"] if t["mode"] == "lines"}
-    assert names == {"lr=0.1", "lr=0.01", "lr=0.001"}
-    at.selectbox(key="live_metric").set_value("val_acc").run()
-    at.toggle(key="live_log").set_value(True).run()
-    spec = _chart(at, "live_chart")
-    assert spec["layout"]["yaxis"]["type"] == "log"
-    assert spec["layout"]["yaxis"]["title"]["text"] == "val_acc"
+    hover = _targets(_panels(at)["val_acc"])["hovertext"]
+    assert hover and all("batch_norm=True" in h for h in hover)
+    at.selectbox(key="q_colour").set_value("lr").run()
+    names = {t["name"] for t in _panels(at)["val_loss"]["data"] if t.get("mode") == "lines"}
+    assert {"lr=0.1", "lr=0.01", "lr=0.001"} <= names
+    at.slider(key="q_smooth").set_value(0.0).run()
+    train = _panels(at)["train_loss"]
+    assert not [t for t in train["data"] if t.get("opacity", 1) < 0.2]  # smoothing off: no raw
+
+
+def test_live_page_log_axis_auto_and_per_panel(filled: Store) -> None:
+    """Losses spanning decades get a log axis by themselves; each panel can be switched."""
+    trial = filled.trials("bn_demo-1")[1]["id"]
+    filled.add_points(trial, [("val_loss", 400 + k, 10.0**-k, 2e6) for k in range(1, 6)])
+    at = app("live", sweep="bn_demo-1")
+    assert _panels(at)["val_loss"]["layout"]["yaxis"]["type"] == "log"
+    assert _panels(at)["val_acc"]["layout"]["yaxis"]["type"] == "linear"
+    at.button_group(key="q_y_val_loss").set_value("linear").run()
+    at.button_group(key="q_y_val_acc").set_value("log").run()
+    panels = _panels(at)
+    assert panels["val_loss"]["layout"]["yaxis"]["type"] == "linear"
+    assert panels["val_acc"]["layout"]["yaxis"]["type"] == "log"
+
+
+def test_live_page_a_spike_does_not_flatten_the_panel(filled: Store) -> None:
+    trial = filled.trials("bn_demo-1")[1]["id"]
+    filled.add_points(trial, [("val_acc", 301, -500.0, 2e6)])  # one absurd value
+    at = app("live", sweep="bn_demo-1")
+    layout = _panels(at)["val_acc"]["layout"]["yaxis"]
+    low, high = layout["range"]
+    assert layout["type"] == "linear" and -1.0 < low < 0.5 and 0.9 < high < 1.2
+    edge = [t for t in _panels(at)["val_acc"]["data"] if t.get("name") == "beyond the axis"]
+    assert len(edge) == 1 and edge[0]["y"] == [low]  # still shown, at the edge
+
+
+def test_live_page_groups_with_a_band(filled: Store) -> None:
+    at = app("live", sweep="bn_demo-1", q_group="batch_norm", q_band="min–max")  # as shown
+    assert not at.selectbox(key="q_band").disabled
+    spec = _panels(at)["val_acc"]
+    fills = [t for t in spec["data"] if t.get("fill") == "toself"]
+    centres = [t["name"] for t in spec["data"] if "median, min–max" in str(t.get("name"))]
+    assert len(fills) == 2 and sorted(centres) == [
+        "BN off (median, min–max)",
+        "BN on (median, min–max)",
+    ]
+    assert "grouped by batch_norm: median, min–max" in texts(at, "caption")
+
+
+def test_live_page_state_comes_from_the_url(filled: Store) -> None:
+    """Opening a copied URL shows the same view: every q_ widget takes the link's value."""
+    trial = filled.trials("bn_demo-1")[2]["id"]
+    at = app(
+        "live",
+        sweep="bn_demo-1",
+        q_colour="lr",
+        q_smooth="0.5",
+        q_x="wall time",
+        q_trials=str(trial),
+        q_f_status="completed",
+        q_y_val_acc="log",
+    )
+    assert at.selectbox(key="q_colour").value == "lr"
+    assert at.slider(key="q_smooth").value == 0.5
+    assert at.multiselect(key="q_trials").value == [trial]
+    assert set(at.dataframe[0].value["status"]) == {"completed"}
+    panels = _panels(at)
+    assert panels["val_acc"]["layout"]["yaxis"]["type"] == "log"
+    assert (
+        panels["val_acc"]["layout"]["xaxis"]["title"]["text"] == "seconds since the trial started"
+    )
+    thick = [t for t in panels["val_loss"]["data"] if t.get("name") == f"trial {trial}"]
+    assert len(thick) == 1 and thick[0]["line"]["width"] > 2  # highlighted in every panel
+    assert "EMA 0.5" in texts(at, "caption")
+    assert not at.toast
+
+
+def test_live_page_ignores_stale_url_values_with_a_notice(filled: Store) -> None:
+    at = app("live", sweep="bn_demo-1", q_colour="momentum", q_smooth="7", q_trials="999")
+    notices = texts(at, "toast")
+    assert "q_colour=momentum" in notices and "q_smooth=7" in notices
+    assert "q_trials=999" in notices and "no such trial" in notices
+    assert at.selectbox(key="q_colour").value == "batch_norm"  # the default instead
+    assert at.multiselect(key="q_trials").value == []
+    assert len(_panels(at)) == 3
+
+
+def test_live_page_announces_trials_that_end_badly_once(filled: Store) -> None:
+    at = app("live", sweep="bn_demo-1")
+    assert not at.toast  # trials that ended before the page opened: already in the table
+    running = filled.trials("bn_demo-1")[0]
+    filled.set_trial_status(running["id"], "diverged", detail="loss is inf", last_step=100)
+    at.run()
+    assert f"Trial {running['id']} diverged at step 100" in texts(at, "toast")
+    assert "lr=0.1" in texts(at, "toast")
+    at.run()
+    assert not at.toast  # once per trial
+
+
+def test_live_page_without_points_for_the_filter(filled: Store) -> None:
+    at = app("live", sweep="bn_demo-1", q_f_status="pending")
+    assert len(at.dataframe[0].value) == 0 and not _panels(at)
+    assert "validation accuracy: no points from the trials shown" in texts(at, "caption")
 
 
 def test_live_page_reads_only_new_points(filled: Store) -> None:
@@ -259,9 +379,9 @@ def test_compare_page(filled: Store) -> None:
     assert "6 pairs that differ only in batch_norm" in texts(at, "caption")
     for key in ("cmp_band", "cmp_pairs", "cmp_diffs", "cmp_speed", "cmp_lr"):
         _chart(at, key)
-    at.selectbox(key="cmp_factor").set_value("lr").run()
+    at.selectbox(key="q_cmp_factor").set_value("lr").run()
     assert "4 pairs that differ only in lr" in texts(at, "caption")
-    at.selectbox(key="cmp_b_lr").set_value(0.001).run()  # the same as A
+    at.selectbox(key="q_cmp_b").set_value(0.001).run()  # the same as A
     assert "Fix: pick two different values" in texts(at, "warning")
 
 

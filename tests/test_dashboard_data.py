@@ -27,7 +27,7 @@ from dashboard.data import (
     sweep_table,
     trial_table,
 )
-from runner.store import Store
+from runner.store import PointColumns, Store
 
 SPEC: dict[str, Any] = {
     "name": "bn_demo",
@@ -134,16 +134,58 @@ def test_refresh_reads_with_after_id(sqlite_store: Store, monkeypatch: pytest.Mo
     make_sweep(sqlite_store, steps=20)
     points = SweepPoints("bn_demo-1")
     seen: list[int] = []
-    real = sqlite_store.points
+    real = sqlite_store.point_columns
 
-    def spy(sweep_id: str, **kw: Any) -> pd.DataFrame:
+    def spy(sweep_id: str, **kw: Any) -> PointColumns:
         seen.append(kw["after_id"])
         return real(sweep_id, **kw)
 
-    monkeypatch.setattr(sqlite_store, "points", spy)
+    monkeypatch.setattr(sqlite_store, "point_columns", spy)
     points.refresh(sqlite_store)
     points.refresh(sqlite_store)
     assert seen[0] == 0 and seen[1] == points.last_id > 0
+
+
+def test_refresh_holds_each_point_once_across_retries(sqlite_store: Store) -> None:
+    """A retried trial re-offers steps, and a write may fill a gap: every step is held once,
+    ascending, with the value first stored, exactly as a fresh full read sees the sweep."""
+    ids = make_sweep(sqlite_store, steps=100, running=[0])
+    points = SweepPoints("bn_demo-1")
+    points.refresh(sqlite_store)
+    held = points.n_points
+    trial = ids[0]
+    sqlite_store.add_points(trial, [("train_loss", s, 9.0, 2e6) for s in range(40, 61)])
+    sqlite_store.add_points(trial, [("val_acc", 25, 0.3, 2e6), ("val_acc", 75, 0.7, 2e6)])
+    sqlite_store.add_points(trial, [("val_acc", 40, 0.5, 2e6)])  # inside 25..75, by itself
+    points.refresh(sqlite_store)
+    assert points.n_points == held + 10 + 3
+    fresh = SweepPoints("bn_demo-1")
+    fresh.refresh(sqlite_store)
+    assert fresh.n_points == points.n_points and fresh.metrics() == points.metrics()
+    for key, series in points._series.items():
+        again = fresh.series(*key)
+        assert again is not None and np.array_equal(series.step, again.step)
+        assert np.array_equal(series.value, again.value, equal_nan=True)
+        assert (series.last, series.high, series.low) == (again.last, again.high, again.low)
+    acc = points.series(trial, "val_acc")
+    assert acc is not None and list(acc.step) == [25, 40, 50, 75] and acc.last == 0.7
+    loss = points.series(trial, "train_loss")
+    assert loss is not None and loss.value[49] != 9.0 and loss.value[55] == 9.0
+
+
+def test_points_are_held_as_compact_columns(sqlite_store: Store) -> None:
+    ids = make_sweep(sqlite_store, steps=100)
+    points = SweepPoints("bn_demo-1")
+    points.refresh(sqlite_store)
+    series = points.series(ids[0], "train_loss")
+    assert series is not None
+    assert (series.step.dtype, series.value.dtype, series.elapsed.dtype) == (
+        np.int32,
+        np.float64,
+        np.float32,
+    )
+    stored = sqlite_store.points("bn_demo-1", trial_ids=[ids[0]], metrics=["train_loss"])
+    assert np.allclose(series.wall, stored["wall_time"], rtol=0, atol=0.001)
 
 
 def test_out_of_order_points_are_sorted_by_step() -> None:
@@ -350,15 +392,6 @@ def test_default_target_and_final_values(sqlite_store: Store) -> None:
     assert (
         diverged is not None and finals[ids[3]] == diverged.value[np.isfinite(diverged.value)][-1]
     )
-
-
-def test_mean_band_respects_each_curve_range() -> None:
-    a = (np.array([0.0, 10.0]), np.array([1.0, 1.0]))
-    b = (np.array([0.0, 5.0]), np.array([3.0, 3.0]))
-    band = compare.mean_band([a, b], n_grid=11)
-    assert band.loc[0, "mean"] == 2.0 and band.loc[0, "n"] == 2 and band.loc[0, "std"] == 1.0
-    assert band.loc[10, "mean"] == 1.0 and band.loc[10, "n"] == 1
-    assert compare.mean_band([]).empty
 
 
 def test_hyperparameter_values_sort_whatever_their_types() -> None:

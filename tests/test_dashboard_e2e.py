@@ -1,6 +1,10 @@
-"""End to end in a real browser: a real sweep, the dashboard, and Chromium driven by
-Playwright. Curves appear and grow, 'Stop trial' ends one trial as stopped_by_user while
-the others go on, and the live and BN pages are saved as the README's screenshots."""
+"""End to end in a real browser: the dashboard and Chromium driven by Playwright.
+
+With a real sweep: curves appear and grow, 'Stop trial' ends one trial as stopped_by_user
+while the others go on, and the BN page draws. With sweeps written through the store API:
+the importance chart ranks what the analysis ranks, and sweep against sweep pairs two
+partly overlapping sweeps. Pictures go to the test's temporary directory; the README's
+come from `make screenshots` (scripts/screenshots.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +24,6 @@ from runner.store import TrialStatus, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = REPO / "docs" / "screenshots"
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -114,6 +117,34 @@ def start(
     return proc
 
 
+def serve(url: str, tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> str:
+    """`sweepscope dashboard` on the store at `url`; returns its base URL once it answers."""
+    port = free_port()
+    start(
+        [
+            str(REPO / ".venv" / "bin" / "sweepscope"),
+            "dashboard",
+            "--store",
+            url,
+            "--port",
+            str(port),
+        ],
+        tmp_path / "dashboard.log",
+        procs,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_for("the dashboard to answer", healthy, 60)
+    return base
+
+
 def max_step_drawn(page: Any) -> float:
     """The largest x of the live chart's curves, read from plotly's data in the page."""
     return float(
@@ -160,23 +191,7 @@ def test_live_dashboard_in_a_browser(
         return None
 
     sweep_id = wait_for("two running trials with points", running_with_points, 180)
-    port = free_port()
-    start(
-        [str(bin_ / "sweepscope"), "dashboard", "--store", url, "--port", str(port)],
-        tmp_path / "dashboard.log",
-        processes,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    wait_for("the dashboard to answer", healthy, 60)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = serve(url, tmp_path, processes)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), args=BROWSER_ARGS)
         try:
@@ -193,9 +208,7 @@ def test_live_dashboard_in_a_browser(
                 "the curves to grow", lambda: max_step_drawn(page) > before, 15, every=0.25
             )
             assert grown
-            page.get_by_text("log y").click()  # the losses span decades
-            page.wait_for_timeout(2500)
-            page.screenshot(path=str(SCREENSHOTS / "live.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / "live.png"))
 
             with open_store(url) as s:
                 trials = s.trials(sweep_id)
@@ -234,7 +247,7 @@ def test_live_dashboard_in_a_browser(
             expect(page.get_by_role("heading", name="BN vs no-BN")).to_be_visible(timeout=60_000)
             page.wait_for_selector(".js-plotly-plot", timeout=60_000)
             page.wait_for_timeout(3000)  # let every chart draw
-            page.screenshot(path=str(SCREENSHOTS / "bn_vs_no_bn.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / "bn_vs_no_bn.png"))
         finally:
             browser.close()
     # The dashboard wrote no schema, only stop requests: the store has exactly the tables,
@@ -269,3 +282,119 @@ def test_live_dashboard_in_a_browser(
     assert schema(url) == schema(fresh)
     with open_store(url) as s:
         assert s.sweep(sweep_id) is not None
+
+
+# -- pages over sweeps written through the store API (no Ray) ------------------------------------
+@pytest.fixture
+def browser_page(chromium: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=BROWSER_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1600})
+        finally:
+            browser.close()
+
+
+def plotly_data(page: Any, trace_type: str) -> list[dict[str, Any]]:
+    """The traces of `trace_type` drawn on the page, read from plotly's data in the DOM."""
+    data: list[dict[str, Any]] = page.evaluate(
+        """(kind) => {
+        const out = [];
+        for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+            for (const t of plot._fullData || []) {
+                if (t.type !== kind) continue;
+                out.push({name: t.name, x: Array.from(t.x || []), y: Array.from(t.y || []),
+                          error: t.error_x ? Array.from(t.error_x.array || []) : [],
+                          title: (plot._fullLayout.title || {}).text || ''});
+            }
+        }
+        return out;
+    }""",
+        trace_type,
+    )
+    return data
+
+
+def test_importance_chart_in_a_browser(
+    browser_page: Any, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """The bar chart beside the parallel coordinates draws the ranking the analysis
+    computes, most important on top, with whiskers and the method named; the method chosen
+    in the URL is the one drawn."""
+    from playwright.sync_api import expect
+
+    from dashboard import compare, importance
+    from dashboard.data import SweepPoints, hyperparameters
+    from tests.test_dashboard_data import make_sweep
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url, create=True) as s:
+        make_sweep(s, steps=200)
+        sweep = s.sweep("bn_demo-1")
+        assert sweep is not None
+        trials = s.trials("bn_demo-1")
+        points = SweepPoints("bn_demo-1")
+        points.refresh(s)
+    params = hyperparameters(trials, sweep["spec"])
+    finals = compare.final_values(points, [int(t["id"]) for t in trials], "val_acc").to_dict()
+    base = serve(url, tmp_path, processes)
+    page = browser_page
+    for method in importance.available_methods():
+        expected = importance.importance(trials, params, finals, "val_acc", method=method)
+        label = importance.METHODS[method]
+        page.goto(f"{base}/hparams?sweep=bn_demo-1&q_hp_method={label}")
+        expect(page.get_by_role("heading", name="Which hyperparameter matters")).to_be_visible(
+            timeout=60_000
+        )
+        page.wait_for_function(
+            "[...document.querySelectorAll('.js-plotly-plot')].some("
+            "p => (p._fullData || []).some(t => t.type === 'bar'))",
+            timeout=60_000,
+        )
+        (bars,) = plotly_data(page, "bar")
+        assert label in bars["title"]  # (the Streamlit theme sets titles in bold)
+        drawn = list(reversed(bars["y"]))  # plotly draws the last category on top
+        assert drawn == list(expected.table["parameter"])
+        assert drawn[-1] == "seed"  # the seed only changes the noise of the made-up curves
+        assert bars["x"] == pytest.approx(list(reversed(expected.table["importance"])))
+        assert len(bars["error"]) == len(params) and max(bars["error"]) > 0
+        expect(page.get_by_text("bootstrap resamples").first).to_be_visible()
+    page.screenshot(path=str(tmp_path / "hparams.png"))
+
+
+def test_sweep_against_sweep_in_a_browser(
+    browser_page: Any, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Two sweeps whose grids share two of three learning rates: the page pairs those,
+    names the trials left over, and overlays both sweeps' curves."""
+    from playwright.sync_api import expect
+
+    from tests.test_versus import _two_sweeps
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url, create=True) as s:
+        _two_sweeps(s)
+    base = serve(url, tmp_path, processes)
+    page = browser_page
+    page.goto(f"{base}/versus?q_vs_a=bn_demo-1&q_vs_b=bn_demo-2&q_vs_band=min–max")
+    expect(page.get_by_role("heading", name="Sweep against sweep")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("8 pairs of trials with the same")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("4 trials of bn_demo without a partner")).to_be_visible()
+    expect(page.get_by_text("dataset synthetic → synthetic-v2")).to_be_visible()
+    page.wait_for_function(  # the band chart drawn
+        "[...document.querySelectorAll('.js-plotly-plot')].some("
+        "p => (p._fullData || []).some(t => t.name === 'bn_demo: median'))",
+        timeout=60_000,
+    )
+    lines = {t["name"] for t in plotly_data(page, "scatter")}
+    assert {"bn_demo: median", "bn_demo_v2: median", "bn_demo_v2: min–max"} <= lines
+    expect(page.get_by_text("mean bn_demo_v2 − bn_demo")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "versus.png"))
+    # A stale link: the sweep is gone. A short notice, and the page carries on.
+    page.goto(f"{base}/versus?q_vs_a=gone-1&q_vs_b=bn_demo-2")
+    notice = page.get_by_text("from the link: no such sweep in this store")
+    expect(notice).to_be_visible(timeout=60_000)
+    assert "q_vs_a=gone-1" in notice.inner_text()
+    expect(page.get_by_text("8 pairs of trials with the same")).to_be_visible(timeout=60_000)

@@ -9,6 +9,7 @@ import pytest
 
 from runner.errors import SpecError
 from runner.spec import MAX_TRIALS, POINT_KEY, load_spec, parse_spec, user_config
+from runner.tune_spec import decision_epochs, param_space
 
 from .conftest import REPO
 
@@ -63,7 +64,7 @@ sample:
 """,
         )
     )
-    space = spec.param_space()
+    space = param_space(spec)
     assert spec.n_trials == 6
     assert space["dataset"] == "digits" and space["epochs"] == 2
     assert space[POINT_KEY] == tune.grid_search(list(range(6)))  # one trial per point
@@ -108,7 +109,7 @@ sample: {wd: {loguniform: [1.0e-5, 1.0e-2]}}
 """,
         )
     )
-    configs = [user_config(c) for c in _tune_configs(spec.param_space())]
+    configs = [user_config(c) for c in _tune_configs(param_space(spec))]
     assert len(configs) == spec.n_trials == 16
     # list and dict values arrive whole, in the spec's order, beside fixed values and stop
     assert [{k: c[k] for k in spec.grid} for c in configs] == spec.points()
@@ -203,8 +204,6 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_asha_decision_epochs_are_its_rungs(tmp_path: Path) -> None:
-    from runner.launch import _decision_epochs
-
     spec = load_spec(
         _write(
             tmp_path,
@@ -212,13 +211,13 @@ def test_asha_decision_epochs_are_its_rungs(tmp_path: Path) -> None:
             + "scheduler: {type: asha, grace_period: 1, reduction_factor: 3}\n",
         )
     )
-    assert _decision_epochs(spec) == {1, 3, 9, 27}
+    assert decision_epochs(spec) == {1, 3, 9, 27}
     median = spec.model_copy(
         update={
             "scheduler": spec.scheduler.model_copy(update={"type": "median", "grace_period": 25})
         }
     )
-    assert _decision_epochs(median) == {25, 26, 27}
+    assert decision_epochs(median) == {25, 26, 27}
 
 
 def test_trial_order_is_the_grid_or_one_fixed_shuffle(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -95,6 +96,69 @@ def test_points_are_idempotent_and_incremental(store: Store) -> None:
     assert set(store.points("s1", trial_ids=[b])["trial_id"]) == {b}
 
 
+def test_incremental_reads_follow_the_writes(store: Store) -> None:
+    """Each read after `last_id` returns each new point once, whatever the writes overlap."""
+    _sweep(store)
+    a = store.add_trial("s1", "a", {})
+    store.add_points(a, [("loss", s, float(s), 0.0) for s in (1, 3, 5)])
+    full = store.point_columns("s1")
+    assert full.last_id > 0 and list(full.step) == [1, 3, 5]
+    assert list(full.write_id) == [full.last_id] * 3
+    assert store.point_columns("s1", after_id=full.last_id).last_id == full.last_id  # nothing new
+
+    # A retry that offers only stored points writes nothing a reader would fetch again.
+    store.add_points(a, [("loss", s, 99.0, 0.0) for s in (1, 3, 5)])
+    assert len(store.point_columns("s1", after_id=full.last_id)) == 0
+
+    # Steps between stored ones, and two writes covering one range: each point comes once.
+    store.add_points(a, [("loss", 2, 2.0, 0.0), ("loss", 8, 8.0, 0.0), ("acc", 4, 0.5, 0.0)])
+    store.add_points(a, [("loss", s, float(s), 0.0) for s in (5, 6, 7)])  # 6, 7 within 2..8
+    new = store.points("s1", after_id=full.last_id)
+    assert sorted(new[["metric", "step"]].itertuples(index=False, name=None)) == [
+        ("acc", 4),
+        ("loss", 2),
+        ("loss", 3),  # stored before, within a new write's step range: comes again, once
+        ("loss", 5),
+        ("loss", 6),
+        ("loss", 7),
+        ("loss", 8),
+    ]
+    assert new["id"].is_monotonic_increasing and (new["id"] > full.last_id).all()
+    cols = store.point_columns("s1", after_id=full.last_id)
+    assert cols.last_id == int(new["id"].max())
+    assert len(store.point_columns("s1", after_id=cols.last_id)) == 0
+    everything = store.points("s1")
+    assert everything.groupby("metric").size().to_dict() == {"acc": 1, "loss": 7}
+    assert everything.set_index(["metric", "step"])["value"][("loss", 3)] == 3.0  # first wins
+
+
+def test_point_columns_match_points_and_keep_wall_times_to_the_millisecond(store: Store) -> None:
+    _sweep(store)
+    a = store.add_trial("s1", "a", {}, at=1_700_000_000.0)
+    b = store.add_trial("s1", "b", {}, at=1_700_000_100.0)
+    store.add_points(a, [("loss", s, 1.0 / s, 1_700_000_000.0 + 0.0123 * s) for s in range(1, 6)])
+    store.add_points(b, [("acc", 1, float("nan"), 1_699_999_999.5), ("loss", 1, 2.0, 1e9)])
+    frame = store.points("s1")
+    cols = store.point_columns("s1")
+    assert list(frame["trial_id"]) == list(cols.trial_id) == [a] * 5 + [b] * 2
+    assert list(frame["metric"]) == [cols.metrics[i] for i in cols.metric]
+    assert list(frame["step"]) == list(cols.step)
+    assert np.array_equal(frame["value"].to_numpy(), cols.value, equal_nan=True)
+    assert list(frame["wall_time"]) == list(cols.wall_time)
+    assert frame.drop(columns="metric").dtypes.to_dict() == {
+        "id": np.int64,
+        "trial_id": np.int64,
+        "step": np.int64,
+        "value": np.float64,
+        "wall_time": np.float64,
+    }
+    expected = [1_700_000_000.0 + 0.0123 * s for s in range(1, 6)] + [1e9, 1_699_999_999.5]
+    assert np.allclose(cols.wall_time, expected, rtol=0, atol=0.0005)
+    only_b = store.points("s1", trial_ids=[b], metrics=["loss"])
+    assert only_b[["trial_id", "metric", "step", "value"]].values.tolist() == [[b, "loss", 1, 2.0]]
+    assert store.points("s1", metrics=["nope"]).empty
+
+
 def test_other_sweeps_points_stay_apart(store: Store) -> None:
     _sweep(store, "s1")
     _sweep(store, "s2")
@@ -102,6 +166,11 @@ def test_other_sweeps_points_stay_apart(store: Store) -> None:
     store.add_points(store.add_trial("s2", "x", {}), [("train_loss", 1, 2.0, 0.0)])
     assert store.points("s1")["value"].tolist() == [1.0]
     assert store.points("s2")["value"].tolist() == [2.0]
+    # A sweep's last write is its own: another sweep's later writes are not skipped past.
+    first = store.point_columns("s1").last_id
+    assert store.point_columns("s2").last_id > first
+    store.add_points(store.trial_ids("s1")["x"], [("train_loss", 2, 3.0, 0.0)])
+    assert store.points("s1", after_id=first)["value"].tolist() == [3.0]
 
 
 @pytest.mark.parametrize(("mode", "best"), [("max", 0.9), ("min", 0.1)])
@@ -220,14 +289,16 @@ def test_both_backends_keep_values_at_the_report_limits(store: Store) -> None:
         tid, TrialStatus.RUNNING, device="d" * MAX_INFO, node="n" * MAX_INFO, last_step=MAX_STEP
     )
     store.update_trial(tid, last_epoch=MAX_STEP)
-    store.add_points(tid, [(longest, 0, 0.5, 1.0), (longest, MAX_STEP, 0.25, 2.0)])
+    store.add_points(tid, [(longest, 0, 0.5, 1.0)])
+    first = int(store.points("s1")["id"].max())
+    store.add_points(tid, [(longest, MAX_STEP, 0.25, 2.0)])
     store.add_points(tid, [(longest, MAX_STEP, 99.0, 3.0)])  # a retry at the top step: skipped
     points = store.points("s1", metrics=[longest])
     assert points[["metric", "step", "value"]].values.tolist() == [
         [longest, 0, 0.5],
         [longest, MAX_STEP, 0.25],
     ]
-    assert store.points("s1", after_id=int(points["id"].min()))["step"].tolist() == [MAX_STEP]
+    assert store.points("s1", after_id=first)["step"].tolist() == [MAX_STEP]
     (trial,) = store.trials("s1")
     assert trial["device"] == "d" * MAX_INFO and trial["node"] == "n" * MAX_INFO
     assert trial["last_step"] == MAX_STEP and trial["last_epoch"] == MAX_STEP

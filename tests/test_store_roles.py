@@ -100,8 +100,11 @@ def test_the_dashboard_role_reads_everything_sets_stop_requests_and_writes_nothi
         engine = sa.create_engine(dashboard_url)
         try:
             for statement in (
-                "INSERT INTO points (trial_id, metric, step, value, wall_time) "
-                f"VALUES ({trial}, 'train_loss', 99, 0.5, 1.0)",
+                "INSERT INTO points (trial_id, metric_id, step, value, wall_ms) "
+                f"VALUES ({trial}, 1, 99, 0.5, 1)",
+                "INSERT INTO metrics (name) VALUES ('intruder')",
+                f"INSERT INTO point_writes (trial_id, metric_id, first_step, last_step) "
+                f"VALUES ({trial}, 1, 99, 99)",
                 "UPDATE sweeps SET status = 'completed'",
                 "UPDATE trials SET status = 'completed'",
                 f"DELETE FROM trials WHERE id = {trial}",
@@ -125,6 +128,33 @@ def test_the_dashboard_role_reads_everything_sets_stop_requests_and_writes_nothi
         assert len(owner.points("s1")) == 5
     finally:
         owner.close()
+
+
+@pg
+def test_an_upgrade_keeps_the_dashboard_role_reading(owner_url: str, role: str) -> None:
+    """A role granted on a version-2 store reads the tables the upgrade adds, and still
+    cannot write them."""
+    from tests.test_migrate import _old_points, _write_earlier_store
+
+    _write_earlier_store(owner_url, first=False, version=2)
+    grant_dashboard_role(owner_url, role)
+    with open_store(owner_url, create=True) as owner:
+        assert owner.migrated[0].startswith("version 2 -> 3")
+    with open_store(_as(owner_url, role)) as dashboard:
+        assert len(dashboard.points("old-sweep")) == len(_old_points(first=False))
+        assert dashboard.sweep("old-sweep") is not None
+    engine = sa.create_engine(_as(owner_url, role))
+    try:
+        for statement in (
+            "INSERT INTO metrics (name) VALUES ('intruder')",
+            "DELETE FROM point_writes",
+            "UPDATE points SET value = 0",
+        ):
+            with pytest.raises(sa.exc.ProgrammingError) as denied, engine.begin() as conn:
+                conn.execute(sa.text(statement))
+            assert getattr(denied.value.orig, "sqlstate", None) == PERMISSION_DENIED, statement
+    finally:
+        engine.dispose()
 
 
 def test_a_sqlite_store_has_no_roles() -> None:

@@ -1,10 +1,14 @@
-"""Live sweep: the trial table and every trial's curves, refreshed while the sweep runs."""
+"""Live sweep: a panel per metric at the top, the trial table below, refreshed while the
+sweep runs. Every choice on this page is kept in the URL (dashboard.urlstate)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from dashboard import live, ui
+from dashboard import live, stopping, ui, urlstate
+from dashboard.bands import BANDS, DEFAULT_BAND
 from dashboard.data import STATUS_LABELS, Filter
 from runner.errors import SweepscopeError
 
@@ -18,75 +22,169 @@ except SweepscopeError as exc:
     ui.show_error(exc)
     st.stop()
 params = first.params
+fresh: dict[str, live.LiveFrame] = {"frame": first}  # the body's first run reuses it
 
-# -- chart options -------------------------------------------------------------------------
-metrics = points.metrics() or ["train_loss"]
-c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 1])
-metric = c1.selectbox(
-    "Curve",
-    metrics,
-    key="live_metric",
-    format_func=lambda m: {
-        "train_loss": "train loss per step",
-        "val_loss": "validation loss",
-        "val_acc": "validation accuracy",
-    }.get(m, m),
+# -- how the panels draw -------------------------------------------------------------------
+c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 2, 2, 1.2, 1.4], vertical_alignment="bottom")
+choices: list[str | None] = [None, *params]
+colour = c1.selectbox(
+    "Colour by",
+    choices,
+    index=choices.index("batch_norm") if "batch_norm" in params else 0,
+    format_func=lambda p: "nothing" if p is None else p,
+    **urlstate.bound("q_colour", choices, format_func=lambda p: "nothing" if p is None else p),
 )
-x_axis = c2.radio(
+group = c2.selectbox(
+    "Group by",
+    choices,
+    format_func=lambda p: "no grouping" if p is None else p,
+    help="One curve per value of this hyperparameter with a band around it.",
+    **urlstate.bound("q_group", choices, format_func=lambda p: "no grouping" if p is None else p),
+)
+band = c3.selectbox(
+    "Band",
+    list(BANDS),
+    index=list(BANDS).index(DEFAULT_BAND),
+    format_func=BANDS.__getitem__,
+    disabled=group is None,
+    **urlstate.bound("q_band", list(BANDS), format_func=BANDS.__getitem__),
+)
+smoothing = c4.slider(
+    "Smoothing (EMA)",
+    0.0,
+    0.99,
+    live.DEFAULT_SMOOTHING,
+    0.01,
+    help="Per-step curves only; 0 turns it off. The raw values show faintly behind.",
+    **urlstate.bound_number("q_smooth", 0.0, 0.99),
+)
+x_label = {"step": "step", "time": "wall time"}.__getitem__
+x_axis = c5.radio(
     "x axis",
     ["step", "time"],
     horizontal=True,
-    key="live_x",
-    format_func=lambda v: "step" if v == "step" else "wall time",
+    format_func=x_label,
+    **urlstate.bound("q_x", ["step", "time"], format_func=x_label),
 )
-colour_choices = [None, *params]
-colour = c3.selectbox(
-    "Colour by",
-    colour_choices,
-    key="live_colour",
-    index=colour_choices.index("batch_norm") if "batch_norm" in params else 0,
-    format_func=lambda p: "nothing" if p is None else p,
-)
-smoothing = c4.slider("Smoothing (EMA)", 0.0, 0.99, 0.0, 0.01, key="live_smoothing")
-log_y = c5.toggle("log y", key="live_log")
-options = live.LiveOptions(
-    metric=metric,
-    x="time" if x_axis == "time" else "step",
-    smoothing=smoothing,
-    log_y=log_y,
-    color_by=colour,
+has_system = any(m.startswith(live.SYSTEM_PREFIX) for m in points.metrics())
+system = c6.toggle(
+    "sys/ panels",
+    disabled=not has_system,
+    help="CPU, memory and GPU of each trial's process (the `sys/` metrics)."
+    if has_system
+    else "The trials report no `sys/` metrics.",
+    **urlstate.bound_toggle("q_sys"),
 )
 
-# -- filters -------------------------------------------------------------------------------
+# -- which trials --------------------------------------------------------------------------
 filters: list[Filter] = []
 with st.expander("Filter trials"):
     cols = st.columns(min(4, len(params) + 1))
-    statuses = cols[0].multiselect("status", list(STATUS_LABELS.values()), key="live_f_status")
+    labels = list(STATUS_LABELS.values())
+    statuses = cols[0].multiselect("status", labels, **urlstate.bound("q_f_status", labels))
     if statuses:
         filters.append(Filter("status", tuple(statuses)))
     for i, p in enumerate(params, start=1):
         values = sorted({v for v in first.table[p] if v is not None}, key=str)
-        chosen = cols[i % len(cols)].multiselect(p, values, key=f"live_f_{p}")
+        chosen = cols[i % len(cols)].multiselect(p, values, **urlstate.bound(f"q_f_{p}", values))
         if chosen:
             filters.append(Filter(p, tuple(chosen)))
 
 
-@st.fragment(run_every=ui.live_settings())
+def highlight_from_chart(key: str) -> None:
+    """A click on a curve highlights its trial in every panel (a click on nothing clears)."""
+    chosen = []
+    for point in st.session_state[key]["selection"]["points"]:
+        data = point.get("customdata")
+        trial = data[0] if isinstance(data, list) and data else data
+        if isinstance(trial, int | float) and int(trial) in st.session_state["live_ids"]:
+            chosen.append(int(trial))
+    st.session_state["q_trials"] = sorted(set(chosen))
+    st.session_state["live_table_gen"] = st.session_state.get("live_table_gen", 0) + 1
+
+
+def highlight_from_table(key: str) -> None:
+    """Selecting table rows highlights those trials in every panel."""
+    shown = st.session_state.get("live_table_ids", [])
+    rows = st.session_state[key]["selection"]["rows"]
+    st.session_state["q_trials"] = sorted({shown[r] for r in rows if r < len(shown)})
+
+
+def announce(frame: live.LiveFrame) -> None:
+    """A notice for each trial that diverges, fails or is pruned while the page is open."""
+    key = f"live_announced_{frame.sweep['id']}"
+    if key not in st.session_state:  # those that ended before the page opened: no notice
+        st.session_state[key] = {int(t["id"]) for t in frame.trials if t["status"] in live.NOTIFY}
+        return
+    for trial in live.news(frame.trials, st.session_state[key]):
+        icon = ":material/error:" if trial["status"] != "pruned" else ":material/content_cut:"
+        st.toast(live.announcement(trial, frame.params), icon=icon, duration="long")
+
+
+@st.fragment(run_every=ui.live_settings() if ui.is_running(sweep) else None)
 def body() -> None:
     with ui.guard():
-        frame = live.refresh(store, points, sweep)
+        frame = fresh.pop("frame", None) or live.refresh(store, points, sweep)
+        if not ui.is_running(frame.sweep) and ui.is_running(sweep):
+            st.rerun(scope="app")  # the sweep has ended: redraw once, then stop refreshing
         ui.sweep_header(frame.sweep, frame.trials)
+        announce(frame)
         if not frame.trials:
             st.info(
                 "This sweep has no trials yet: Ray is still starting them. This page "
                 "updates on its own."
             )
             return
-        table, _ = live.shown_trials(frame, filters)
-        event = st.dataframe(
+        table, drawn = live.shown_trials(frame, filters)
+        ids = [int(t) for t in frame.table["trial"]]
+        st.session_state["live_ids"] = set(ids)
+        highlighted = st.multiselect(
+            "Highlighted trials",
+            ids,
+            placeholder="click a curve or a table row",
+            **urlstate.bound("q_trials", ids, why="no such trial in this sweep"),
+        )
+        best = live.best_trial(frame)
+        metrics = live.panel_metrics(points, system=system)
+        if points.n_points == 0 or not metrics:
+            st.info(
+                "No points yet: the trials have not reported a step. A panel per metric "
+                "appears here as soon as they do."
+            )
+        else:
+            note = st.empty()
+            width = min(3, len(metrics))
+            slots = [
+                col.container(border=True)
+                for row in range(0, len(metrics), width)
+                for col in st.columns(width)
+            ]
+            scales = {m: y_scale(slot, m) for slot, m in zip(slots, metrics, strict=False)}
+            options = live.LiveOptions(
+                x="time" if x_axis == "time" else "step",
+                smoothing=smoothing,
+                color_by=colour,
+                group_by=group,
+                band=band,
+                y_scales=scales,
+                highlight=frozenset(highlighted),
+                system=system,
+            )
+            note.caption(caption(frame, options, best, len(drawn)))
+            for slot, metric in zip(slots, metrics, strict=False):
+                panel = live.panel(points, drawn, metric, options, params=frame.params, best=best)
+                with slot:
+                    if panel is None:
+                        st.caption(f"{live.metric_title(metric)}: no points from the trials shown.")
+                    else:
+                        chart(panel)
+        st.subheader("Trials")
+        st.session_state["live_table_ids"] = [int(t) for t in table["trial"]]
+        table_key = f"live_table_{st.session_state.get('live_table_gen', 0)}"
+        st.dataframe(
             table,
-            key="live_table",
-            on_select="rerun",
+            key=table_key,
+            on_select=lambda: highlight_from_table(table_key),
             selection_mode="multi-row",
             hide_index=True,
             width="stretch",
@@ -97,26 +195,52 @@ def body() -> None:
                 if c not in ("trial", "steps", *params) and table[c].dtype == "float64"
             },
         )
-        rows = event.selection.rows
-        selected = [int(table["trial"].iloc[r]) for r in rows if r < len(table)]
-        _, drawn = live.shown_trials(frame, filters, selected)
-        if points.n_points == 0:
-            st.info(
-                "No points yet: the trials have not reported a step. Curves appear "
-                "here as soon as they do."
-            )
-        else:
-            what = (
-                f"{len(selected)} selected trials" if selected else f"all {len(drawn)} shown trials"
-            )
-            st.caption(
-                f"Curves of {what} (select rows in the table to pick some). Dashed: "
-                "ended early; markers: why."
-            )
-            fig = live.figure(points, drawn, options)
-            st.plotly_chart(fig, key="live_chart", config={"displaylogo": False})
         st.subheader("Stop")
-        ui.stop_controls(store, frame.sweep, frame.trials, key="live", params=params)
+        stopping.stop_controls(store, frame.sweep, frame.trials, key="live", params=params)
+
+
+def caption(frame: live.LiveFrame, options: live.LiveOptions, best: int | None, n: int) -> str:
+    parts = [f"{n} trial{'s' if n != 1 else ''}"]
+    if options.group_by is not None:
+        parts.append(f"grouped by {options.group_by}: {live.band_legend(options)}")
+    elif options.color_by is not None:
+        parts.append(f"coloured by {options.color_by}")
+    if options.smoothing > 0:
+        parts.append(f"per-step curves smoothed (EMA {options.smoothing:g}), raw values faint")
+    if best is not None:
+        value = frame.table.set_index("trial").at[best, f"best {frame.sweep['metric']}"]
+        parts.append(f"black: best so far, trial {best} ({frame.sweep['metric']} {value:.4g})")
+    parts.append("dashed: ended early · ▲▼: beyond the axis")
+    return " · ".join(parts) + ". Click a curve or a table row to highlight a trial everywhere."
+
+
+def y_scale(slot: Any, metric: str) -> str:
+    """The panel's title, and its y axis: auto (log when the values span decades), linear
+    or log."""
+    title, control = slot.columns([2, 3], vertical_alignment="center")
+    title.markdown(f"**{live.metric_title(metric)}**")
+    short = {"auto": "auto", "linear": "lin", "log": "log"}.__getitem__
+    chosen = control.segmented_control(
+        f"y axis of {metric}",
+        live.Y_SCALES,
+        default="auto",
+        format_func=short,
+        label_visibility="collapsed",
+        help="y axis: auto is log when the values span two decades or more",
+        **urlstate.bound(f"q_y_{metric}", live.Y_SCALES, format_func=short),
+    )
+    return str(chosen or "auto")
+
+
+def chart(panel: live.Panel) -> None:
+    key = f"live_chart_{panel.metric}"
+    st.plotly_chart(
+        panel.figure,
+        key=key,
+        on_select=lambda: highlight_from_chart(key),
+        selection_mode="points",
+        config={"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]},
+    )
 
 
 body()

@@ -1,15 +1,18 @@
-"""Trial detail: one trial's config, curves, status history, device and error."""
+"""Trial detail: one trial's config, curves, system load, status history, device and error."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import charts, ui
+from dashboard import charts, stopping, ui
 from dashboard.data import hyperparameters, status_label
 from runner.errors import SweepscopeError
+from runner.sysmetrics import LABELS, is_system_metric
 
 st.title("Trial detail")
 store = ui.store()
@@ -46,6 +49,31 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def _load_figure(metrics: list[str]) -> go.Figure:
+    """The trial's sys/ metrics, a panel each, against seconds of trial time (their step)."""
+    fig = charts.trial_figure(points, trial_id, metrics)
+    for i, metric in enumerate(metrics):
+        label = LABELS.get(metric, metric)
+        fig.layout.annotations[i].text = label
+        fig.data[i].hovertemplate = f"%{{x}} s<br>{label} %{{y:.4~g}}<extra></extra>"
+    fig.update_xaxes(title_text="seconds since the trial started", row=len(metrics), col=1)
+    return fig
+
+
+def _load_summary(metrics: list[str]) -> str:
+    """One line: the mean and peak of each sys/ metric."""
+    parts = []
+    for metric in metrics:
+        series = points.series(trial_id, metric)
+        if series is None or not len(series.value):
+            continue
+        values = series.value[np.isfinite(series.value)]
+        if len(values):
+            label = LABELS.get(metric, metric)
+            parts.append(f"{label}: mean {values.mean():.4g}, peak {values.max():.4g}")
+    return " · ".join(parts)
+
+
 @st.fragment(run_every=ui.live_settings())
 def body() -> None:
     with ui.guard():
@@ -66,12 +94,24 @@ def body() -> None:
         if trial["error"]:
             st.subheader("Error")
             st.code(trial["error"], language=None)
-        metrics = [m for m in points.metrics() if points.series(trial_id, m) is not None]
+        reported = [m for m in points.metrics() if points.series(trial_id, m) is not None]
+        metrics = [m for m in reported if not is_system_metric(m)]
+        load = [m for m in reported if is_system_metric(m)]
         st.subheader("Curves")
         if metrics:
             st.plotly_chart(charts.trial_figure(points, trial_id, metrics), key="trial_chart")
         else:
             st.info("No points yet: this trial has not reported a step.")
+        st.subheader("System load")
+        if load:
+            st.caption(
+                "Sampled in the trial's own process every few seconds. " + _load_summary(load)
+            )
+            st.plotly_chart(_load_figure(load), key="trial_load_chart")
+        elif (sweep["spec"] or {}).get("system_metrics", True) is False:
+            st.caption("Off for this sweep (system_metrics: false in its spec).")
+        else:
+            st.caption("No samples yet: the first comes a few seconds into the trial.")
         left, right = st.columns(2)
         with left:
             st.subheader("Config")
@@ -83,7 +123,7 @@ def body() -> None:
             events["status"] = events["status"].map(status_label)
             st.dataframe(events, hide_index=True, width="stretch")
         st.subheader("Stop")
-        ui.stop_controls(
+        stopping.stop_controls(
             store,
             store.sweep(sweep["id"], best=False) or sweep,
             [trial],

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 
 from runner.status import SweepStatus, TrialStatus
-from runner.store._base import Point, Store
+from runner.store._base import Point, PointColumns, Store
 from runner.store._lifecycle import driver_gone, reconcile, require_sweep, sweep_status
 from runner.store._sql import SqlStore
 
 __all__ = [
     "Point",
+    "PointColumns",
     "SqlStore",
     "Store",
     "SweepStatus",

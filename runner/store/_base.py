@@ -10,12 +10,41 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # A point as the runner writes it: (metric, step, value, wall_time).
 Point = tuple[str, int, float, float]
+
+
+@dataclass(frozen=True)
+class PointColumns:
+    """Points as columns, one array per field: the dashboard's bulk read, with no Python
+    object per point. Rows are ordered by (trial_id, metric, step) within each write.
+
+    Attributes:
+        last_id: pass it as `after_id` to the next read to get only what is new.
+        write_id: int64, the write that stored each point (as `points`' id column).
+        metrics: metric names; `metric` holds indexes into this list.
+        trial_id, metric, step: int64, int32, int32.
+        value: float64 (NaN where the trial reported NaN).
+        wall_time: float64 Unix seconds, to the millisecond.
+    """
+
+    last_id: int
+    write_id: np.ndarray
+    metrics: list[str]
+    trial_id: np.ndarray
+    metric: np.ndarray
+    step: np.ndarray
+    value: np.ndarray
+    wall_time: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.step)
 
 
 class Store(abc.ABC):
@@ -98,7 +127,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def add_points(self, trial_id: int, points: Iterable[Point]) -> int:
-        """Append metric points; a (trial, metric, step) already stored is skipped.
+        """Append metric points; a (trial, metric, step) already stored is skipped (and so
+        is a repeat within `points`: the first one wins). Wall times are kept to the
+        millisecond.
 
         Returns:
             How many points were offered (not how many were new).
@@ -161,11 +192,20 @@ class Store(abc.ABC):
         trial_ids: Sequence[int] | None = None,
         after_id: int = 0,
     ) -> pd.DataFrame:
-        """Points of a sweep with id > after_id, ordered by id.
+        """Points of a sweep written after the write `after_id` (0: every point), ordered
+        by id, then trial, metric and step.
 
-        Columns: id, trial_id, metric, step, value, wall_time. Pass the largest id seen so
-        far as after_id to fetch only what is new.
+        Columns: id, trial_id, metric, step, value, wall_time. `id` numbers the write that
+        stored a point, not the point: points of one write share it, and a full read
+        (after_id=0) gives every point the latest write's id. Pass the largest id seen so
+        far as after_id to fetch only what is new. A later write that stores steps between
+        steps already stored makes them come again; `dashboard.data.SweepPoints` keeps one.
         """
+
+    @abc.abstractmethod
+    def point_columns(self, sweep_id: str, *, after_id: int = 0) -> PointColumns:
+        """The points `points(sweep_id, after_id=after_id)` returns, as columns: the fast
+        path for reading a whole sweep (no DataFrame, no Python object per point)."""
 
     @abc.abstractmethod
     def close(self) -> None:

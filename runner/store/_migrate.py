@@ -1,8 +1,11 @@
 """Schema versions: which version a store holds, and upgrading an earlier store in place.
 
 Version 1 is every store written before the version table existed (its very first form
-had no `sweeps.storage_path` / `sweeps.driver` and a NOT NULL `points.value`). Each step
-runs inside the caller's transaction, so a failed upgrade leaves the store as it was.
+had no `sweeps.storage_path` / `sweeps.driver` and a NOT NULL `points.value`). Version 2
+added the version table. Version 3 made points compact: a metric id instead of the name,
+the wall time as milliseconds after the trial's creation, no row id, and the
+`point_writes` log for incremental reads. Each step runs inside the caller's transaction,
+so a failed upgrade leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +17,25 @@ from sqlalchemy.engine import Connection
 
 from runner.store import _schema as t
 
-__all__ = ["migrate", "stored_version", "write_version"]
+__all__ = ["WALL_MS_LIMIT", "migrate", "stored_version", "write_version"]
+
+# Wall times further than this (in ms, about 285,000 years) from their trial's creation are
+# not times at all (NaN, inf): they are stored as the trial's creation time.
+WALL_MS_LIMIT = 9_000_000_000_000_000
+
+# `points` as versions 1 and 2 made it (the v1 -> v2 step rebuilds it in this form on SQLite).
+_v2 = sa.MetaData()
+_V2_POINTS = sa.Table(
+    "points",
+    _v2,
+    sa.Column("id", t._Id, primary_key=True, autoincrement=True),
+    sa.Column("trial_id", t._Id, nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("wall_time", sa.Float, nullable=False),
+    sa.UniqueConstraint("trial_id", "metric", "step", name="uq_points_trial_metric_step"),
+)
 
 
 def stored_version(conn: Connection) -> int | None:
@@ -60,11 +81,77 @@ def _v1_to_v2(conn: Connection) -> str:
             conn.execute(sa.text("ALTER TABLE points ALTER COLUMN value DROP NOT NULL"))
         else:  # SQLite cannot drop a constraint: copy the table
             conn.execute(sa.text("ALTER TABLE points RENAME TO points_v1"))
-            t.points.create(conn)
-            names = ", ".join(c.name for c in t.points.columns)
+            _V2_POINTS.create(conn)
+            names = ", ".join(c.name for c in _V2_POINTS.columns)
             conn.execute(sa.text(f"INSERT INTO points ({names}) SELECT {names} FROM points_v1"))
             conn.execute(sa.text("DROP TABLE points_v1"))
     return "version 1 -> 2: added the sweepscope_meta table (and any missing version-1 columns)"
 
 
-_STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2}
+def _readers(conn: Connection, table: str) -> list[str]:
+    """PostgreSQL roles other than the owner that may SELECT `table` (PUBLIC included), as
+    SQL names: the migration grants them the same on the tables it adds."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT DISTINCT a.grantee FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a "
+            "WHERE c.relname = :t AND n.nspname = current_schema() "
+            "AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner"
+        ),
+        {"t": table},
+    ).scalars()
+    names = []
+    for oid in rows:
+        if oid == 0:
+            names.append("PUBLIC")
+        else:
+            name = conn.execute(sa.text("SELECT pg_get_userbyid(:o)"), {"o": oid}).scalar()
+            names.append('"' + str(name).replace('"', '""') + '"')
+    return names
+
+
+def _v2_to_v3(conn: Connection) -> str:
+    """Rewrite every point into the compact table and log one write per (trial, metric)."""
+    postgres = conn.dialect.name == "postgresql"
+    readers = _readers(conn, "points") if postgres else []
+    t.metrics.create(conn)
+    conn.execute(
+        sa.text("INSERT INTO metrics (name) SELECT DISTINCT metric FROM points ORDER BY metric")
+    )
+    conn.execute(sa.text("ALTER TABLE points RENAME TO points_v2"))
+    t.points.create(conn)
+    t.point_writes.create(conn)  # with its index
+    offset = "(p.wall_time - tr.created_at) * 1000"
+    wall_ms = (
+        f"CASE WHEN {offset} BETWEEN -{WALL_MS_LIMIT} AND {WALL_MS_LIMIT} "
+        f"THEN CAST(round({offset}) AS BIGINT) ELSE 0 END"
+    )
+    moved = conn.execute(
+        sa.text(
+            "INSERT INTO points (trial_id, metric_id, step, value, wall_ms) "
+            f"SELECT p.trial_id, m.id, p.step, p.value, {wall_ms} FROM points_v2 p "
+            "JOIN metrics m ON m.name = p.metric JOIN trials tr ON tr.id = p.trial_id "
+            "ORDER BY p.trial_id, m.id, p.step"
+        )
+    ).rowcount
+    before = conn.execute(sa.text("SELECT count(*) FROM points_v2")).scalar_one()
+    if moved != before:  # every point has its trial (a foreign key): never true, but check
+        raise RuntimeError(f"migration moved {moved} of {before} points; nothing was changed")
+    conn.execute(
+        sa.text(
+            "INSERT INTO point_writes (trial_id, metric_id, first_step, last_step) "
+            "SELECT trial_id, metric_id, min(step), max(step) FROM points "
+            "GROUP BY trial_id, metric_id ORDER BY trial_id, metric_id"
+        )
+    )
+    conn.execute(sa.text("DROP TABLE points_v2"))
+    for who in readers:  # e.g. the dashboard role: it reads the new tables as it read points
+        grant = f"GRANT SELECT ON points, metrics, point_writes TO {who}"
+        conn.execute(sa.text(grant.replace(":", "\\:")))  # a colon would start a parameter
+    return (
+        f"version 2 -> 3: rewrote {before:,} points compactly (metric ids, wall times in ms, "
+        "no row id) and added the point_writes log for incremental reads"
+    )
+
+
+_STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2, 2: _v2_to_v3}

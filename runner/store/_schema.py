@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -24,8 +25,10 @@ from runner.report import MAX_INFO, MAX_METRIC_NAME
 
 metadata = MetaData()
 
-# 1: every store written before the version table existed; 2: adds `sweepscope_meta`.
-SCHEMA_VERSION = 2
+# 1: every store written before the version table existed; 2: adds `sweepscope_meta`;
+# 3: compact points (a metric id instead of its name, the wall time as milliseconds since
+# the trial was created, no row id) and the `point_writes` log that incremental reads follow.
+SCHEMA_VERSION = 3
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -69,18 +72,41 @@ trials = Table(
     UniqueConstraint("sweep_id", "ray_id", name="uq_trials_sweep_ray"),
 )
 
-# One row per (trial, metric, step): the unique key makes a repeated point a no-op.
-# `id` grows with every insert, so "what is new since id N" is one index range scan.
+# Metric names, once per store: a point carries the small integer id.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_METRIC_NAME), nullable=False),  # report refuses longer names
+    UniqueConstraint("name", name="uq_metrics_name"),
+)
+
+# One row per (trial, metric, step), keyed by exactly that: a repeated point is a no-op, and
+# SQLite stores the rows in the key's own B-tree (WITHOUT ROWID), about 25 bytes a point.
+# `wall_ms` is the wall time in whole milliseconds after the trial's `created_at`.
 points = Table(
     "points",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
     Column("trial_id", _Id, ForeignKey("trials.id"), nullable=False),
-    Column("metric", String(MAX_METRIC_NAME), nullable=False),  # report refuses longer names
+    Column("metric_id", Integer, ForeignKey("metrics.id"), nullable=False),
     Column("step", Integer, nullable=False),  # report refuses steps beyond 32 bits
     Column("value", Float),  # NULL for NaN (SQLite cannot store NaN); read back as NaN
-    Column("wall_time", Float, nullable=False),
-    UniqueConstraint("trial_id", "metric", "step", name="uq_points_trial_metric_step"),
+    Column("wall_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("trial_id", "metric_id", "step", name="pk_points"),
+    sqlite_with_rowid=False,
+)
+
+# One row per (write, metric) that stored new points: their trial and step range. `seq`
+# grows with every write, so "what is new since write N" is a range scan of this small
+# table, then one primary-key range scan of `points` per row found.
+point_writes = Table(
+    "point_writes",
+    metadata,
+    Column("seq", _Id, primary_key=True, autoincrement=True),
+    Column("trial_id", _Id, ForeignKey("trials.id"), nullable=False),
+    Column("metric_id", Integer, ForeignKey("metrics.id"), nullable=False),
+    Column("first_step", Integer, nullable=False),
+    Column("last_step", Integer, nullable=False),
 )
 
 events = Table(
@@ -93,7 +119,7 @@ events = Table(
     Column("detail", Text),
 )
 
-# Key-value facts about the store itself: ("schema_version", "2").
+# Key-value facts about the store itself: ("schema_version", "3").
 meta = Table(
     "sweepscope_meta",
     metadata,
@@ -103,3 +129,4 @@ meta = Table(
 
 Index("ix_trials_sweep", trials.c.sweep_id)
 Index("ix_events_trial", events.c.trial_id)
+Index("ix_point_writes_trial", point_writes.c.trial_id, point_writes.c.seq)

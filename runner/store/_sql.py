@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -21,7 +23,7 @@ from runner.redact import mask_url, redact
 from runner.status import SweepStatus, TrialStatus
 from runner.store import _migrate
 from runner.store import _schema as t
-from runner.store._base import Point, Store
+from runner.store._base import Point, PointColumns, Store
 
 _TRIAL_FIELDS = {"device", "node", "error", "last_step", "last_epoch", "started_at", "ended_at"}
 
@@ -30,6 +32,17 @@ def _value(v: float) -> float | None:
     """NaN is stored as NULL (SQLite has no NaN) and read back as NaN; inf stays inf."""
     v = float(v)
     return None if v != v else v
+
+
+def _wall_ms(wall: float, origin: float) -> int:
+    """A wall time as whole milliseconds after `origin` (its trial's creation); a value that
+    is no time at all (NaN, inf) becomes the origin itself."""
+    offset = (float(wall) - origin) * 1000.0
+    return round(offset) if -_migrate.WALL_MS_LIMIT <= offset <= _migrate.WALL_MS_LIMIT else 0
+
+
+# Rows fetched per round trip in bulk reads: bounds the Python objects alive at once.
+_FETCH_ROWS = 65_536
 
 
 def _driver() -> str:
@@ -201,6 +214,12 @@ class SqlStore(Store):
         self._engine = _make_engine(url)
         self._dialect = self._engine.dialect.name
         self._batch = threading.local()
+        self._mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_points = (
+            "INSERT INTO points (trial_id, metric_id, step, value, wall_ms) "
+            f"VALUES ({', '.join([self._mark] * 5)}) "
+            "ON CONFLICT (trial_id, metric_id, step) DO NOTHING"
+        )
         try:
             self._open(create)
         except BaseException:
@@ -220,6 +239,11 @@ class SqlStore(Store):
         with self._tx() as conn:
             if create and self._dialect == "postgresql":  # one creator or migrator at a time
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7152001)"))
+            elif create:
+                # The write lock now, and a real transaction around the DDL below: Python's
+                # sqlite3 begins one only before a DML statement, so without this a failed
+                # upgrade would keep the tables it had created or renamed.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             version = _migrate.stored_version(conn)
             if version is None:
                 if not create:
@@ -436,14 +460,65 @@ class SqlStore(Store):
         return dict(fields)
 
     def add_points(self, trial_id: int, points: Iterable[Point]) -> int:
-        rows = [
-            {"trial_id": trial_id, "metric": m, "step": int(s), "value": _value(v), "wall_time": w}
-            for m, s, v, w in points
-        ]
-        if rows:
-            with self._tx() as conn:
-                conn.execute(self._insert_ignore(t.points, "trial_id", "metric", "step"), rows)
-        return len(rows)
+        offered = list(points)
+        if not offered:
+            return 0
+        by_metric: dict[str, dict[int, tuple[float, float]]] = {}
+        for m, step, v, w in offered:
+            by_metric.setdefault(m, {}).setdefault(int(step), (v, w))  # the first one wins
+        p = t.points.c
+        with self._tx() as conn:
+            origin = conn.execute(
+                sa.select(t.trials.c.created_at).where(t.trials.c.id == trial_id)
+            ).scalar()
+            if origin is None:
+                raise StoreError(
+                    f"no trial {trial_id} in {self.url}: points need a trial from add_trial."
+                )
+            ids = self._metric_ids(conn, list(by_metric))
+            rows: list[tuple[int, int, int, float | None, int]] = []
+            writes = []
+            for name, steps in by_metric.items():
+                metric_id = ids[name]
+                lo, hi = min(steps), max(steps)
+                stored = conn.execute(
+                    sa.select(p.step).where(
+                        p.trial_id == trial_id, p.metric_id == metric_id, p.step.between(lo, hi)
+                    )
+                ).scalars()
+                for step in stored:
+                    steps.pop(step, None)
+                if not steps:
+                    continue
+                rows += [
+                    (trial_id, metric_id, step, _value(v), _wall_ms(w, origin))
+                    for step, (v, w) in steps.items()
+                ]
+                writes.append(
+                    {
+                        "trial_id": trial_id,
+                        "metric_id": metric_id,
+                        "first_step": min(steps),
+                        "last_step": max(steps),
+                    }
+                )
+            if rows:
+                # The DBAPI's own executemany: a million points should not cost a million
+                # SQLAlchemy parameter dicts.
+                conn.exec_driver_sql(self._insert_points, rows)  # type: ignore[arg-type]
+                conn.execute(t.point_writes.insert(), writes)
+        return len(offered)
+
+    def _metric_ids(self, conn: Connection, names: Sequence[str]) -> dict[str, int]:
+        """The ids of metric names, adding the names not yet in the store."""
+        m = t.metrics.c
+        query = sa.select(m.name, m.id).where(m.name.in_(names))
+        ids = {name: int(i) for name, i in conn.execute(query)}
+        missing = [name for name in names if name not in ids]
+        if missing:
+            conn.execute(self._insert_ignore(t.metrics, "name"), [{"name": n} for n in missing])
+            ids = {name: int(i) for name, i in conn.execute(query)}
+        return ids
 
     # -- stop requests -------------------------------------------------------------------
     def request_stop(self, sweep_id: str, trial_id: int | None = None) -> bool:
@@ -524,10 +599,14 @@ class SqlStore(Store):
                 if not best:
                     row["best"] = None
                     continue
+                metric = sa.select(t.metrics.c.id).where(t.metrics.c.name == row["metric"])
                 row["best"] = conn.execute(
                     sa.select(agg(t.points.c.value))
                     .join(t.trials, t.trials.c.id == t.points.c.trial_id)
-                    .where(t.trials.c.sweep_id == row["id"], t.points.c.metric == row["metric"])
+                    .where(
+                        t.trials.c.sweep_id == row["id"],
+                        t.points.c.metric_id == metric.scalar_subquery(),
+                    )
                 ).scalar()
         return rows
 
@@ -564,36 +643,169 @@ class SqlStore(Store):
         trial_ids: Sequence[int] | None = None,
         after_id: int = 0,
     ) -> pd.DataFrame:
-        p = t.points.c
-        query = sa.select(p.id, p.trial_id, p.metric, p.step, p.value, p.wall_time).where(
-            p.id > after_id
-        )
-        if trial_ids is not None:
-            query = query.where(p.trial_id.in_([int(i) for i in trial_ids]))
-        else:
-            # Reading only what is new (after_id > 0), the id range is the narrow part: `+ 0`
-            # keeps SQLite, which has no statistics, from scanning the sweep's whole
-            # (trial, metric, step) index instead of the few new rows at the table's end.
-            trial = p.trial_id + 0 if after_id > 0 else p.trial_id
-            query = query.where(
-                trial.in_(sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id))
-            )
-        if metrics is not None:
-            query = query.where(p.metric.in_(list(metrics)))
-        with self._tx() as conn:
-            result = conn.execute(query.order_by(p.id))
-            # Raw DBAPI rows: a million Row objects would cost more than the query itself.
-            rows = result.cursor.fetchall() if result.cursor is not None else []
-            frame = pd.DataFrame.from_records(rows, columns=list(result.keys()))
-        return frame.astype(
+        cols = self._point_columns(sweep_id, after_id, metrics, trial_ids)
+        names = np.array(cols.metrics, dtype=object)
+        return pd.DataFrame(
             {
-                "id": "int64",
-                "trial_id": "int64",
-                "step": "int64",
-                "value": "float64",
-                "wall_time": "float64",
+                "id": np.array(cols.write_id, dtype=np.int64),
+                "trial_id": cols.trial_id,
+                "metric": names[cols.metric] if len(names) else np.empty(0, dtype=object),
+                "step": cols.step.astype(np.int64),
+                "value": cols.value,
+                "wall_time": cols.wall_time,
             }
         )
 
+    def point_columns(self, sweep_id: str, *, after_id: int = 0) -> PointColumns:
+        return self._point_columns(sweep_id, after_id, None, None)
+
+    def _point_columns(
+        self,
+        sweep_id: str,
+        after_id: int,
+        metrics: Sequence[str] | None,
+        trial_ids: Sequence[int] | None,
+    ) -> PointColumns:
+        """The one read of points. A full read (after_id=0) is one primary-key range scan
+        per trial; an incremental one follows `point_writes` from after_id, then scans each
+        write's step range by the primary key."""
+        p, w, m = t.points.c, t.point_writes.c, t.metrics.c
+        trials = sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id)
+        with self._tx() as conn:
+            origins = dict(
+                conn.execute(
+                    sa.select(t.trials.c.id, t.trials.c.created_at).where(
+                        t.trials.c.sweep_id == sweep_id
+                    )
+                ).all()
+            )
+            names = dict(conn.execute(sa.select(m.id, m.name)).all())
+            wanted = None if metrics is None else [i for i, n in names.items() if n in metrics]
+            if after_id == 0:
+                return self._full_read(conn, sweep_id, origins, names, trial_ids, wanted)
+            # `w.seq` first: each write found is then a narrow range of the primary key.
+            query = (
+                sa.select(w.seq, p.trial_id, p.metric_id, p.step, p.value, p.wall_ms)
+                .select_from(t.point_writes)
+                .join(
+                    t.points,
+                    sa.and_(
+                        p.trial_id == w.trial_id,
+                        p.metric_id == w.metric_id,
+                        p.step.between(w.first_step, w.last_step),
+                    ),
+                )
+                .where(w.seq > after_id, w.trial_id.in_(trials))
+                .order_by(w.seq, p.trial_id, p.metric_id, p.step)
+            )
+            if trial_ids is not None:
+                query = query.where(w.trial_id.in_([int(i) for i in trial_ids]))
+            if wanted is not None:
+                query = query.where(w.metric_id.in_(wanted))
+            result = conn.execute(query)
+            cursor = result.cursor
+            chunks = []
+            while cursor is not None:
+                rows = cursor.fetchmany(_FETCH_ROWS)
+                if not rows:
+                    break
+                # None (a NaN value) becomes NaN; every integer column fits a float64 exactly.
+                chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), 6))
+        table = np.concatenate(chunks) if chunks else np.empty((0, 6))
+        return _columns(table[:, 0], table[:, 1], table[:, 2:], after_id, names, origins)
+
+    def _full_read(
+        self,
+        conn: Connection,
+        sweep_id: str,
+        origins: dict[int, float],
+        names: dict[int, str],
+        trial_ids: Sequence[int] | None,
+        wanted: list[int] | None,
+    ) -> PointColumns:
+        """Every point of the sweep: one primary-key range scan per trial, on the DBAPI
+        cursor (four columns a row, no per-row SQLAlchemy work). The sweep's newest write
+        is read first, so a point written meanwhile comes again rather than never."""
+        w = t.point_writes.c
+        last = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(w.seq), 0)).where(
+                w.trial_id.in_(sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id))
+            )
+        ).scalar_one()
+        ids = sorted(origins) if trial_ids is None else sorted(set(origins) & set(trial_ids))
+        sql = f"SELECT metric_id, step, value, wall_ms FROM points WHERE trial_id = {self._mark}"
+        if wanted is not None:
+            sql += f" AND metric_id IN ({', '.join(str(int(i)) for i in wanted) or 'NULL'})"
+        sql += " ORDER BY metric_id, step"
+        cursor = conn.connection.cursor()
+        try:
+            chunks, counts = [], []
+            for trial_id in ids:
+                cursor.execute(sql, (trial_id,))
+                rows = cursor.fetchall()
+                counts.append(len(rows))
+                if rows:
+                    chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), 4))
+        finally:
+            cursor.close()
+        table = np.concatenate(chunks) if chunks else np.empty((0, 4))
+        trial = np.repeat(np.array(ids, dtype=np.int64), counts)
+        origin = np.repeat(np.array([origins[i] for i in ids], dtype=np.float64), counts)
+        seq = np.full(len(table), int(last), dtype=np.int64)
+        columns = _columns(seq, trial, table, 0, names, origins, origin)
+        return dataclasses.replace(columns, last_id=int(last))
+
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _columns(
+    seq_column: np.ndarray,
+    trial_column: np.ndarray,
+    table: np.ndarray,
+    after_id: int,
+    names: dict[int, str],
+    origins: dict[int, float],
+    origin_of_rows: np.ndarray | None = None,
+) -> PointColumns:
+    """Points as PointColumns, from their write ids, trial ids and rows of (metric id, step,
+    value, wall_ms); `origin_of_rows`, each row's trial creation time, when known. In an
+    incremental read a point found by two writes (overlapping step ranges) is kept once,
+    with the later write's id, so the largest id returned is the last write read."""
+    seq = seq_column.astype(np.int64, copy=False)
+    last_id = int(seq.max()) if len(seq) else after_id  # before dropping repeats
+    trial = trial_column.astype(np.int64, copy=False)
+    metric_id = table[:, 0].astype(np.int64)
+    step = table[:, 1].astype(np.int32)
+    if after_id > 0 and len(table) > 1:
+        order = np.lexsort((-seq, step, metric_id, trial))
+        key = np.stack([trial[order], metric_id[order], step[order]])
+        first = np.ones(len(order), bool)
+        first[1:] = np.any(key[:, 1:] != key[:, :-1], axis=0)
+        keep = np.sort(order[first])
+        if len(keep) < len(table):
+            table, seq, trial, metric_id, step = (
+                table[keep],
+                seq[keep],
+                trial[keep],
+                metric_id[keep],
+                step[keep],
+            )
+    used = np.flatnonzero(np.bincount(metric_id)) if len(metric_id) else metric_id
+    lookup = np.zeros(int(used.max()) + 1 if len(used) else 1, np.int32)
+    lookup[used] = np.arange(len(used), dtype=np.int32)
+    if origin_of_rows is None or len(origin_of_rows) != len(trial):
+        trial_ids = np.array(sorted(origins), dtype=np.int64)
+        origin = np.array([origins[i] for i in trial_ids.tolist()], dtype=np.float64)
+        at = np.searchsorted(trial_ids, trial) if len(trial_ids) else np.zeros(len(trial), int)
+        origin_of_rows = origin[at] if len(origin) else np.zeros(len(trial))
+    return PointColumns(
+        last_id=last_id,
+        write_id=seq if after_id > 0 else np.broadcast_to(seq[:1], seq.shape),
+        metrics=[names[int(i)] for i in used],
+        trial_id=trial,
+        metric=lookup[metric_id],
+        step=step,
+        value=table[:, 2].copy(),
+        wall_time=origin_of_rows + table[:, 3] / 1000.0,
+    )

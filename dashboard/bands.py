@@ -1,0 +1,90 @@
+"""Group bands: a centre line and a band around it, from many trials' curves.
+
+Four kinds, chosen by the user; the legend says which. The default, the interquartile
+range around the median, never leaves the range of values the trials actually had (an
+accuracy band never passes 1.0), unlike mean ± sd over a bimodal group.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["BANDS", "DEFAULT_BAND", "band_label", "group_band"]
+
+#: Band kind -> what it means, as the legend says it.
+BANDS: dict[str, str] = {
+    "iqr": "interquartile range",
+    "ci95": "mean ± 95 % CI of the mean",
+    "sd": "mean ± sd",
+    "minmax": "min–max",
+}
+DEFAULT_BAND = "iqr"
+
+_COLUMNS = ["step", "centre", "lower", "upper", "n"]
+
+
+def band_label(kind: str) -> str:
+    """The legend text of a band kind, with its centre line: 'median, interquartile range'."""
+    _check(kind)
+    centre = "median" if kind in ("iqr", "minmax") else "mean"
+    return BANDS[kind] if BANDS[kind].startswith("mean") else f"{centre}, {BANDS[kind]}"
+
+
+def _check(kind: str) -> None:
+    if kind not in BANDS:
+        raise ValueError(f"unknown band kind {kind!r}. Fix: use one of {sorted(BANDS)}.")
+
+
+def group_band(
+    curves: Sequence[tuple[np.ndarray, np.ndarray]],
+    kind: str = DEFAULT_BAND,
+    n_grid: int = 200,
+) -> pd.DataFrame:
+    """The centre and band of `curves` (x, y pairs) on a common grid of `n_grid` steps.
+
+    Columns: step, centre (the median for iqr and minmax, the mean otherwise), lower,
+    upper, and n, the number of trials at that step. Each curve counts only within its own
+    x range and only where its value is finite, so a trial that stopped or diverged early
+    leaves the band where it ends. Where fewer than two trials remain, sd and ci95 have no
+    band (NaN bounds); iqr and minmax narrow to the one value.
+    """
+    _check(kind)
+    kept = []
+    for x, y in curves:
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        finite = np.isfinite(x) & np.isfinite(y)
+        if finite.any():
+            kept.append((x[finite], y[finite]))
+    if not kept:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in _COLUMNS})
+    lo = min(float(x[0]) for x, _ in kept)
+    hi = max(float(x[-1]) for x, _ in kept)
+    grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo])
+    stack = np.full((len(kept), len(grid)), np.nan)
+    for i, (x, y) in enumerate(kept):
+        inside = (grid >= x[0]) & (grid <= x[-1])
+        stack[i, inside] = np.interp(grid[inside], x, y)
+    n = np.sum(np.isfinite(stack), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: gaps between curves
+        if kind in ("iqr", "minmax"):
+            q = (25, 50, 75) if kind == "iqr" else (0, 50, 100)
+            lower, centre, upper = np.nanpercentile(stack, q, axis=0)
+        else:
+            centre = np.nanmean(stack, axis=0)
+            sd = np.nanstd(stack, axis=0, ddof=1)
+            if kind == "sd":
+                half = sd
+            else:
+                dof = np.maximum(n - 1, 1)
+                half = stats.t.ppf(0.975, dof) * sd / np.sqrt(np.maximum(n, 1))
+            half = np.where(n >= 2, half, np.nan)
+            lower, upper = centre - half, centre + half
+    return pd.DataFrame(
+        {"step": grid, "centre": centre, "lower": lower, "upper": upper, "n": n.astype("int64")}
+    )
