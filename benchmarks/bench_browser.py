@@ -51,20 +51,11 @@ import plotly.io
 from benchmarks._common import REPO, SWEEPSCOPE, stamp, write_fragment
 from benchmarks.bench_dashboard import fill
 from dashboard import live
+from dashboard.browser import BROWSER_ARGS, CHROMIUM
 from dashboard.data import SweepPoints
 from dashboard.serve import STORE_ENV, streamlit_command
 from runner.store import open_store
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Seconds to the first drawn chart: the seed grid, and any bigger sweep (1M points).
 BUDGETS = {"seed grid": 2.0}
 BIG_BUDGET = 4.0

@@ -28,18 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dashboard.browser import BROWSER_ARGS, CHROMIUM
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SPEC = REPO / "experiments" / "sweeps" / "seed_grid.yaml"
 STORE = "sqlite:///sweepscope.db"  # relative to the temporary directory the tools run in
 PORTS = range(8620, 8630)

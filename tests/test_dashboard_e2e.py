@@ -20,19 +20,10 @@ from typing import Any
 
 import pytest
 
+from dashboard.browser import BROWSER_ARGS, CHROMIUM
 from runner.store import TrialStatus, open_store
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Four trials, two at a time: long enough (about a minute each) to watch and to stop.
 SPEC = """\
 name: e2e

@@ -18,22 +18,13 @@ from typing import Any
 
 import pytest
 
+from dashboard.browser import BROWSER_ARGS, CHROMIUM
 from runner import report
 from runner.store import TrialStatus, open_store
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 SPEC = """\
 name: livebrowser

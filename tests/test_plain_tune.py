@@ -114,17 +114,22 @@ def _array(value: Any) -> np.ndarray:
     return np.array([v for v in value if v is not None])
 
 
-def chart_steps(at: AppTest, key: str) -> dict[int, list[int]]:
-    """Trial id -> the steps its line in the chart `key` is drawn at."""
-    (chart,) = [c for c in at.get("plotly_chart") if key in c.proto.id]
+def live_panels(at: AppTest) -> dict[str, dict]:
+    """The Live sweep page's panels: metric -> plotly spec."""
+    return {
+        c.proto.id.split("live_chart_", 1)[1]: json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if "live_chart_" in c.proto.id
+    }
+
+
+def chart_steps(panel: dict) -> dict[int, list[int]]:
+    """Trial id -> the steps its curve in a panel passes through (the panel's click targets,
+    one per point of a short curve)."""
+    (targets,) = [t for t in panel["data"] if t.get("name") == "click to highlight"]
     steps: dict[int, list[int]] = {}
-    for trace in json.loads(chart.proto.spec)["data"]:
-        if trace["mode"] != "lines":
-            continue
-        xs, ids = _array(trace["x"]), _array(trace["customdata"])
-        for x, trial in zip(xs, ids, strict=True):
-            if not np.isnan(x):  # curves are joined by gaps
-                steps.setdefault(int(trial), []).append(int(x))
+    for x, trial in zip(_array(targets["x"]), _array(targets["customdata"]), strict=True):
+        steps.setdefault(int(trial), []).append(int(x))
     return steps
 
 
@@ -197,14 +202,14 @@ def test_ray_tune_report_curves_reach_the_store_and_the_dashboard(
             assert t["last_epoch"] == 3 and t["last_step"] == 12
         assert list(loss.value) == pytest.approx([scale / i for i in range(1, len(loss) + 1)])
 
-    # the Live sweep page offers the trials' metrics (val_acc under its friendly name) and
-    # draws every trial's curve at the steps it reported
+    # the Live sweep page has a panel per metric the trials reported (sys/ panels are off by
+    # default) and draws every trial's curve at the steps it reported
     with dashboard(monkeypatch) as open_page:
         at = open_page(url, "live", sweep=sweep["id"])
-        assert set(at.selectbox(key="live_metric").options) == {"loss", "validation accuracy"}
-        at.selectbox(key="live_metric").set_value("loss").run()
         assert not at.exception, [e.value for e in at.exception]
-        drawn = chart_steps(at, "live_chart")
+        panels = live_panels(at)
+        assert set(panels) == {"loss", "val_acc"}
+        drawn = chart_steps(panels["loss"])
     assert {trial: sorted(steps) for trial, steps in drawn.items()} == {
         t["id"]: [1, 2, 3] if t["config"]["eval_every"] is None else [2, 4, 6, 8, 10, 12]
         for t in trials
