@@ -669,17 +669,10 @@ class SqlStore(Store):
         """The one read of points. A full read (after_id=0) is one primary-key range scan
         per trial; an incremental one follows `point_writes` from after_id, then scans each
         write's step range by the primary key."""
-        p, w, m = t.points.c, t.point_writes.c, t.metrics.c
+        p, w = t.points.c, t.point_writes.c
         trials = sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id)
         with self._tx() as conn:
-            origins = dict(
-                conn.execute(
-                    sa.select(t.trials.c.id, t.trials.c.created_at).where(
-                        t.trials.c.sweep_id == sweep_id
-                    )
-                ).all()
-            )
-            names = dict(conn.execute(sa.select(m.id, m.name)).all())
+            origins, names = _lookups(conn, sweep_id)
             wanted = None if metrics is None else [i for i, n in names.items() if n in metrics]
             if after_id == 0:
                 return self._full_read(conn, sweep_id, origins, names, trial_ids, wanted)
@@ -711,6 +704,9 @@ class SqlStore(Store):
                     break
                 # None (a NaN value) becomes NaN; every integer column fits a float64 exactly.
                 chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), 6))
+            # Writers add trials and metric names while this reads: read both again, after the
+            # points, so every id a point carries is known (the two tables only grow).
+            origins, names = _lookups(conn, sweep_id)
         table = np.concatenate(chunks) if chunks else np.empty((0, 6))
         return _columns(table[:, 0], table[:, 1], table[:, 2:], after_id, names, origins)
 
@@ -752,12 +748,22 @@ class SqlStore(Store):
         trial = np.repeat(np.array(ids, dtype=np.int64), counts)
         origin = np.repeat(np.array([origins[i] for i in ids], dtype=np.float64), counts)
         seq = np.full(len(table), int(last), dtype=np.int64)
+        _, names = _lookups(conn, sweep_id)  # metric names added while this read (see above)
         columns = _columns(seq, trial, table, 0, names, origins, origin)
         return dataclasses.replace(columns, last_id=int(last))
 
     def close(self) -> None:
         self._engine.dispose()
 
+
+def _lookups(conn: Connection, sweep_id: str) -> tuple[dict[int, float], dict[int, str]]:
+    """The sweep's trials (id -> created_at, the origin of their wall times) and every metric
+    name by id."""
+    trials = conn.execute(
+        sa.select(t.trials.c.id, t.trials.c.created_at).where(t.trials.c.sweep_id == sweep_id)
+    ).all()
+    names = conn.execute(sa.select(t.metrics.c.id, t.metrics.c.name)).all()
+    return dict(trials), dict(names)
 
 def _columns(
     seq_column: np.ndarray,
