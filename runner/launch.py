@@ -354,11 +354,9 @@ def resume_sweep(
     store.reopen_sweep(sweep_id)
     if on_start is not None:
         on_start(sweep_id)
-    done = {
-        t["ray_id"]: t["status"]
-        for t in store.trials(sweep_id)
-        if TrialStatus(t["status"]).is_final
-    }
+    trials = store.trials(sweep_id)
+    done = {t["ray_id"]: t["status"] for t in trials if TrialStatus(t["status"]).is_final}
+    stored_steps = {t["ray_id"]: t["last_step"] for t in trials}
 
     def build() -> Any:
         from ray import tune
@@ -383,6 +381,7 @@ def resume_sweep(
         address=address,
         progress=progress,
         done_before=done,
+        stored_steps=stored_steps,
         storage=storage,
         storage_given=sweep["storage_path"],
         outage_limit=outage_limit,
@@ -418,6 +417,7 @@ def _drive(
     progress: bool,
     storage: str,
     done_before: dict[str, str] | None = None,
+    stored_steps: dict[str, int | None] | None = None,
     storage_given: str | None = None,
     outage_limit: float = DEFAULT_OUTAGE_LIMIT,
 ) -> SweepOutcome:
@@ -435,8 +435,11 @@ def _drive(
     error: SweepscopeError | None = None
     owns_ray = False
     try:
-        owns_ray = _init_ray(address, meanwhile=("runner.callback", "runner.stopper"))
+        owns_ray = _init_ray(
+            address, meanwhile=("runner.callback", "runner.checkpoints", "runner.stopper")
+        )
         from runner.callback import StoreCallback
+        from runner.checkpoints import SurvivingCheckpoints
         from runner.stopper import StoreStopper
 
         stopper = StoreStopper(writer=writer, stop=spec.stop, done_before=set(done_before or ()))
@@ -454,6 +457,8 @@ def _drive(
         # copies of the old ones): set them on the run config right before fit.
         run_config = tuner._local_tuner.get_run_config()
         run_config.callbacks = [callback, _silent_trial_lines()]
+        if stored_steps is not None:  # resumed: continue from checkpoints that survived
+            run_config.callbacks.append(SurvivingCheckpoints(stored_steps=stored_steps))
         run_config.stop = stopper
         with _ctrl_c(interrupted):
             tuner.fit()

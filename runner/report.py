@@ -75,6 +75,9 @@ _ended = False  # the trial reported its own end (diverged)
 _checkpoint_every = 1  # epochs between checkpoints; 0: never (set by the runner)
 _decision_epochs: frozenset[int] = frozenset()  # epochs a scheduler judges: sent at once
 _STATE_FILE = "state.pkl"
+# The step a checkpoint was taken at: a resumed sweep continues from a checkpoint whose
+# points the store holds (runner.checkpoints).
+CHECKPOINT_STEP_FILE = "sweepscope-step.txt"
 _sink: Callable[[dict[str, Any]], None] | None = None
 _names: set[str] = set()  # metric names already checked, so a step checks none again
 _MAX_NAMES = 4096  # past this many, new names are still checked but no longer remembered
@@ -161,6 +164,7 @@ def _flush_with_checkpoint(result: dict[str, Any], state: Any) -> None:
 
     with tempfile.TemporaryDirectory(prefix="sweepscope-ckpt-") as directory:
         (Path(directory) / _STATE_FILE).write_bytes(pickle.dumps(state, protocol=5))
+        (Path(directory) / CHECKPOINT_STEP_FILE).write_text(str(_latest["step"]))
         _flush(result, checkpoint=tune.Checkpoint.from_directory(directory))
 
 

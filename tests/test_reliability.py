@@ -7,6 +7,7 @@ import copy
 import math
 import os
 import re
+import shutil
 import signal
 import string
 import subprocess
@@ -158,7 +159,10 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
         assert sweep is not None and sweep["status"] == "completed"
         for trial in store.trials(sweep_id):
             history = [e["status"] for e in store.trial_events(trial["id"])]
-            assert trial["status"] == "completed" and history.count("completed") == 1, history
+            assert trial["status"] == "completed" and history.count("completed") == 1, (
+                history,
+                trial["error"],
+            )
         killed = store.points(sweep_id)
         killed = killed[~killed.metric.str.startswith("sys/")]  # load samples: by duration
         killed_counts = killed.groupby("trial_id").size().sort_values().tolist()
@@ -172,6 +176,57 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
         clean = clean[~clean.metric.str.startswith("sys/")]
         clean_counts = clean.groupby("trial_id").size().sort_values().tolist()
     assert killed_counts == clean_counts
+
+
+@pytest.mark.ray
+def test_resume_when_the_recorded_checkpoints_were_deleted(tmp_path: Path) -> None:
+    """Ray Tune deletes older checkpoints as newer arrive but saves its experiment state only
+    every few seconds: a driver killed in between leaves a state naming deleted checkpoints.
+    Resume continues from what survived (or from the first epoch), never fails the trial."""
+    body = {
+        "name": "stale",
+        "trainable": "tests.trainables:checkpointed",
+        "stop": {"epochs": 40},
+        "max_concurrent": 2,
+        "fixed": {"steps_per_epoch": 10, "sleep": 0.03},
+        "grid": {"scale": [1.0, 2.0]},
+    }
+    spec = _spec(tmp_path, body)
+    url = f"sqlite:///{tmp_path / 'stale.db'}"
+    proc = _start(spec, url, "run", "--storage-path", str(tmp_path / "ray"))
+    try:  # past a save of the experiment state (every 5 s) that names checkpoints
+        _wait_for(lambda: sum((t["last_epoch"] or 0) >= 25 for t in _trials(url)) == 2, 120)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert {t["status"] for t in _trials(url)} == {"running"}
+    written = lambda: sorted(tmp_path.glob("ray/*/*/checkpoint_*"))  # noqa: E731
+    _wait_for(lambda: written() == (time.sleep(1.5), written())[1], 30)  # workers gone too
+
+    # What Ray Tune would have done had the driver lived a moment longer: delete the
+    # checkpoints its last saved state names (and every older one); one trial loses all.
+    [experiment] = (tmp_path / "ray").iterdir()
+    [state] = experiment.glob("experiment_state-*.json")
+    named = set(re.findall(r"checkpoint_\d{6}", state.read_text()))
+    assert named, "the saved state names no checkpoint: nothing to test"
+    first, second = sorted({path.parent for path in experiment.glob("*/checkpoint_*")})
+    for directory in first.glob("checkpoint_*"):
+        shutil.rmtree(directory)
+    for directory in second.glob("checkpoint_*"):
+        if directory.name <= max(named):
+            shutil.rmtree(directory)
+
+    with open_store(url) as store:
+        sweep_id = store.sweeps()[0]["id"]
+    resumed = sweepscope("resume", sweep_id, "--store", url)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "was deleted after Ray Tune last saved its state" in resumed.stderr
+    assert "resuming from its first epoch" in resumed.stderr, resumed.stderr
+    with open_store(url) as store:
+        for trial in store.trials(sweep_id):
+            history = [e["status"] for e in store.trial_events(trial["id"])]
+            assert trial["status"] == "completed", (history, trial["error"])
+            assert _curve_steps(url, trial["id"]) == list(range(1, 401))  # each step once
 
 
 # -- 3. many processes write one store while another reads ----------------------------------

@@ -1,0 +1,153 @@
+"""A resumed sweep continues each trial from a checkpoint that exists and whose points the
+store holds.
+
+Ray Tune saves its experiment state every few seconds, but deletes a trial's older
+checkpoints (`num_to_keep`) as soon as newer ones arrive. A driver killed in between
+(SIGKILL, out of memory, a lost node, a SLURM job killed at its limit) leaves a state that
+names checkpoints which no longer exist, and Ray Tune then fails those trials ("Could not
+recover from checkpoint as it does not exist on storage anymore"). The checkpoints that did
+survive can be newer than the points the store received before the kill, and continuing from
+one of those would leave a gap in the curve.
+
+So before any trial restores, each unfinished trial is pointed at the newest checkpoint on
+storage taken at or before the last step the store holds for it (the step is written into
+every checkpoint by runner.report), or, when there is none, at no checkpoint: the trial
+starts again from its first epoch, and the store keeps each step once. A checkpoint without
+that step (a plain Ray Tune trainable's) is trusted where Ray Tune recorded it; when that
+one is gone, the oldest surviving newer one is taken.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.fs
+from ray import tune
+from ray.train._internal.session import _TrainingResult
+
+from runner.report import CHECKPOINT_STEP_FILE
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+__all__ = ["SurvivingCheckpoints", "choose_checkpoint"]
+
+_NAME = re.compile(r"checkpoint_(\d+)$")
+
+
+def _index(path: str) -> int | None:
+    match = _NAME.search(path.rstrip("/"))
+    return int(match.group(1)) if match else None
+
+
+def _order(path: str) -> int:
+    return _index(path) or 0
+
+
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _exists(fs: pyarrow.fs.FileSystem, path: str) -> bool:
+    return bool(fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound)
+
+
+def _step(fs: pyarrow.fs.FileSystem, path: str) -> int | None:
+    """The step written into a checkpoint by runner.report, or None (not one of ours)."""
+    try:
+        with fs.open_input_stream(f"{path.rstrip('/')}/{CHECKPOINT_STEP_FILE}") as stream:
+            return int(stream.readall().decode())
+    except (OSError, ValueError):
+        return None
+
+
+def _on_storage(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[str]:
+    """The trial's checkpoint directories, oldest first."""
+    found = fs.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True))
+    paths = [
+        info.path.rstrip("/")
+        for info in found
+        if info.type == pyarrow.fs.FileType.Directory and _index(info.path) is not None
+    ]
+    return sorted(paths, key=_order)
+
+
+def choose_checkpoint(
+    fs: pyarrow.fs.FileSystem, trial_path: str, recorded: str, stored_step: int | None
+) -> str | None:
+    """The checkpoint under `trial_path` to resume from, given the one Ray Tune `recorded`
+    and the last step the store holds for the trial; None: start from the first epoch."""
+    held = stored_step if stored_step is not None else -1
+    paths = _on_storage(fs, trial_path)
+    steps = {path.rstrip("/"): _step(fs, path) for path in paths}
+    recorded = recorded.rstrip("/")
+    step = steps.get(recorded)
+    if recorded in steps and (step is None or step <= held):
+        return recorded
+    ours = [(step, path) for path, step in steps.items() if step is not None]
+    if ours:
+        covered = [(step, path) for step, path in ours if step <= held]
+        return max(covered)[1] if covered else None
+    want = _index(recorded)
+    newer = [path for path in steps if want is None or (_index(path) or 0) > want]
+    return newer[0] if newer else (list(steps)[-1] if steps else None)
+
+
+class SurvivingCheckpoints(tune.Callback):
+    """Before the first trial restores, repoint the trials of a resumed sweep (see above).
+
+    `stored_steps`: the last step the store holds, by Ray Tune trial id.
+    """
+
+    def __init__(self, *, stored_steps: dict[str, int | None]) -> None:
+        self._stored_steps = stored_steps
+        self._checked = False
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        for trial in trials:
+            if trial.status not in (trial.TERMINATED, trial.ERROR):
+                _repoint(trial, self._stored_steps.get(trial.trial_id))
+
+
+def _repoint(trial: Trial, stored_step: int | None) -> None:
+    manager, storage = trial.run_metadata.checkpoint_manager, trial.storage
+    latest = manager.latest_checkpoint_result if manager is not None else None
+    if manager is None or storage is None or latest is None or latest.checkpoint is None:
+        return
+    fs: pyarrow.fs.FileSystem = latest.checkpoint.filesystem
+    recorded = latest.checkpoint.path.rstrip("/")
+    path = choose_checkpoint(fs, storage.trial_fs_path, recorded, stored_step)
+    if path == recorded:
+        return
+    kept = [
+        r
+        for r in manager._checkpoint_results
+        if r.checkpoint is not None and r.checkpoint.path != path and _exists(fs, r.checkpoint.path)
+    ]
+    replacement = None
+    if path is not None:
+        # The metrics are those recorded with the other checkpoint, so Tune's iteration
+        # count is off by the reports in between; the trial's own epoch is in its state.
+        checkpoint = tune.Checkpoint(path, filesystem=fs)
+        replacement = _TrainingResult(checkpoint=checkpoint, metrics=dict(latest.metrics))
+        kept.append(replacement)
+    manager._checkpoint_results = kept
+    manager._latest_checkpoint_result = replacement
+    # The trial's next checkpoint follows the one it resumes from, or every one on storage.
+    last = path or max([*_on_storage(fs, storage.trial_fs_path), recorded], key=_order)
+    storage.current_checkpoint_index = _order(last) + 1
+    why = (
+        "is past the last step the store holds"
+        if _exists(fs, recorded)
+        else "was deleted after Ray Tune last saved its state"
+    )
+    print(
+        f"trial {trial.trial_id}: its recorded checkpoint {_name(recorded)} {why}; "
+        f"resuming from {_name(path) if path else 'its first epoch'}",
+        file=sys.stderr,
+    )
