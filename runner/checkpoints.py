@@ -15,6 +15,9 @@ every checkpoint by runner.report), or, when there is none, at no checkpoint: th
 starts again from its first epoch, and the store keeps each step once. A checkpoint without
 that step (a plain Ray Tune trainable's) is trusted where Ray Tune recorded it; when that
 one is gone, the oldest surviving newer one is taken.
+
+This sets private fields of Ray Tune's trial bookkeeping (`_CheckpointManager` of Ray 2.60,
+the minor release pyproject.toml pins); tests/test_reliability.py breaks if they move.
 """
 
 from __future__ import annotations
