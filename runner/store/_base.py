@@ -11,10 +11,12 @@ import abc
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported by the readers that return frames: a CLI start skips it
 
 # A point as the runner writes it: (metric, step, value, wall_time).
 Point = tuple[str, int, float, float]
