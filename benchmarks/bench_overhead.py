@@ -163,6 +163,16 @@ def write_overhead(
         ok = "met" if value <= target else f"**missed** by {value - target:.2f}{unit}"
         return f"{value:.2f}{unit} (target <= {target:.2f}{unit}: {ok})"
 
+    why = (
+        "\nWhere the start-up goes: `ray.init` starting Ray's services, then in each trial's "
+        "worker the import of Ray Tune's modules and of torch, and the dataset; plain Ray "
+        "Tune's start-up, in the same table, has all of these too. The driver imports neither "
+        "torch nor pandas before `ray.init`. Importing the trainable's module in Ray's idle "
+        "workers while the driver builds the tuner was tried, and made the first point later "
+        "(the trials' actors do not land on those workers).\n"
+        if first > TARGET_FIRST_POINT
+        else ""
+    )
     write_fragment(
         "overhead",
         f"""## Runner overhead: the seed grid, 18 trials on {cores} cores
@@ -189,7 +199,7 @@ shared: absolute seconds vary with it, the ratios within a pair much less).
   about either runner; wall / ideal compares each runner with its own trials.
 - command to the first point: {verdict(first, TARGET_FIRST_POINT, " s")} (the point reaches
   the store within about half a second more: it travels with the trial's next report).
-{seq}
+{why}{seq}
 {stamp(command)}""",
     )
 
