@@ -84,7 +84,7 @@ def choose_checkpoint(
     and the last step the store holds for the trial; None: start from the first epoch."""
     held = stored_step if stored_step is not None else -1
     paths = _on_storage(fs, trial_path)
-    steps = {path.rstrip("/"): _step(fs, path) for path in paths}
+    steps = {path: _step(fs, path) for path in paths}
     recorded = recorded.rstrip("/")
     step = steps.get(recorded)
     if recorded in steps and (step is None or step <= held):

@@ -200,8 +200,13 @@ def test_resume_when_the_recorded_checkpoints_were_deleted(tmp_path: Path) -> No
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert {t["status"] for t in _trials(url)} == {"running"}
-    written = lambda: sorted(tmp_path.glob("ray/*/*/checkpoint_*"))  # noqa: E731
-    _wait_for(lambda: written() == (time.sleep(1.5), written())[1], 30)  # workers gone too
+
+    def settled() -> bool:  # the orphaned workers have stopped writing checkpoints
+        before = sorted(tmp_path.glob("ray/*/*/checkpoint_*"))
+        time.sleep(1.5)
+        return before == sorted(tmp_path.glob("ray/*/*/checkpoint_*"))
+
+    _wait_for(settled, 30)
 
     # What Ray Tune would have done had the driver lived a moment longer: delete the
     # checkpoints its last saved state names (and every older one); one trial loses all.
