@@ -71,8 +71,8 @@ def plain_train(config: dict[str, Any]) -> None:
 
 
 def _phases() -> Any:
-    """A Tune callback keeping each trial's first and last point moments (plain_train and
-    trivial_plain report them)."""
+    """A Tune callback keeping each trial's first and last point moments (plain_train reports
+    them; for trivial_plain, the moments its results arrive at the driver)."""
     from ray import tune
 
     class Phases(tune.Callback):
@@ -115,7 +115,7 @@ def trivial(n: int, reuse_actors: bool) -> dict[str, Any]:
 
 
 def _fit(trainable: Any, space: dict[str, Any], n: int, reuse_actors: bool) -> dict[str, Any]:
-    """Ray Tune as its users write it (ray.init() with its defaults), timed from here."""
+    """Ray Tune as its users write it (a local ray.init(), Tuner.fit), timed from here."""
     start = time.perf_counter()
     import ray
     from ray import tune

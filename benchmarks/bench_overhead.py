@@ -7,7 +7,7 @@ Each run is a fresh process timed from outside, from the command to its exit:
 
 1. `sweepscope run experiments/sweeps/seed_grid.yaml` as shipped: Ray's start, the store,
    checkpoints and every step's loss included.
-2. Plain Ray Tune as its users write it (`ray.init()`, `tune.Tuner(reuse_actors=True)`), the
+2. Plain Ray Tune as its users write it (`ray.init(address="local")`, `tune.Tuner(reuse_actors=True)`), the
    same train function reporting once per epoch through tune.report (benchmarks.baselines).
 
 The pairs alternate which runs first, so that a load that drifts (the machine is shared)

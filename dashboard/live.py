@@ -32,11 +32,11 @@ from dashboard.data import (
     trial_table,
 )
 from runner.store import Store, TrialStatus
+from runner.sysmetrics import is_system_metric
 
 __all__ = [
     "DEFAULT_SMOOTHING",
     "NOTIFY",
-    "SYSTEM_PREFIX",
     "Y_SCALES",
     "LiveFrame",
     "LiveOptions",
@@ -65,7 +65,6 @@ RAW_FOR_ALL = 6
 # keeps the extremes of each pixel column).
 MAX_POINTS_PER_CURVE = 600
 BAND_GRID = 200
-SYSTEM_PREFIX = "sys/"
 Y_SCALES = ("auto", "linear", "log")
 # Trial endings the live page announces as they happen.
 NOTIFY = frozenset({TrialStatus.DIVERGED, TrialStatus.ERROR, TrialStatus.PRUNED})
@@ -156,10 +155,10 @@ def panel_metrics(points: SweepPoints, *, system: bool = False) -> list[str]:
     """The metrics that get a panel: train loss, validation loss and accuracy first, then
     the others by name, then (with `system`) the `sys/` metrics."""
     names = points.metrics()
-    user = [m for m in names if not m.startswith(SYSTEM_PREFIX)]
+    user = [m for m in names if not is_system_metric(m)]
     ordered = [m for m in _ORDER if m in user] + sorted(m for m in user if m not in _ORDER)
     if system:
-        ordered += sorted(m for m in names if m.startswith(SYSTEM_PREFIX))
+        ordered += sorted(m for m in names if is_system_metric(m))
     return ordered
 
 

@@ -100,6 +100,11 @@ def _sweeps(url: str) -> list[dict[str, Any]]:
     return _open(url).sweeps()
 
 
+def sweeps(s: Store) -> list[dict[str, Any]]:
+    """The store's sweeps, newest first, from the cache the sidebar fills (2 s)."""
+    return _sweeps(s.url)
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _points(url: str, sweep_id: str) -> SweepPoints:
     return SweepPoints(sweep_id)

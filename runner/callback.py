@@ -228,10 +228,8 @@ class StoreCallback(tune.Callback):
         self._register(trial)
         plain = POINTS_KEY not in result  # a trainable that calls ray.tune.report itself
         points = result_points(result, time.time()) if plain else result.pop(POINTS_KEY)
-        self._writer.add_points(trial.trial_id, points)
         load = result.pop(SYS_KEY, None)  # sys/ samples: stored, never judged (see sysmetrics)
-        if load:
-            self._writer.add_points(trial.trial_id, load)
+        self._writer.add_points(trial.trial_id, points + load if load else points)
         self._check_metric(trial, result, points, plain)
         fields: dict[str, Any] = dict(result.pop(INFO_KEY, None) or {})
         last = self._last.setdefault(trial.trial_id, {})

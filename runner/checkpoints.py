@@ -53,10 +53,6 @@ def _name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _exists(fs: pyarrow.fs.FileSystem, path: str) -> bool:
-    return bool(fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound)
-
-
 def _step(fs: pyarrow.fs.FileSystem, path: str) -> int | None:
     """The step written into a checkpoint by runner.report, or None (not one of ours)."""
     try:
@@ -78,12 +74,18 @@ def _on_storage(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[str]:
 
 
 def choose_checkpoint(
-    fs: pyarrow.fs.FileSystem, trial_path: str, recorded: str, stored_step: int | None
+    fs: pyarrow.fs.FileSystem,
+    trial_path: str,
+    recorded: str,
+    stored_step: int | None,
+    *,
+    paths: list[str] | None = None,
 ) -> str | None:
     """The checkpoint under `trial_path` to resume from, given the one Ray Tune `recorded`
-    and the last step the store holds for the trial; None: start from the first epoch."""
+    and the last step the store holds for the trial; None: start from the first epoch.
+    `paths`: the trial's checkpoint directories, when the caller has listed them."""
     held = stored_step if stored_step is not None else -1
-    paths = _on_storage(fs, trial_path)
+    paths = _on_storage(fs, trial_path) if paths is None else paths
     steps = {path: _step(fs, path) for path in paths}
     recorded = recorded.rstrip("/")
     step = steps.get(recorded)
@@ -124,13 +126,16 @@ def _repoint(trial: Trial, stored_step: int | None) -> None:
         return
     fs: pyarrow.fs.FileSystem = latest.checkpoint.filesystem
     recorded = latest.checkpoint.path.rstrip("/")
-    path = choose_checkpoint(fs, storage.trial_fs_path, recorded, stored_step)
+    paths = _on_storage(fs, storage.trial_fs_path)  # listed once: storage may be remote
+    path = choose_checkpoint(fs, storage.trial_fs_path, recorded, stored_step, paths=paths)
     if path == recorded:
         return
     kept = [
         r
         for r in manager._checkpoint_results
-        if r.checkpoint is not None and r.checkpoint.path != path and _exists(fs, r.checkpoint.path)
+        if r.checkpoint is not None
+        and r.checkpoint.path.rstrip("/") != path
+        and r.checkpoint.path.rstrip("/") in paths
     ]
     replacement = None
     if path is not None:
@@ -142,11 +147,11 @@ def _repoint(trial: Trial, stored_step: int | None) -> None:
     manager._checkpoint_results = kept
     manager._latest_checkpoint_result = replacement
     # The trial's next checkpoint follows the one it resumes from, or every one on storage.
-    last = path or max([*_on_storage(fs, storage.trial_fs_path), recorded], key=_order)
+    last = path or max([*paths, recorded], key=_order)
     storage.current_checkpoint_index = _order(last) + 1
     why = (
         "is past the last step the store holds"
-        if _exists(fs, recorded)
+        if recorded in paths
         else "was deleted after Ray Tune last saved its state"
     )
     print(

@@ -509,7 +509,7 @@ def _drive(
         error = unwritten
     return SweepOutcome(
         sweep_id=sweep_id,
-        status=SweepStatus.STOPPED if unwritten is not None else status,
+        status=ended,
         counts=dict(counts),
         best=best,
         elapsed=time.monotonic() - started,

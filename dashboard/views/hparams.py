@@ -87,7 +87,10 @@ with right:
     waiting = len(trials) - len(finished)
     later = f" {waiting} unfinished trials join when they end." if waiting else ""
     try:
-        found = _importance(finished, params, finals.to_dict(), metric, method)
+        # Keyed on the finished trials' values only, so a running trial's step misses no cache.
+        done = {t["id"] for t in finished}
+        ended = {i: v for i, v in finals.items() if i in done}
+        found = _importance(finished, params, ended, metric, method)
     except ValueError as exc:
         st.info(f"No importance yet: among finished trials, {exc}{later}")
     else:

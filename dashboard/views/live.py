@@ -11,6 +11,7 @@ from dashboard import live, stopping, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND
 from dashboard.data import STATUS_LABELS, Filter
 from runner.errors import SweepscopeError
+from runner.sysmetrics import is_system_metric
 
 st.title("Live sweep")
 store = ui.store()
@@ -66,7 +67,7 @@ x_axis = c5.radio(
     format_func=x_label,
     **urlstate.bound("q_x", ["step", "time"], format_func=x_label),
 )
-has_system = any(m.startswith(live.SYSTEM_PREFIX) for m in points.metrics())
+has_system = any(is_system_metric(m) for m in points.metrics())
 system = c6.toggle(
     "sys/ panels",
     disabled=not has_system,

@@ -52,7 +52,7 @@ def _said(
 st.title("Sweep against sweep")
 store = ui.store()
 try:
-    ids = [s["id"] for s in store.sweeps()]
+    ids = [s["id"] for s in ui.sweeps(store)]  # the sidebar's cached list
 except SweepscopeError as exc:
     ui.show_error(exc)
     st.stop()
