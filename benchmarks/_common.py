@@ -40,7 +40,11 @@ def machine(packages: tuple[str, ...] = ("ray", "torch", "sqlalchemy", "pandas")
 
 
 def stamp(command: str, packages: tuple[str, ...] = ("ray", "torch", "sqlalchemy", "pandas")) -> str:
-    """The command, date and machine lines that end every fragment."""
+    """The command, date and machine lines that end every fragment; a store URL in the
+    command keeps no password (fragments are committed)."""
+    from runner.redact import mask_url
+
+    command = " ".join(mask_url(word) if "://" in word else word for word in command.split(" "))
     return (
         f"- command: `{command}`\n"
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"

@@ -48,7 +48,7 @@ from typing import Any
 
 import plotly.io
 
-from benchmarks._common import REPO, SWEEPSCOPE, stamp, write_fragment
+from benchmarks._common import REPO, run_cli, stamp, write_fragment
 from benchmarks.bench_dashboard import fill
 from dashboard import live
 from dashboard.browser import BROWSER_ARGS, CHROMIUM
@@ -209,14 +209,7 @@ def seed_grid_store(tmp: Path) -> str:
     url = f"sqlite:///{tmp / 'seed.db'}"
     spec = REPO / "experiments" / "sweeps" / "seed_grid.yaml"
     print(f"running the seed grid into {url} ...", flush=True)
-    done = subprocess.run(
-        [SWEEPSCOPE, "run", str(spec), "--store", url],
-        cwd=REPO,
-        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
-        stdout=subprocess.DEVNULL,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the seed grid sweep failed (exit {done.returncode})")
+    run_cli("run", str(spec), "--store", url)
     return url
 
 

@@ -177,7 +177,6 @@ class PanelStyle:
     y_range: tuple[float, float] | None = None  # axis units (log10 on a log axis)
     highlight: frozenset[int] = frozenset()
     best: int | None = None
-    webgl: bool = False
     height: int = 360
 
 
@@ -192,9 +191,9 @@ def _compact(values: Any) -> Any:
     return values.astype(np.float32)
 
 
-def _trace(webgl: bool, **props: Any) -> dict[str, Any]:
+def _trace(**props: Any) -> dict[str, Any]:
     props["x"], props["y"] = _compact(props["x"]), _compact(props["y"])
-    return {"type": "scattergl" if webgl else "scatter", **props}
+    return {"type": "scatter", **props}
 
 
 def _hover(style: PanelStyle, head: str) -> str:
@@ -242,7 +241,6 @@ def _click_targets(
             text += [f"{describe.get(c.trial, c.label)} ({status_label(c.status)})"] * len(xs[-1])
     x = np.concatenate(xs) if xs else np.empty(0)
     return _trace(
-        False,
         x=x,
         y=np.concatenate(ys) if ys else np.empty(0),
         customdata=np.concatenate(ids) if ids else np.empty(0, np.int64),
@@ -294,7 +292,6 @@ def panel_figure(
         meaning = band_label(band_kind)
         data.append(
             _trace(
-                False,
                 x=np.concatenate([band["step"], band["step"][::-1]]),
                 y=np.concatenate([band["upper"], band["lower"][::-1]]),
                 fill="toself",
@@ -309,7 +306,6 @@ def panel_figure(
         )
         data.append(
             _trace(
-                False,
                 x=band["step"].to_numpy(),
                 y=band["centre"].to_numpy(),
                 customdata=np.stack([band["lower"], band["upper"], band["n"]], axis=-1),
@@ -329,7 +325,6 @@ def panel_figure(
         if c.raw is not None and len(c.raw[0]):
             data.append(
                 _trace(
-                    style.webgl,
                     x=c.raw[0],
                     y=c.raw[1],
                     mode="lines",
@@ -347,7 +342,6 @@ def panel_figure(
             early = c.status in EARLY_END
             data.append(
                 _trace(
-                    style.webgl,
                     x=c.x,
                     y=c.y,
                     mode="lines",
@@ -374,7 +368,6 @@ def panel_figure(
                 jx, jy, _ = _joined(joined)
                 data.append(
                     _trace(
-                        style.webgl,
                         x=jx,
                         y=jy,
                         mode="lines",
@@ -397,7 +390,6 @@ def panel_figure(
         name = f"best so far: trial {c.trial}" if best else f"trial {c.trial}"
         data.append(
             _trace(
-                style.webgl,
                 x=c.x,
                 y=c.y,
                 mode="lines",
@@ -422,7 +414,6 @@ def panel_figure(
         symbol, colour = MARKERS.get(status, ("circle", "#000000"))
         data.append(
             _trace(
-                False,
                 x=[w[1] for w in where],
                 y=[w[2] for w in where],
                 customdata=[w[0] for w in where],
@@ -443,7 +434,6 @@ def panel_figure(
         edge = {True: 10**high if style.log_y else high, False: 10**low if style.log_y else low}
         data.append(
             _trace(
-                False,
                 x=[o[1] for o in outside],
                 y=[edge[o[3]] for o in outside],
                 customdata=np.array([[o[0], o[2]] for o in outside]),

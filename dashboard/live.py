@@ -111,9 +111,7 @@ class Panel:
     metric: str
     figure: go.Figure
     log_y: bool
-    auto_log: bool  # what `auto` chose
     smoothed: bool
-    outside: int  # trials with values beyond the y-range, marked at its edge
     n_points: int  # points sent to the browser
 
 
@@ -246,14 +244,11 @@ def panel(
         band_kind=band_kind,
     )
     n_points = sum(len(np.asarray(trace.x)) for trace in fig.data if trace.x is not None)
-    outside = next((t for t in fig.data if t.name == "beyond the axis"), None)
     return Panel(
         metric=metric,
         figure=fig,
         log_y=log_y,
-        auto_log=auto_log,
         smoothed=smoothed,
-        outside=0 if outside is None else len(outside.x),
         n_points=n_points,
     )
 

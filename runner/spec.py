@@ -54,6 +54,7 @@ from pydantic import (
     model_validator,
 )
 
+from runner import sysmetrics
 from runner.errors import SpecError
 
 __all__ = [
@@ -272,7 +273,7 @@ class Spec(_Strict):
     order: Literal["grid", "shuffled"] | None = None  # the order trials start in
     storage_path: str | None = None
     system_metrics: bool = True  # each trial samples its CPU, memory, GPU as sys/ metrics
-    system_metrics_every: float = Field(default=2.0, ge=1, le=3600)  # seconds between samples
+    system_metrics_every: float = Field(default=sysmetrics.DEFAULT_EVERY, ge=1, le=3600)  # s
     notify: Notify | None = None  # {webhook: URL}: posted when the sweep ends, fails, ...
     fixed: dict[_Param, _Value] = {}
     grid: dict[_Param, Annotated[list[_Value], Field(min_length=1)]] = {}
@@ -281,7 +282,7 @@ class Spec(_Strict):
     @field_validator("metric")
     @classmethod
     def _not_system(cls, v: str) -> str:
-        if v.startswith("sys/"):
+        if sysmetrics.is_system_metric(v):
             raise ValueError(
                 f"{v!r} is a system-load metric (sys/...), sampled by the runner, not reported "
                 "by the trials. Fix: name a metric your trainable reports, e.g. val_acc"

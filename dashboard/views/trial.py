@@ -74,7 +74,7 @@ def _load_summary(metrics: list[str]) -> str:
     return " · ".join(parts)
 
 
-@st.fragment(run_every=ui.live_settings())
+@st.fragment(run_every=ui.live_settings() if ui.is_running(sweep) else None)
 def body() -> None:
     with ui.guard():
         trial = next((t for t in store.trials(sweep["id"]) if int(t["id"]) == trial_id), None)
