@@ -23,6 +23,7 @@ import tempfile
 import time
 from typing import Any
 
+from runner import _ray_private as ray_private
 from runner import report, tune_spec
 from runner.spec import POINT_KEY, Spec, load_spec
 
@@ -133,8 +134,7 @@ def _fit(trainable: Any, space: dict[str, Any], n: int, reuse_actors: bool) -> d
         )
         # Tune would run a pickled copy of a callback given in RunConfig: set this one on the
         # run config right before fit, as runner.launch does for its own.
-        assert tuner._local_tuner is not None
-        tuner._local_tuner.get_run_config().callbacks = [phases]
+        ray_private.run_config(tuner).callbacks = [phases]
         results = tuner.fit()
         assert len(results) == n and not results.errors
     ray.shutdown()

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from benchmarks._common import stamp, write_fragment
+from runner import _ray_private as ray_private
 from runner.spec import Scheduler, Spec, load_spec
 from runner.store import Store, open_store
 
@@ -63,7 +64,7 @@ def main() -> None:
         include_dashboard=False,
         configure_logging=False,
         log_to_driver=False,
-        _node_ip_address="127.0.0.1",
+        **ray_private.bind_node_ip("127.0.0.1"),
     )
     base = load_spec(SPEC)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in RUNS}

@@ -29,6 +29,7 @@ from importlib.metadata import version
 from typing import Any
 
 from benchmarks._common import RESULTS, machine, stamp, write_fragment
+from runner import _ray_private as ray_private
 from runner.spec import Spec, load_spec
 from runner.store import Store, open_store
 
@@ -114,7 +115,7 @@ def main() -> None:
         include_dashboard=False,
         configure_logging=False,
         log_to_driver=False,
-        _node_ip_address="127.0.0.1",
+        **ray_private.bind_node_ip("127.0.0.1"),
     )
     runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in SEARCHERS}
     try:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, DEBUG_METRICS
 
+from runner import _ray_private as ray_private
 from runner.errors import SpecError
 from runner.notify import Notifier
 from runner.progress import Progress, format_seconds
@@ -198,7 +199,7 @@ class StoreCallback(tune.Callback):
         limit = self._spec.trial_timeout
         for trial in trials:
             seen = self._seen_at.get(trial.trial_id)
-            actor = getattr(trial.temporary_state, "ray_actor", None)
+            actor = ray_private.trial_actor(trial)
             if (
                 limit is not None
                 and seen is not None

@@ -16,8 +16,8 @@ starts again from its first epoch, and the store keeps each step once. A checkpo
 that step (a plain Ray Tune trainable's) is trusted where Ray Tune recorded it; when that
 one is gone, the oldest surviving newer one is taken.
 
-This sets private fields of Ray Tune's trial bookkeeping (`_CheckpointManager` of Ray 2.60,
-the minor release pyproject.toml pins); tests/test_reliability.py breaks if they move.
+This sets private fields of Ray Tune's trial bookkeeping (its `_CheckpointManager`), through
+runner._ray_private, whose test names any of them an upgrade of Ray moves.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs
 from ray import tune
-from ray.train._internal.session import _TrainingResult
 
+from runner import _ray_private as ray_private
 from runner.report import CHECKPOINT_STEP_FILE
 
 if TYPE_CHECKING:
@@ -120,19 +120,19 @@ class SurvivingCheckpoints(tune.Callback):
 
 
 def _repoint(trial: Trial, stored_step: int | None) -> None:
-    manager, storage = trial.run_metadata.checkpoint_manager, trial.storage
+    manager, trial_path = ray_private.checkpoint_manager(trial), ray_private.trial_fs_path(trial)
     latest = manager.latest_checkpoint_result if manager is not None else None
-    if manager is None or storage is None or latest is None or latest.checkpoint is None:
+    if manager is None or trial_path is None or latest is None or latest.checkpoint is None:
         return
     fs: pyarrow.fs.FileSystem = latest.checkpoint.filesystem
     recorded = latest.checkpoint.path.rstrip("/")
-    paths = _on_storage(fs, storage.trial_fs_path)  # listed once: storage may be remote
-    path = choose_checkpoint(fs, storage.trial_fs_path, recorded, stored_step, paths=paths)
+    paths = _on_storage(fs, trial_path)  # listed once: storage may be remote
+    path = choose_checkpoint(fs, trial_path, recorded, stored_step, paths=paths)
     if path == recorded:
         return
     kept = [
         r
-        for r in manager._checkpoint_results
+        for r in ray_private.checkpoint_results(manager)
         if r.checkpoint is not None
         and r.checkpoint.path.rstrip("/") != path
         and r.checkpoint.path.rstrip("/") in paths
@@ -142,13 +142,12 @@ def _repoint(trial: Trial, stored_step: int | None) -> None:
         # The metrics are those recorded with the other checkpoint, so Tune's iteration
         # count is off by the reports in between; the trial's own epoch is in its state.
         checkpoint = tune.Checkpoint(path, filesystem=fs)
-        replacement = _TrainingResult(checkpoint=checkpoint, metrics=dict(latest.metrics))
+        replacement = ray_private.training_result(checkpoint, dict(latest.metrics))
         kept.append(replacement)
-    manager._checkpoint_results = kept
-    manager._latest_checkpoint_result = replacement
+    ray_private.set_checkpoint_results(manager, kept, replacement)
     # The trial's next checkpoint follows the one it resumes from, or every one on storage.
     last = path or max([*paths, recorded], key=_order)
-    storage.current_checkpoint_index = _order(last) + 1
+    ray_private.set_next_checkpoint_index(trial, _order(last) + 1)
     why = (
         "is past the last step the store holds"
         if recorded in paths

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, SupportsIndex
 
+from runner import _ray_private
 from runner.status import TrialStatus
 from runner.sysmetrics import PREFIX as SYS_PREFIX
 
@@ -272,9 +273,7 @@ def cpus() -> int:
 def _in_tune() -> bool:
     if _sink is not None or "ray" not in sys.modules:
         return False
-    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
-
-    return bool(_in_tune_session())
+    return _ray_private.in_tune_session()
 
 
 @contextlib.contextmanager

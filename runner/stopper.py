@@ -11,12 +11,11 @@ its limit, it interrupts Tune as Ctrl-C does, so the sweep stops resumable.
 
 from __future__ import annotations
 
-import os
-import signal
 from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
+from runner import _ray_private as ray_private
 from runner.report import POINTS_KEY
 
 if TYPE_CHECKING:
@@ -74,12 +73,12 @@ class StoreStopper(tune.Stopper):
         return self.halted is not None or self._writer.stop_requests()[0]
 
     def _interrupt(self) -> None:
-        """End Tune's loop the way Ctrl-C does (launch._ctrl_c): its saved state keeps the
+        """End Tune's loop the way Ctrl-C does (runner.launch): its saved state keeps the
         unfinished trials unfinished, so `sweepscope resume` runs them (stopping them here
-        would finish them for good). Only where Tune listens for SIGUSR1, once."""
-        if not self._interrupted and callable(signal.getsignal(signal.SIGUSR1)):
+        would finish them for good). Only where Tune listens, once."""
+        if not self._interrupted and ray_private.tune_listens():
             self._interrupted = True
-            os.kill(os.getpid(), signal.SIGUSR1)
+            ray_private.interrupt_tune()
 
 
 def _live_stopper(sweep_id: str) -> tune.Stopper:

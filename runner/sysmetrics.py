@@ -21,7 +21,7 @@ under their own key (SYS_KEY), apart from the trial's own points: the sweep's `m
 metric check and the schedulers never see them. Sampling is switched on by the spec
 (`system_metrics`, default on; `system_metrics_every`, default 2 s) and wraps every trainable
 through `sampling(every)`, a mixin for Ray Tune's Trainable (a function trainable's wrapper
-class takes it through Ray's `__mixins__`).
+class takes it through Ray's `__mixins__`, see runner._ray_private).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Self
+
+from runner import _ray_private
 
 __all__ = [
     "DEFAULT_EVERY",
@@ -283,7 +285,7 @@ def sampling(every: float) -> type:
         def step(self) -> Any:
             if self._sys_sampler is None and not self._sys_broken:
                 # Trial time restored from the checkpoint by now (0 on a fresh start).
-                offset = float(getattr(self, "_time_total", 0.0) or 0.0)
+                offset = _ray_private.time_total(self)
                 try:
                     self._sys_sampler = Sampler(every, offset=offset, gpus=_ray_gpus()).start()
                 except Exception:
