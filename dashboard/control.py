@@ -3,8 +3,9 @@
 On a loopback address only this machine's users reach the page, so the stop buttons work
 as they are. Bound to any other address, they need the token in $SWEEPSCOPE_TOKEN, which
 the page asks for; without that variable they are off, and the page says why. A token
-shorter than TOKEN_MIN_LENGTH could be guessed, so `sweepscope dashboard` refuses to start
-with one there (check_token).
+shorter than TOKEN_MIN_LENGTH could be guessed: `sweepscope dashboard` refuses to start
+with one there (check_token), and the page, however Streamlit was started, keeps the stop
+controls off with it (stop_permission, where the token is checked).
 """
 
 from __future__ import annotations
@@ -55,10 +56,16 @@ def check_token(host: str | None, token: str | None) -> None:
     Raises:
         SweepscopeError: `host` is not loopback and `token` is shorter than TOKEN_MIN_LENGTH.
     """
+    if (problem := _short_token(host, token)) is not None:
+        raise SweepscopeError(problem)
+
+
+def _short_token(host: str | None, token: str | None) -> str | None:
+    """Why `token` is too short for a dashboard bound to `host`, or None when it is not."""
     if is_loopback(host) or not token or len(token) >= TOKEN_MIN_LENGTH:
-        return
+        return None
     where = host or "every interface"
-    raise SweepscopeError(
+    return (
         f"{TOKEN_ENV} is shorter than {TOKEN_MIN_LENGTH} characters, too short to keep "
         f"strangers from stopping trials on a dashboard listening on {where}, which other "
         f"machines can reach. Fix: set {TOKEN_ENV} to a random secret of at least "
@@ -90,10 +97,15 @@ class StopPermission:
 
 def stop_permission(host: str | None, token: str | None = None) -> StopPermission:
     """The stop controls' state for a dashboard bound to `host`, with `token` from
-    $SWEEPSCOPE_TOKEN (read from the environment when not given)."""
+    $SWEEPSCOPE_TOKEN (read from the environment when not given). A token too short to be
+    a secret (check_token) turns them off, whoever started Streamlit."""
     if is_loopback(host):
         return StopPermission(enabled=True, needs_token=False)
     token = os.environ.get(TOKEN_ENV) if token is None else token
+    if (problem := _short_token(host, token)) is not None:
+        return StopPermission(
+            enabled=False, needs_token=True, reason=f"Stopping is disabled: {problem}"
+        )
     if not token:
         where = host or "every interface"
         return StopPermission(

@@ -39,7 +39,7 @@ import random
 import re
 import reprlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -68,6 +68,8 @@ __all__ = [
     "locate_trainable",
     "parse_spec",
     "resolve_trainable",
+    "restore_webhook",
+    "stored_spec",
     "user_config",
 ]
 
@@ -243,7 +245,11 @@ class Distribution(_Strict):
 
 
 class Notify(_Strict):
-    """Where to tell the user that the sweep ended or failed, or a trial diverged or failed."""
+    """Where to tell the user that the sweep ended or failed, or a trial diverged or failed.
+
+    The store keeps the webhook as scheme and host only (stored_spec): its path is usually
+    its token, and the dashboard's role reads the store. `sweepscope resume` takes the full
+    URL again from --spec or $SWEEPSCOPE_WEBHOOK (restore_webhook)."""
 
     webhook: str
 
@@ -399,6 +405,69 @@ def user_config(config: dict[str, Any]) -> dict[str, Any]:
     """A trial's config as the user's train function sees it: without the point index (or any
     other key Ray may add that starts with "__")."""
     return {k: v for k, v in config.items() if not k.startswith("__")}
+
+
+def stored_spec(spec: Spec) -> dict[str, Any]:
+    """The spec as the store keeps it: its JSON form, with the webhook as scheme and host
+    only (https://hooks.example.com/***). Idempotent."""
+    from runner.notify import mask_webhook
+
+    data = spec.model_dump(mode="json")
+    if spec.notify is not None:
+        data["notify"] = {**data["notify"], "webhook": mask_webhook(spec.notify.webhook)}
+    return data
+
+
+def restore_webhook(
+    spec: Spec, spec_file: Spec | None, environ: Mapping[str, str]
+) -> tuple[Spec, str | None]:
+    """A resumed sweep's spec with its webhook's full URL again, and a note for the user.
+
+    `spec` comes from the store, which keeps the webhook as scheme and host only. The full
+    URL comes from `spec_file` (resume --spec, already checked to be the same spec), else
+    from $SWEEPSCOPE_WEBHOOK in `environ`, which must point at the same scheme and host.
+    Without either the sweep resumes without alerts, and the note says so and how to turn
+    them on. A spec without a webhook comes back as is, as does one a store from before
+    the masking kept in full, unless `spec_file` gives the URL.
+
+    Raises:
+        SpecError: $SWEEPSCOPE_WEBHOOK is not a usable webhook URL, or not the sweep's.
+    """
+    from runner.notify import WEBHOOK_ENV, check_webhook, is_masked_webhook, mask_webhook
+
+    if spec.notify is None:
+        return spec, None
+    stored = spec.notify.webhook
+    if spec_file is not None and spec_file.notify is not None:
+        url = spec_file.notify.webhook  # a token rotated since the sweep began included
+    elif not is_masked_webhook(stored):
+        return spec, None  # stored in full by an earlier sweepscope
+    elif url := environ.get(WEBHOOK_ENV, ""):
+        try:
+            check_webhook(url)
+        except ValueError as exc:
+            problem, _, fix = str(exc).partition(" Fix: ")
+            raise SpecError(f"${WEBHOOK_ENV}", [("", problem + ".", fix)]) from None
+        if mask_webhook(url) != stored:
+            raise SpecError(
+                f"${WEBHOOK_ENV}",
+                [
+                    (
+                        "",
+                        f"points at {mask_webhook(url)!r}, but the sweep posts to {stored!r}.",
+                        f"set {WEBHOOK_ENV} to the webhook URL of the sweep's spec, or unset "
+                        "it (the sweep then resumes without alerts)",
+                    )
+                ],
+            )
+    else:
+        note = (
+            f"note: alerts are off for this run: the store keeps only the webhook's host "
+            f"({stored}). To turn them on, resume with --spec SPEC.yaml or set "
+            f"{WEBHOOK_ENV} to the webhook's full URL."
+        )
+        return Spec.model_validate({**spec.model_dump(), "notify": None}), note
+    return Spec.model_validate({**spec.model_dump(), "notify": {"webhook": url}}), None
 
 
 _FIX_BY_TYPE = {

@@ -21,6 +21,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from .conftest import skip_outside_ci
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
@@ -53,7 +55,7 @@ def _published(port: Any) -> tuple[str | None, int | None, int]:
 
 def test_matches_the_compose_specification(compose: dict[str, Any]) -> None:
     if not SCHEMA.exists():
-        pytest.skip(f"the Compose Specification schema is not at {SCHEMA}")
+        skip_outside_ci(f"the Compose Specification schema is not at {SCHEMA}")
     import json
 
     import jsonschema
@@ -65,7 +67,7 @@ def test_matches_the_compose_specification(compose: dict[str, Any]) -> None:
 
 def test_the_schema_check_catches_a_bad_file(compose: dict[str, Any]) -> None:
     if not SCHEMA.exists():
-        pytest.skip(f"the Compose Specification schema is not at {SCHEMA}")
+        skip_outside_ci(f"the Compose Specification schema is not at {SCHEMA}")
     import json
 
     import jsonschema
@@ -103,6 +105,29 @@ def test_only_the_dashboards_are_published_and_only_on_loopback(compose: dict[st
         assert "network_mode" not in service, f"{name} would share the host's network"
     assert published == {8501: "dashboard", 8265: "ray-head"}
     assert "ports" not in compose["services"]["postgres"]
+
+
+def _ray_start_options(command: list[str]) -> dict[str, str]:
+    """`ray start`'s --key=value and --key value options, by key."""
+    options: dict[str, str] = {}
+    for i, part in enumerate(command):
+        if part.startswith("--"):
+            key, eq, value = part.partition("=")
+            following = command[i + 1] if i + 1 < len(command) else "--"
+            options[key] = value if eq else ("" if following.startswith("--") else following)
+    return options
+
+
+def test_the_head_runs_no_trials(compose: dict[str, Any]) -> None:
+    """The head hosts Ray's GCS and dashboard and every driver (`docker compose run
+    ray-head sweepscope run ...`): trials there would starve them. It offers no CPU, so
+    trials go to the workers, as on KubeRay (deploy/kubernetes/raycluster.yaml)."""
+    head = _ray_start_options(compose["services"]["ray-head"]["command"])
+    assert head.get("--num-cpus") == "0", head
+    worker = _ray_start_options(compose["services"]["ray-worker"]["command"])
+    assert "--num-cpus" not in worker  # every core of a worker runs trials
+    kuberay = yaml.safe_load((REPO / "deploy" / "kubernetes" / "raycluster.yaml").read_text())
+    assert kuberay["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
 
 
 def test_ray_runs_with_token_auth_on_every_node(compose: dict[str, Any]) -> None:
@@ -192,7 +217,7 @@ def test_the_init_script_creates_the_dashboard_role(postgres_url: str) -> None:
     the role with its password, a rerun (an older volume, a new password) works too, and
     an empty password stops it."""
     if not shutil.which("psql"):
-        pytest.skip("the init-script test needs psql (apt-get install postgresql-client)")
+        skip_outside_ci("the init-script test needs psql (apt-get install postgresql-client)")
     url = sa.engine.make_url(postgres_url)
     role = f"sweepscope_dashboard_{secrets.token_hex(4)}"
     env = {

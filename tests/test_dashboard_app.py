@@ -357,7 +357,8 @@ def test_stop_disabled_on_a_public_address_without_token(filled: Store) -> None:
 def test_stop_on_a_public_address_needs_the_token(
     filled: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(control.TOKEN_ENV, "s3cret")
+    token = "s3cret-long-enough-token"
+    monkeypatch.setenv(control.TOKEN_ENV, token)
     config.set_option("server.address", "0.0.0.0")
     at = app("live", sweep="bn_demo-1")
     at.text_input(key=ui.TOKEN_KEY).input("wrong").run()
@@ -365,7 +366,7 @@ def test_stop_on_a_public_address_needs_the_token(
     at.button(key="live_confirm_yes").click().run()
     assert "does not match" in texts(at, "error")
     assert filled.stop_requests("bn_demo-1") == (False, set())
-    at.text_input(key=ui.TOKEN_KEY).input("s3cret").run()
+    at.text_input(key=ui.TOKEN_KEY).input(token).run()
     at.button(key="live_stop_trial").click().run()
     at.button(key="live_confirm_yes").click().run()
     assert len(filled.stop_requests("bn_demo-1")[1]) == 1
@@ -426,7 +427,15 @@ def test_stop_permission() -> None:
     assert control.stop_permission("127.0.0.1", "").accepts(None)
     off = control.stop_permission("0.0.0.0", "")
     assert not off.enabled and "SWEEPSCOPE_TOKEN is not set" in off.reason
-    on = control.stop_permission("0.0.0.0", "tok")
-    assert on.needs_token and on.accepts("tok") and not on.accepts("tok2") and not on.accepts(None)
+    token = "t" * control.TOKEN_MIN_LENGTH
+    on = control.stop_permission("0.0.0.0", token)
+    assert on.needs_token and on.accepts(token) and not on.accepts(token + "2")
+    assert not on.accepts(None)
+    # Streamlit started without `sweepscope dashboard` (which refuses a short token): the
+    # page itself keeps the controls off, and says why without showing the token.
+    short = control.stop_permission("0.0.0.0", "Zq9-short")
+    assert not short.enabled and not short.accepts("Zq9-short")
+    assert "shorter than 16 characters" in short.reason and "Zq9" not in short.reason
+    assert control.stop_permission("127.0.0.1", "Zq9-short").accepts(None)  # loopback
     with pytest.raises(PermissionError, match="SWEEPSCOPE_TOKEN is not set"):
         control.request_stop(None, "s", 1, permission=off)  # type: ignore[arg-type]
