@@ -8,13 +8,13 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 import streamlit as st
 
 from dashboard import control
 from dashboard.data import SweepPoints, sweep_progress
 from dashboard.stopping import TOKEN_KEY, permission
 from runner.errors import StoreUnavailable, SweepscopeError
+from runner.redact import mask_url
 from runner.store import Store, SweepStatus, default_url, open_store, sweep_status
 
 __all__ = [
@@ -38,11 +38,9 @@ SWEEP_KEY = "sweep_id"
 
 
 def redacted(url: str) -> str:
-    """The store URL with any password hidden, for display."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    """The store URL with any password hidden, for display (runner.redact does the
+    masking for every output, the CLI's too)."""
+    return mask_url(url)
 
 
 def show_error(exc: Exception) -> None:
@@ -101,8 +99,12 @@ def _sweeps(url: str) -> list[dict[str, Any]]:
 
 
 def sweeps(s: Store) -> list[dict[str, Any]]:
-    """The store's sweeps, newest first, from the cache the sidebar fills (2 s)."""
-    return _sweeps(s.url)
+    """The store's sweeps, newest first, from the cache the sidebar fills (2 s).
+
+    Keyed by the URL the store was opened with, never by `s.url`: that one is masked
+    (`***` for the password), so reopening from it fails on a server that checks
+    passwords."""
+    return _sweeps(default_url())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -123,7 +125,7 @@ def _forget_unknown() -> None:
 def sidebar(s: Store) -> None:
     """The sweep picker, live-update settings and (when needed) the stop token."""
     try:
-        sweeps = _sweeps(s.url)
+        sweeps = _sweeps(default_url())
     except SweepscopeError as exc:
         show_error(exc)
         st.stop()

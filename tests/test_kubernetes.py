@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from .conftest import skip_outside_ci
+
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "deploy" / "kubernetes"
 SCHEMAS = REPO.parent / "shared" / "schemas" / "kuberay"
@@ -121,7 +123,7 @@ def _strict(schema: Any) -> Any:
 @pytest.fixture(scope="module")
 def validators() -> dict[str, Any]:
     if not SCHEMAS.is_dir():
-        pytest.skip(f"KubeRay's CRD schemas are not at {SCHEMAS} (../shared/schemas/kuberay)")
+        skip_outside_ci(f"KubeRay's CRD schemas are not at {SCHEMAS} (../shared/schemas/kuberay)")
     import jsonschema
 
     found = {}
@@ -198,7 +200,7 @@ def test_kustomization_lists_every_manifest_but_the_rayjob() -> None:
 def test_kubectl_kustomize_renders_it() -> None:
     kubectl = shutil.which("kubectl")
     if not kubectl:
-        pytest.skip("kubectl is not installed: the kustomization is not rendered")
+        skip_outside_ci("kubectl is not installed: the kustomization is not rendered")
     done = subprocess.run(
         [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60
     )

@@ -1,6 +1,8 @@
 """The dashboard's PostgreSQL role: it reads the whole store, sets stop requests, and can
 write nothing else. Runs on the server in $SWEEPSCOPE_TEST_POSTGRES (skips without it, and
-fails in CI without it, through the postgres_url fixture)."""
+fails in CI without it, through the postgres_url fixture); the role logs in with a password
+of its own, which a server that checks passwords (CI's) asks for and a trusting one
+ignores. tests/test_dashboard_auth_browser.py drives the role through the dashboard."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from runner.errors import StoreError
-from runner.store import Store, TrialStatus, open_store
+from runner.store import Store, TrialStatus, migrate_store, open_store
 from runner.store._roles import grant_dashboard_role
 
 PERMISSION_DENIED = "42501"  # SQLSTATE insufficient_privilege
@@ -31,9 +33,13 @@ def _admin(url: str, *statements: str) -> None:
         engine.dispose()
 
 
+# The dashboard role's password: a quote, and what a URL must escape.
+ROLE_PASSWORD = "d'ash/b@ard:pw"
+
+
 def _as(url: str, role: str) -> str:
-    """`url` with its user swapped for `role` (trust authentication: no password)."""
-    swapped = sa.engine.make_url(url).set(username=role, password=None)
+    """`url` with its user swapped for `role`, and that role's password."""
+    swapped = sa.engine.make_url(url).set(username=role, password=ROLE_PASSWORD)
     return swapped.render_as_string(hide_password=False)
 
 
@@ -57,7 +63,8 @@ def role(owner_url: str) -> Iterator[str]:
     """A new LOGIN role whose name needs quoting: a capital, a space, a double quote, and
     what SQLAlchemy and the driver would take for parameters (:x, %s)."""
     name = f'sweepscope Dash"{secrets.token_hex(4)} :x %s;'
-    _admin(owner_url, f"CREATE ROLE {_quote(name)} LOGIN")
+    password = ROLE_PASSWORD.replace("'", "''")
+    _admin(owner_url, f"CREATE ROLE {_quote(name)} LOGIN PASSWORD '{password}'")
     try:
         yield name
     finally:
@@ -138,7 +145,7 @@ def test_an_upgrade_keeps_the_dashboard_role_reading(owner_url: str, role: str) 
 
     _write_earlier_store(owner_url, first=False, version=2)
     grant_dashboard_role(owner_url, role)
-    with open_store(owner_url, create=True) as owner:
+    with migrate_store(owner_url) as owner:  # only `sweepscope migrate` upgrades
         assert owner.migrated[0].startswith("version 2 -> 3")
     with open_store(_as(owner_url, role)) as dashboard:
         assert len(dashboard.points("old-sweep")) == len(_old_points(first=False))
