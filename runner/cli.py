@@ -20,6 +20,8 @@ from typing import Any
 from runner.errors import InfrastructureError, SpecError, SweepscopeError
 from runner.redact import mask_url, redact
 from runner.store import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_OUTAGE_LIMIT,
     Store,
     TrialStatus,
     default_url,
@@ -27,7 +29,6 @@ from runner.store import (
     require_sweep,
     sweep_status,
 )
-from runner.writer import DEFAULT_OUTAGE_LIMIT
 
 __all__ = ["main"]
 
@@ -52,7 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = spec.renamed(args.name)
     store = _open_for_writing(args.store)
     for sweep_id in reconcile(store):
-        print(f"note: sweep {sweep_id} had lost its driver: marked stopped, resumable")
+        print(
+            f"note: sweep {sweep_id} had lost its driver: marked stopped (should that driver "
+            f"still run, it stops at its next heartbeat); resume with `sweepscope resume "
+            f"{sweep_id}`"
+        )
 
     def announce(sweep_id: str) -> None:
         print(f"sweep {sweep_id}: {spec.n_trials} trials of {spec.trainable}")
@@ -103,17 +108,32 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _open_for_writing(url: str | None) -> Store:
-    """The runner's store: created, or upgraded from an earlier schema (said once)."""
-    store = open_store(url, create=True)
-    for step in store.migrated:
-        print(f"store {store.url}: upgraded the schema in place ({step})")
-    return store
+    """The runner's store: created where the URL holds none. A store of an earlier schema
+    is refused with the `sweepscope migrate` command to run (exit 2): upgrading a shared
+    store under older readers and drivers is for the user to decide, never a side effect."""
+    return open_store(url, create=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Create the store's schema, or upgrade an earlier one in place; optionally grant a
-    PostgreSQL role the dashboard's rights (read, and set stop requests)."""
-    with _open_for_writing(args.store) as store:
+    """Create the store's schema, or upgrade an earlier one in place (refused while a sweep
+    on it has a live driver, unless --force); optionally grant a PostgreSQL role the
+    dashboard's rights (read, and set stop requests)."""
+    from runner.store import migrate_store
+
+    def waiting(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with migrate_store(
+        args.store, force=args.force, lock_timeout=args.lock_timeout, on_wait=waiting
+    ) as store:
+        for step in store.migrated:
+            print(f"store {store.url}: upgraded the schema in place ({step})")
+        if store.migrated:
+            print(
+                "note: sweepscope versions older than this one now refuse this store "
+                "(written by a newer sweepscope): upgrade every runner and dashboard "
+                "that uses it"
+            )
         print(f"store {store.url}: schema version {store.schema_version}")
         if args.grant_dashboard:
             from runner.store._roles import grant_dashboard_role
@@ -131,25 +151,38 @@ def _finish(store: Store, url: str | None, source: str, start: Any) -> int:
 
     try:
         outcome = start()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the sweep's trials started (run_sweep handles later)
         print(
-            "interrupted: the sweep is marked stopped; its points are in the store.",
+            "interrupted before the sweep's trials ran. Writes the store had not taken, if "
+            "any, stay in the sweep's spill file; run the same command again (or `sweepscope "
+            "resume SWEEP`) to go on.",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
     finally:
         store.close()
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
     if isinstance(outcome.error, SpecError):
         raise SpecError(source, outcome.error.problems)  # main() prints it: exit 2
     if outcome.error is not None:
         raise outcome.error  # the store stayed away: exit 1
+    resume = f"sweepscope resume {outcome.sweep_id}" + (f" --store {mask_url(url)}" if url else "")
+    if outcome.spill is not None:  # interrupted while the store was away: do not read it
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
+        held = f"{outcome.held_points:,} points and " if outcome.held_points else ""
+        print(
+            f"interrupted: sweep {outcome.sweep_id} stopped, resumable ({counts}). The store "
+            f"{store.url} has not taken {held}the status changes of the sweep's end in time: "
+            f"they are kept in {outcome.spill}, not in the store yet. When the store answers, "
+            f"`{resume}` writes them first, then continues the sweep.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     with open_store(url) as reader:
         _print_summary(reader, outcome.sweep_id)
     if outcome.status == SweepStatus.STOPPED:
-        print(
-            f"resume with: sweepscope resume {outcome.sweep_id}"
-            + (f" --store {mask_url(url)}" if url else "")
-        )
+        print(f"resume with: {resume}")
         return EXIT_INTERRUPTED
     return 0 if outcome.status == SweepStatus.COMPLETED else EXIT_FAILED
 
@@ -273,9 +306,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboard.login import check_login
     from dashboard.serve import serve
 
-    return serve(store_url=args.store or default_url(), host=args.host, port=args.port)
+    url = args.store or default_url()
+    check_login(url)  # a refused password is said here, not first on a page
+    return serve(store_url=url, host=args.host, port=args.port)
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -321,9 +357,25 @@ def build_parser() -> argparse.ArgumentParser:
     resume.set_defaults(func=cmd_resume)
 
     migrate = sub.add_parser(
-        "migrate", help="create the store's schema, or upgrade an earlier one in place"
+        "migrate",
+        help="create the store's schema, or upgrade an earlier one in place (the only "
+        "command that upgrades a store)",
     )
     migrate.add_argument("--store", help=store_help)
+    migrate.add_argument(
+        "--force",
+        action="store_true",
+        help="upgrade even while a sweep on the store has a live driver (it may fail; "
+        "resume it afterwards)",
+    )
+    migrate.add_argument(
+        "--lock-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to wait for another process creating or upgrading the store, and on "
+        f"PostgreSQL for each table the upgrade locks (default {DEFAULT_LOCK_TIMEOUT:g})",
+    )
     migrate.add_argument(
         "--grant-dashboard",
         metavar="ROLE",

@@ -7,7 +7,14 @@ StoreUnavailable) or an unexpected error.
 
 from __future__ import annotations
 
-__all__ = ["InfrastructureError", "SpecError", "StoreError", "StoreUnavailable", "SweepscopeError"]
+__all__ = [
+    "InfrastructureError",
+    "SpecError",
+    "StoreError",
+    "StoreUnavailable",
+    "SweepTakenOver",
+    "SweepscopeError",
+]
 
 
 class SweepscopeError(Exception):
@@ -45,3 +52,9 @@ class InfrastructureError(SweepscopeError):
 class StoreUnavailable(StoreError, InfrastructureError):
     """The store did not answer (server down, connection lost, database locked): a retry
     later may succeed, so the runner's writer holds what it could not write and retries."""
+
+
+class SweepTakenOver(StoreError):
+    """The store no longer counts this driver as its sweep's driver (the sweep was closed as
+    stale, or another driver resumed it): this driver must stop writing, leaving the sweep
+    to the other one (resumable), instead of writing beside it."""

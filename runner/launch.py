@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,13 +24,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner import _ray_private as ray_private
 from runner import report, sysmetrics, tune_spec
 from runner.cluster import check_storage
-from runner.errors import InfrastructureError, SpecError, SweepscopeError
+from runner.errors import InfrastructureError, SpecError, StoreError, SweepscopeError
 from runner.progress import Progress, format_seconds
-from runner.spec import Spec, locate_trainable, parse_spec, resolve_trainable, user_config
-from runner.store import Store, SweepStatus, TrialStatus, reconcile, require_sweep
-from runner.writer import DEFAULT_OUTAGE_LIMIT, StoreWriter, replay
+from runner.spec import (
+    Spec,
+    locate_trainable,
+    parse_spec,
+    resolve_trainable,
+    restore_webhook,
+    stored_spec,
+    user_config,
+)
+from runner.store import (
+    DEFAULT_OUTAGE_LIMIT,
+    Store,
+    SweepStatus,
+    TrialStatus,
+    reconcile,
+    require_sweep,
+)
+from runner.writer import (
+    INTERRUPT_DRAIN,
+    SPILL_FILE,
+    StoreWriter,
+    replay,
+)
 
 if TYPE_CHECKING:
     from runner.callback import StoreCallback
@@ -46,8 +68,8 @@ __all__ = [
 _TUNE_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # step flushes carry no epoch metric
-    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C is handled by _ctrl_c below
-    "RAY_AIR_NEW_OUTPUT": "0",  # the classic output, silenced by _silent_trial_lines
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C (and SIGTERM): _Interrupts below
+    "RAY_AIR_NEW_OUTPUT": "0",  # the classic output, silenced by ray_private.silent_trial_lines
     "TUNE_GLOBAL_CHECKPOINT_S": "5",  # experiment state for resume, at most 5 s old
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
@@ -64,6 +86,10 @@ class SweepOutcome:
     # Why the sweep could not finish, for the CLI: a SpecError (the metric is not reported)
     # or an InfrastructureError (the store stayed away); None otherwise.
     error: SweepscopeError | None = None
+    # Interrupted while the store was away: the file holding what it has not taken yet.
+    spill: str | None = None
+    held_points: int = 0  # points in that file
+    notes: tuple[str, ...] = ()  # for the user, after the summary
 
 
 def new_sweep_id(name: str) -> str:
@@ -105,7 +131,7 @@ def trial_entry(
 
     run_trial.__name__ = trainable.replace(":", ".").rsplit(".", 1)[-1]
     if system_metrics is not None:
-        run_trial.__mixins__ = (sysmetrics.sampling(system_metrics),)  # type: ignore[attr-defined]
+        ray_private.with_mixins(run_trial, (sysmetrics.sampling(system_metrics),))
     return run_trial
 
 
@@ -164,7 +190,7 @@ def _init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
                 include_dashboard=False,
                 configure_logging=False,
                 log_to_driver=False,
-                _node_ip_address="127.0.0.1",
+                **ray_private.bind_node_ip("127.0.0.1"),
             )
         return True
     try:
@@ -179,39 +205,61 @@ def _init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
     return True
 
 
-@contextmanager
-def _ctrl_c(interrupted: list[bool]) -> Iterator[None]:
-    """Ctrl-C ends the Tune loop the way Tune's own handler does (SIGUSR1), so trials that
-    were running stay resumable from their checkpoints; a second Ctrl-C aborts."""
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, previous)
-        interrupted.append(True)
-        print(
-            "\nstopping: saving the sweep's state to resume later (Ctrl-C again to abort)",
-            file=sys.stderr,
-            flush=True,
-        )
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune: save the experiment state and return
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+_STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
-def _silent_trial_lines() -> Any:
-    """Tune prints a line per trial result unless a TrialProgressCallback is given: one that
-    prints nothing."""
-    from ray.tune.progress_reporter import TrialProgressCallback
+class _Interrupts:
+    """Ctrl-C and SIGTERM (what SLURM, Kubernetes and `kill` send), over the whole drive.
 
-    class _SilentTrialLines(TrialProgressCallback):
-        def _print(self, msg: str) -> None:
-            pass
+    The first one ends Tune's loop the way Tune's own handler does, so trials that were
+    running stay resumable from their checkpoints, and bounds the wait for the store at the
+    end to a few seconds (writes it has not taken by then stay in the spill file). Before
+    Tune's loop runs it aborts at once. A second one aborts Tune's loop, or, once the loop
+    has ended, stops waiting for the store.
+    """
 
-    return _SilentTrialLines()
+    def __init__(self, writer: StoreWriter) -> None:
+        self.writer = writer
+        self.by: str | None = None  # what interrupted: "Ctrl-C" or "SIGTERM"
+        self.count = 0
+        self.tune_ended = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.by = self.by or _STOP_SIGNALS.get(signum, f"signal {signum}")
+        if self.count > 1:
+            self.writer.abandon()
+            if not self.tune_ended:
+                raise KeyboardInterrupt
+            return
+        self.writer.hurry()
+        if self.tune_ended:
+            return
+        if not ray_private.tune_listens():  # Tune's loop has not started: nothing to save
+            raise KeyboardInterrupt
+        # os.write, not print: a handler that prints while the main thread prints fails
+        os.write(2, b"\nstopping: saving the sweep's state to resume later (again to abort)\n")
+        ray_private.interrupt_tune()  # Tune: save the experiment state and return
+
+    def take_back(self) -> None:
+        """Handle the signals again: ray.init sets a SIGTERM handler of its own (one that
+        exits at once, taking the held writes' drain with it)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in _STOP_SIGNALS:
+                signal.signal(sig, self.handler)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only
+            return
+        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+        self.take_back()
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _trainable(spec: Spec) -> tuple[Any, bool]:
@@ -239,10 +287,17 @@ def absolute_storage(storage: str) -> str:
 
 
 def spill_dir(storage_path: str, sweep_id: str) -> Path:
-    """Where a sweep keeps the writes its store never took: beside Ray Tune's state, or in
-    the local default storage when that state lives in a cloud URI."""
-    base = storage_path if "://" not in storage_path else DEFAULT_STORAGE
-    return Path(base).resolve() / sweep_id
+    """Where a sweep keeps the writes its store never took: beside Ray Tune's state, or,
+    when that state lives in a cloud URI, under ~/.sweepscope/spill (an absolute path, the
+    same whatever the current directory). The store records the file's path (spill_path)."""
+    if "://" not in storage_path:
+        return Path(storage_path).resolve() / sweep_id
+    return Path.home().resolve() / ".sweepscope" / "spill" / sweep_id
+
+
+def _spill_file(sweep: dict[str, Any], storage: str) -> Path:
+    """The spill file of a sweep: the one its store records, else the default place."""
+    return Path(sweep.get("spill_path") or spill_dir(storage, sweep["id"]) / SPILL_FILE)
 
 
 # -- run and resume --------------------------------------------------------------------
@@ -269,11 +324,12 @@ def run_sweep(
     store.create_sweep(
         sweep_id,
         name=spec.name,
-        spec=spec.model_dump(mode="json"),
+        spec=stored_spec(spec),  # the webhook as scheme and host: its path is its token
         metric=spec.metric,
         mode=spec.mode,
         n_trials=spec.n_trials,
         storage_path=storage,
+        outage_limit=outage_limit,  # others judge this driver's heartbeat by it
     )
     if on_start is not None:
         on_start(sweep_id)
@@ -325,17 +381,40 @@ def resume_sweep(
     """Continue a stopped or interrupted sweep: finished trials are not rerun, unfinished ones
     resume from their latest checkpoints, trials never started start. Writes its store missed
     (kept in the spill file when the store stayed away) go to the store first."""
+    started = time.monotonic()
     sweep = require_sweep(store, sweep_id)
     storage = sweep["storage_path"] or absolute_storage(DEFAULT_STORAGE)
-    held = replay(store, sweep_id, spill_dir(storage, sweep_id))
-    if held and progress:
-        print(f"wrote {held:,} points the store had missed", file=sys.stderr)
+    spill = _spill_file(sweep, storage)
+    if sweep.get("spill_path") and not spill.exists():
+        raise SweepscopeError(
+            f"sweep {sweep_id} keeps the writes its store missed in {spill}, which is not "
+            f"here ({socket.gethostname()}): its driver was {sweep['driver']}. Fix: run "
+            "`sweepscope resume` on that host, or copy the file to that path here; to resume "
+            f"without the writes it may hold (they would be lost), create it empty: touch {spill}"
+        )
+    replayed = replay(store, sweep_id, spill)
+    for skipped in replayed.notes:
+        print(f"note: {skipped}", file=sys.stderr)
+    if replayed.ops and progress:
+        print(f"wrote {replayed.points:,} points the store had missed", file=sys.stderr)
     reconcile(store)
     sweep = require_sweep(store, sweep_id)
     if sweep["status"] == SweepStatus.RUNNING:
         raise SweepscopeError(
             f"sweep {sweep_id} is running: its driver ({sweep['driver']}) is alive. Fix: stop it "
             f"first (sweepscope stop {sweep_id}, or Ctrl-C its `sweepscope run`), then resume."
+        )
+    if sweep["status"] != SweepStatus.STOPPED and replayed.ops:
+        # What the user asked for is done: the writes are in; no trial is left to run.
+        if progress:
+            print(f"sweep {sweep_id} is {sweep['status']}: no trial left to run", file=sys.stderr)
+        _clear_spill(store, sweep_id, spill)
+        return SweepOutcome(
+            sweep_id=sweep_id,
+            status=sweep["status"],
+            counts=dict(sweep["counts"]),
+            best=sweep["best"],
+            elapsed=time.monotonic() - started,
         )
     if sweep["status"] != SweepStatus.STOPPED:
         raise SweepscopeError(
@@ -345,13 +424,16 @@ def resume_sweep(
     spec = parse_spec(sweep["spec"], source=f"sweep {sweep_id} in the store")
     if spec_file is not None:
         _refuse_changed_spec(spec, spec_file, sweep_id)
+    spec, note = restore_webhook(spec, spec_file, os.environ)  # the store keeps its host only
+    if note is not None:
+        print(note, file=sys.stderr)
     path = f"{storage.rstrip('/')}/{sweep_id}"
     if "://" not in storage and not Path(path, "tuner.pkl").exists():
         raise SweepscopeError(
             f"sweep {sweep_id} has no Ray Tune state at {path}, so it cannot resume. Fix: run "
             "`sweepscope resume` where the sweep ran (or with its shared storage_path mounted)."
         )
-    store.reopen_sweep(sweep_id)
+    store.reopen_sweep(sweep_id, outage_limit=outage_limit)  # fences out any older driver
     if on_start is not None:
         on_start(sweep_id)
     trials = store.trials(sweep_id)
@@ -385,11 +467,13 @@ def resume_sweep(
         storage=storage,
         storage_given=sweep["storage_path"],
         outage_limit=outage_limit,
+        spill=spill,
     )
 
 
 def _refuse_changed_spec(stored: Spec, given: Spec, sweep_id: str) -> None:
-    old, new = stored.model_dump(mode="json"), given.model_dump(mode="json")
+    # Compared as the store keeps them: the stored webhook is masked, the given one is not.
+    old, new = stored_spec(stored), stored_spec(given)
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         raise SpecError(
@@ -420,17 +504,23 @@ def _drive(
     stored_steps: dict[str, int | None] | None = None,
     storage_given: str | None = None,
     outage_limit: float = DEFAULT_OUTAGE_LIMIT,
+    spill: Path | None = None,
 ) -> SweepOutcome:
-    """Start Ray, fit the tuner with our callback and stopper, and settle the sweep's status."""
+    """Start Ray, fit the tuner with our callback and stopper, and settle the sweep's status.
+    `spill`: the spill file (default: SPILL_FILE in `spill_dir`)."""
     from runner.notify import Notifier
 
     started = time.monotonic()
-    writer = StoreWriter(store, sweep_id, outage_limit=outage_limit)
+    spill = spill or spill_dir(storage, sweep_id) / SPILL_FILE
+    _record_spill(store, sweep_id, spill)
+    writer = StoreWriter(store, sweep_id, spill_path=spill, outage_limit=outage_limit)
     line = Progress(total=spec.n_trials, metric=spec.metric) if progress else None
     webhook = spec.notify.webhook if spec.notify is not None else None
     notifier = Notifier(webhook, sweep_id=sweep_id, name=spec.name)
     callback: StoreCallback | None = None
-    interrupted: list[bool] = []
+    signals = _Interrupts(writer)
+    restore = contextlib.ExitStack()
+    restore.enter_context(signals.installed())
     status, message = SweepStatus.FAILED, None
     error: SweepscopeError | None = None
     owns_ray = False
@@ -438,6 +528,7 @@ def _drive(
         owns_ray = _init_ray(
             address, meanwhile=("runner.callback", "runner.checkpoints", "runner.stopper")
         )
+        signals.take_back()
         from runner.callback import StoreCallback
         from runner.checkpoints import SurvivingCheckpoints
         from runner.stopper import StoreStopper
@@ -455,13 +546,13 @@ def _drive(
         tuner = build()
         # Our callback and stopper hold live state (and a restored tuner carries pickled
         # copies of the old ones): set them on the run config right before fit.
-        run_config = tuner._local_tuner.get_run_config()
-        run_config.callbacks = [callback, _silent_trial_lines()]
+        run_config = ray_private.run_config(tuner)
+        run_config.callbacks = [callback, ray_private.silent_trial_lines()]
         if stored_steps is not None:  # resumed: continue from checkpoints that survived
             run_config.callbacks.append(SurvivingCheckpoints(stored_steps=stored_steps))
         run_config.stop = stopper
-        with _ctrl_c(interrupted):
-            tuner.fit()
+        tuner.fit()
+        signals.tune_ended = True
         counts = callback.statuses()
         gave_up = writer.health().gave_up
         if callback.metric_problem is not None:
@@ -470,21 +561,27 @@ def _drive(
         elif gave_up is not None:
             status = SweepStatus.STOPPED
             message = f"stopped: {gave_up}; continue with `sweepscope resume {sweep_id}`"
-        elif interrupted:
+        elif signals.by is not None:
             status = SweepStatus.STOPPED
-            message = f"interrupted with Ctrl-C; continue with `sweepscope resume {sweep_id}`"
+            message = f"interrupted with {signals.by}; continue with `sweepscope resume {sweep_id}`"
         elif writer.stop_requests()[0]:
             status, message = SweepStatus.STOPPED, "stopped by user"
         elif counts and counts.get(TrialStatus.ERROR, 0) == sum(counts.values()):
             status, message = SweepStatus.FAILED, "every trial failed"
         else:
             status = SweepStatus.COMPLETED
+    except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM, or one before Tune's loop ran
+        signals.tune_ended = True
+        signals.by = signals.by or "Ctrl-C"
+        writer.hurry()
+        status = SweepStatus.STOPPED
+        message = f"interrupted with {signals.by}; continue with `sweepscope resume {sweep_id}`"
     except BaseException as exc:
+        signals.tune_ended = True
         message = "".join(traceback.format_exception_only(exc)).strip().splitlines()[0]
-        if isinstance(exc, KeyboardInterrupt):
-            status = SweepStatus.STOPPED
         raise
     finally:
+        signals.tune_ended = True
         if callback is not None:
             callback.close_open_trials(
                 "the driver was interrupted; resumable"
@@ -496,17 +593,36 @@ def _drive(
 
             ray.shutdown()  # the trials are done: free the cores while the writer drains
         writer.finish_sweep(status, message)
-        unwritten = _drain(writer, storage, line)
+        try:
+            left = _drain(writer, line, hurried=signals.by is not None)
+        finally:
+            restore.close()
+        if left is None:
+            _clear_spill(store, sweep_id, spill)
         counts = callback.statuses() if callback is not None else Counter[str]()
         best = callback.best if callback is not None else None
         if line is not None:
             line.update(counts, best, force=True)
             line.close()
-        ended = SweepStatus.STOPPED if unwritten is not None else status
+        ended = SweepStatus.STOPPED if left is not None else status
         notifier.sweep(ended, message=message, counts=counts, best=best)
-        notifier.close()  # bounded: a webhook that hangs holds the exit a few seconds at most
-    if unwritten is not None and not isinstance(error, SpecError):
-        error = unwritten
+        # Bounded: a failing webhook holds a normal end at most one post's budget (21 s), an
+        # interrupted one (the user waits for the prompt) a few seconds.
+        notifier.close(wait=5.0 if signals.by is not None else None)
+    health = writer.health()
+    notes = []
+    if health.rejected:
+        notes.append(
+            f"the store refused {health.rejected:,} writes for good (a value it cannot hold); "
+            f"they are set aside, with the reason, in {writer.rejects_path}, and the sweep "
+            "went on without them"
+        )
+    kept: str | None = None
+    if left is not None:
+        if signals.by is not None and not health.taken_over:
+            kept = str(left)  # the user stopped it: exit 130, the CLI says where they are
+        elif not isinstance(error, SpecError):
+            error = _left_error(writer, left)
     return SweepOutcome(
         sweep_id=sweep_id,
         status=ended,
@@ -514,7 +630,33 @@ def _drive(
         best=best,
         elapsed=time.monotonic() - started,
         error=error,
+        spill=kept,
+        held_points=health.held_points if left is not None else 0,
+        notes=tuple(notes),
     )
+
+
+def _record_spill(store: Store, sweep_id: str, spill: Path) -> None:
+    """Make the (empty) spill file and record its path in the store, so that `resume` from
+    another directory or host finds it, or says that it is missing. Best effort: the
+    default place (spill_dir) is where resume looks when nothing is recorded."""
+    spill.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(spill, os.O_WRONLY | os.O_CREAT, 0o600))
+    try:
+        store.set_spill_path(sweep_id, str(spill))
+    except StoreError as exc:
+        logging.getLogger(__name__).info("could not record the spill file's path: %s", exc)
+
+
+def _clear_spill(store: Store, sweep_id: str, spill: Path) -> None:
+    """Everything is in the store: forget the spill file (kept where the store could not be
+    told, so that a resume finds it, empty)."""
+    try:
+        store.set_spill_path(sweep_id, None)
+    except StoreError:
+        return
+    with contextlib.suppress(OSError):
+        spill.unlink()
 
 
 @contextmanager
@@ -536,25 +678,43 @@ def _importing(*modules: str) -> Iterator[None]:
         thread.join()
 
 
-def _drain(writer: StoreWriter, storage: str, line: Progress | None) -> InfrastructureError | None:
-    """Let the writer write what it holds; when the store stays away past the outage limit,
-    keep the rest on disk and return the error that says so."""
+def _drain(writer: StoreWriter, line: Progress | None, *, hurried: bool) -> Path | None:
+    """Let the writer write what it holds: up to the outage limit at a normal end, a few
+    seconds after an interrupt. What the store has not taken by then stays on disk: returns
+    the file that holds it (None when everything is in the store)."""
     health = writer.health()
     if line is not None and health.held_points and health.away_for is not None:
+        wait = INTERRUPT_DRAIN if hurried else writer.outage_limit
         line.note(
             f"waiting for the store to write {health.held_points:,} held points "
-            f"(at most {format_seconds(writer.outage_limit)})"
+            f"(at most {format_seconds(wait)}; they are kept in {writer.spill_path} meanwhile)"
         )
-    if writer.close():
+    # Interrupted while the store is away: what it holds is on disk already, so the prompt
+    # need not wait for a store that is not answering.
+    away = health.away_for is not None or health.gave_up is not None
+    if writer.close(1.0 if hurried and away else None):
         return None
-    path = writer.spill(spill_dir(storage, writer.sweep_id))
+    return writer.spill()
+
+
+def _left_error(writer: StoreWriter, path: Path) -> InfrastructureError:
+    """Why the writes in `path` are not in the store, and what to do."""
     health = writer.health()
+    url = writer.store.url
+    resume = f"`sweepscope resume {writer.sweep_id} --store {url}`"
+    if health.taken_over:
+        return InfrastructureError(
+            f"{health.gave_up}. This driver stopped without writing more to the store {url}; "
+            f"the {health.held_points:,} points it held are kept in {path}. Fix: see "
+            f"`sweepscope status {writer.sweep_id}`; the sweep is its other driver's now "
+            f"({resume} writes those points, once that driver has stopped)."
+        )
     last = (health.last_error or "").split(" Fix: ")[0].rstrip(".")
+    failed = "failed" if "writer failed" not in (health.gave_up or "") else "could not be written"
     return InfrastructureError(
-        f"the store {writer.store.url} failed: {health.gave_up}"
+        f"the store {url} {failed}: {health.gave_up}"
         f"{f' (last error: {last})' if last else ''}. The sweep "
         f"stopped and can be resumed; the {health.held_points:,} points and the status "
         f"changes the store missed are kept in {path}. Fix: bring the store back (or free its "
-        f"lock), then run `sweepscope resume {writer.sweep_id} --store {writer.store.url}`: it "
-        "writes them to the store first, then continues the sweep."
+        f"lock), then run {resume}: it writes them to the store first, then continues the sweep."
     )

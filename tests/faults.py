@@ -4,8 +4,9 @@ stopped and started mid-sweep, and another process that holds an SQLite store's 
 Nothing here imports pytest: the benchmark scripts use these helpers too.
 
 `PrivatePostgres` runs its own server (initdb + pg_ctl from /usr/lib/postgresql/<newest>/bin,
-or from PATH) in a temporary directory, on a free port of 127.0.0.1, with trust auth and its
-unix sockets in that directory. As root it runs the PostgreSQL programs as the `postgres` user
+or from PATH) in a temporary directory, on a free port of 127.0.0.1, with trust auth (or,
+given a password, scram-sha-256 as a real deployment has) and its unix sockets in that
+directory. As root it runs the PostgreSQL programs as the `postgres` user
 (initdb refuses root). Used as a context manager it always stops the server and removes the
 directory; a watchdog process does the same if this process dies without unwinding (SIGKILL,
 os._exit), so a failed or killed test never leaves a server behind.
@@ -25,12 +26,14 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +46,9 @@ __all__ = [
     "PrivatePostgres",
     "SqliteLock",
     "find_postgres_bin",
+    "frozen_postgres",
     "hold_sqlite_lock",
+    "hold_table_lock",
 ]
 
 PG_USER = "postgres"
@@ -159,9 +164,21 @@ class PrivatePostgres:
         parent: where to make the temporary directory (default: the system temp dir). As root,
             its parents are made traversable (o+x) so the postgres user can reach it.
         bin_dir: the directory of initdb and pg_ctl (default: `find_postgres_bin()`).
+        password: the superuser's password. Given, the server checks passwords as a real
+            deployment does (`initdb -A scram-sha-256 --pwfile`, on its sockets and TCP
+            alike) and `url()` carries it; None (the default) trusts every connection.
     """
 
-    def __init__(self, *, parent: str | Path | None = None, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        parent: str | Path | None = None,
+        bin_dir: Path | None = None,
+        password: str | None = None,
+    ) -> None:
+        if password is not None and (not password or "\n" in password):
+            raise PostgresError("the superuser's password must be one non-empty line")
+        self.password = password
         found = bin_dir or find_postgres_bin()
         if found is None:
             raise PostgresError("PostgreSQL server programs (initdb, pg_ctl) are not installed")
@@ -257,11 +274,25 @@ class PrivatePostgres:
             start_new_session=True,
         )
         t0 = time.monotonic()
-        self._run(
-            "initdb",
-            *("-D", str(self.data_dir), "-U", PG_USER, "--auth=trust"),
-            *("--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"),
-        )
+        auth = ["--auth=trust"]
+        if self.password is not None:
+            # initdb reads the superuser's password from a file: never on a command line,
+            # where `ps` shows it. The file goes as soon as initdb has read it.
+            pwfile = self.base / "pwfile"
+            pwfile.touch(mode=0o600)
+            if self.as_root:
+                os.chown(pwfile, *self._pg_ids)
+            pwfile.write_text(self.password + "\n")
+            auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        try:
+            self._run(
+                "initdb",
+                *("-D", str(self.data_dir), "-U", PG_USER, *auth),
+                *("--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"),
+            )
+        finally:
+            if self.password is not None:
+                (self.base / "pwfile").unlink(missing_ok=True)
         self.timings["initdb"].append(time.monotonic() - t0)
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(
@@ -348,16 +379,37 @@ class PrivatePostgres:
         except BaseException as exc:  # handed to join()
             record.error = exc
 
-    def url(self, database: str = "postgres", password: str | None = None) -> str:
-        """A SQLAlchemy URL for `database` as the superuser; trust auth accepts any password."""
+    def url(
+        self,
+        database: str = "postgres",
+        password: str | None = None,
+        *,
+        user: str = PG_USER,
+    ) -> str:
+        """A SQLAlchemy URL for `database` as `user` (default: the superuser, with the
+        server's password where it checks passwords; trust auth accepts any)."""
+        if password is None and user == PG_USER:
+            password = self.password
         return sa.engine.URL.create(
             "postgresql+psycopg",
-            username=PG_USER,
+            username=user,
             password=password,
             host="127.0.0.1",
             port=self.port,
             database=database,
         ).render_as_string(hide_password=False)
+
+    def execute(self, *statements: str, database: str = "postgres") -> None:
+        """Run SQL statements as the superuser, each in its own transaction (CREATE ROLE,
+        CREATE DATABASE, ALTER ROLE ... PASSWORD)."""
+        engine = sa.create_engine(self.url(database), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                for statement in statements:
+                    # A colon would start a bind parameter in text().
+                    conn.execute(sa.text(statement.replace(":", "\\:")))
+        finally:
+            engine.dispose()
 
     def create_database(self, name: str) -> str:
         """Create database `name`; return its URL."""
@@ -536,3 +588,50 @@ def hold_sqlite_lock(
         lock.kill()
         raise
     return lock
+
+
+def _server_pids(pg: PrivatePostgres) -> list[int]:
+    """The server's postmaster and every process it started (backends, walwriter, ...)."""
+    master = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError, ValueError):
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            if int(fields.get("PPid", "0").strip()) == master:
+                children.append(int(status.parent.name))
+    return [master, *children]
+
+
+@contextlib.contextmanager
+def frozen_postgres(pg: PrivatePostgres) -> Iterator[list[int]]:
+    """A server that stops answering without closing anything: every one of its processes
+    is sent SIGSTOP (as a hung host or a stalled VM looks from outside: connections stay
+    open, the kernel still acknowledges TCP, no reply comes), and SIGCONT at the block's
+    end, even on failure. Yields the stopped PIDs."""
+    pids = _server_pids(pg)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pids
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def hold_table_lock(url: str, table: str) -> Iterator[None]:
+    """Another session holds an ACCESS EXCLUSIVE lock on `table` (as a long `ALTER TABLE`,
+    a `LOCK TABLE` in psql, or a migration would) until the block ends."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()

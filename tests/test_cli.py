@@ -230,6 +230,16 @@ def test_cli_errors_are_one_paragraph(tmp_path: Path, args: list[str], words: st
 
 
 def test_help_everywhere() -> None:
-    for command in ([], ["run"], ["ls"], ["status"], ["export"], ["stop"], ["dashboard"]):
+    for command in (
+        [],
+        ["run"],
+        ["resume"],
+        ["migrate"],
+        ["ls"],
+        ["status"],
+        ["export"],
+        ["stop"],
+        ["dashboard"],
+    ):
         done = sweepscope(*command, "--help")
         assert done.returncode == 0 and "usage: sweepscope" in done.stdout

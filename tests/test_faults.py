@@ -2,9 +2,11 @@
 
 Each test runs `sweepscope run` as a subprocess (real Ray, real store) and breaks the store
 once the first points are in: a PostgreSQL restart (20 s down), an SQLite write lock held
-for 75 s (longer than the store's 60 s busy timeout, so writes fail and are retried), and a
+for 75 s (the writer's calls wait 5 s for it, then fail and are retried), and a
 PostgreSQL server that stays down past `--store-outage-limit` (the sweep stops, resumable,
-and `sweepscope resume` writes the held points first). Every trial must end with exactly
+and `sweepscope resume` writes the held points first), and the driver interrupted (Ctrl-C,
+SIGTERM, SIGKILL) while PostgreSQL is down and points are held: they are on disk as they
+are held, and `resume` writes them. Every trial must end with exactly
 the points `tests.trainables.steady_points` computes from the trainable's definition: what
 an uninterrupted run stores (tests/test_cli.py checks an uninterrupted `steady` sweep
 against the same steps), none lost, none doubled.
@@ -13,10 +15,12 @@ against the same steps), none lost, none doubled.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -29,7 +33,7 @@ import yaml
 
 from runner.errors import StoreError
 from runner.store import open_store
-from runner.writer import SPILL_FILE
+from runner.writer import SPILL_FILE, StoreWriter
 
 from .conftest import REPO
 from .faults import PrivatePostgres, hold_sqlite_lock
@@ -269,3 +273,143 @@ def test_outage_past_the_limit_stops_resumably_and_resume_writes_the_rest(
     assert not spill.exists(), resume.output()
     assert f"wrote {held.group(1)} points the store had missed" in resume.stderr, resume.output()
     _check_sweep(url, sweep_id, spec, resume)
+
+
+# -- d. the driver interrupted while the store is away and points are held ----------------------
+def _spilled_points(path: Path) -> int:
+    """Points in a spill file (whole lines only: the writer may be appending)."""
+    if not path.exists():
+        return 0
+    total = 0
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            kind, _, args = json.loads(line)
+            total += len(args["points"]) if kind == "points" else 0
+    return total
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_interrupted_while_the_store_is_away_keeps_every_point(
+    tmp_path: Path, pg: PrivatePostgres, runs: list[Run], sig: str
+) -> None:
+    """Ctrl-C, SIGTERM (SLURM, Kubernetes) or SIGKILL while PostgreSQL is down: the points
+    held reach the spill file as they are held; Ctrl-C and SIGTERM return within seconds,
+    say where the points are (not "in the store"), and leave the sweep resumable; after the
+    store is back, `resume` writes them and completes the sweep with exactly the points of
+    an uninterrupted run."""
+    url = pg.create_database("sweeps")
+    storage = tmp_path / "ray"
+    # 4 trials of 15 s (5 epochs x 30 steps x 0.1 s), two at a time
+    spec = _spec(tmp_path, f"away_{sig.lower()}", epochs=5, steps_per_epoch=30, sleep=0.1)
+    run = _start(runs, tmp_path, "run", str(spec), "--store", url,
+                 "--storage-path", str(storage))  # fmt: skip
+    sweep_id = _first_points(url, run)
+    spill = storage / sweep_id / SPILL_FILE
+    pg.stop()
+    deadline = time.monotonic() + 60
+    while _spilled_points(spill) < 50:  # held on disk while the driver still runs
+        assert run.proc.poll() is None and time.monotonic() < deadline, run.output()
+        time.sleep(0.2)
+    assert stat.S_IMODE(spill.stat().st_mode) == 0o600
+    signalled = time.monotonic()
+    if sig == "SIGKILL":
+        os.killpg(run.proc.pid, signal.SIGKILL)  # the driver and its Ray: nothing unwinds
+        run.wait(timeout=30)
+    else:
+        os.kill(run.proc.pid, getattr(signal, sig))
+        code = run.wait(timeout=60)
+        took = time.monotonic() - signalled
+        assert code == 130, run.output()
+        assert took < 30, f"{sig} took {took:.0f} s to return\n{run.output()}"
+        err = run.stderr
+        assert "Traceback" not in err, run.output()
+        assert str(spill) in err and "not in the store yet" in err, run.output()
+        assert "points are in the store" not in err, run.output()
+        assert f"sweepscope resume {sweep_id}" in err, run.output()
+    held = _spilled_points(spill)
+    assert held >= 50, run.output()
+
+    pg.start()
+    resume = _start(runs, tmp_path / "resume", "resume", sweep_id, "--store", url)
+    code = resume.wait(timeout=240)
+    assert code == 0, f"{run.output()}\n=== resume ===\n{resume.output()}"
+    assert "Traceback" not in resume.stderr, resume.output()
+    assert re.search(r"wrote [\d,]+ points the store had missed", resume.stderr), resume.output()
+    assert not spill.exists(), resume.output()  # the sweep completed: nothing is held
+    _check_sweep(url, sweep_id, spec, resume)
+
+
+# -- e. resume after the store returns, with nothing left to run; a spill file not here --------
+def _gave_up_with_held_writes(tmp_path: Path) -> tuple[str, str, Path]:
+    """A sweep whose every trial completed while another process held the SQLite store's
+    write lock: the driver gave up and its last writes (the points, the completions, the
+    sweep's end) are only in the spill file. Returns (url, sweep id, spill file)."""
+    db = tmp_path / "held.db"
+    url, sweep_id = f"sqlite:///{db}", "held-1"
+    spill = tmp_path / "ray" / sweep_id / SPILL_FILE
+    store = open_store(url, create=True)
+    try:
+        store.create_sweep(sweep_id, name="held", spec={"name": "held"}, metric="loss",
+                           mode="min", n_trials=1, storage_path=str(tmp_path / "ray"))  # fmt: skip
+        store.set_spill_path(sweep_id, str(spill))
+        writer = StoreWriter(store, sweep_id, spill_path=spill, outage_limit=1.0,
+                             call_timeout=0.3)  # fmt: skip
+        writer.add_trial("t1", {"lr": 0.1})
+        writer.set_status("t1", "running")
+        writer.add_points("t1", [("loss", s, 1.0 / s, time.time()) for s in range(1, 6)])
+        assert writer.flush(timeout=10)
+        with hold_sqlite_lock(db, 60.0):
+            writer.add_points("t1", [("loss", s, 1.0 / s, time.time()) for s in range(6, 11)])
+            writer.set_status("t1", "completed")
+            writer.finish_sweep("completed")
+            assert not writer.close()  # gave up: the lock outlasted the outage limit
+            assert writer.spill() == spill
+    finally:
+        store.close()
+    return url, sweep_id, spill
+
+
+def test_resume_after_the_store_returns_writes_the_held_points_and_exits_0(
+    tmp_path: Path,
+) -> None:
+    url, sweep_id, spill = _gave_up_with_held_writes(tmp_path)
+    done = subprocess.run([SWEEPSCOPE, "resume", sweep_id, "--store", url], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "wrote 5 points the store had missed" in done.stderr, done.stderr
+    assert "no trial left to run" in done.stderr, done.stderr
+    assert f"sweep {sweep_id} completed" in done.stdout, done.stdout
+    with open_store(url) as store:
+        sweep = store.sweep(sweep_id)
+        assert sweep is not None and sweep["status"] == "completed"
+        assert sweep["spill_path"] is None
+        assert sorted(store.points(sweep_id)["step"].tolist()) == list(range(1, 11))
+    assert not spill.exists()
+
+
+def test_resume_says_when_the_spill_file_is_not_here(tmp_path: Path) -> None:
+    url, sweep_id, spill = _gave_up_with_held_writes(tmp_path)
+    moved = spill.rename(tmp_path / "elsewhere.jsonl")  # as seen from another host
+    done = subprocess.run([SWEEPSCOPE, "resume", sweep_id, "--store", url], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert str(spill) in done.stderr and f"touch {spill}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    moved.rename(spill)  # the file back where the store says: resume finds it
+    done = subprocess.run([SWEEPSCOPE, "resume", sweep_id, "--store", url], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_spill_file_of_cloud_storage_is_the_same_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.launch import spill_dir
+
+    monkeypatch.chdir(tmp_path)
+    here = spill_dir("s3://bucket/sweeps", "sw-1")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert spill_dir("s3://bucket/sweeps", "sw-1") == here
+    assert here.is_absolute() and tmp_path not in here.parents

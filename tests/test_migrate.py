@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runner.errors import StoreError
-from runner.store import Store, _migrate, open_store
+from runner.redact import mask_url
+from runner.store import Store, _migrate, migrate_store, open_store
 from runner.store import _schema as t
+
+from .conftest import REPO
+from .faults import hold_sqlite_lock
 
 SWEEPSCOPE = [sys.executable, "-m", "runner.cli"]
 
@@ -200,22 +209,26 @@ def _tables(url: str) -> dict[str, set[str]]:
     [(True, 1), (False, 1), (False, 2)],
     ids=["first-schema", "version-1", "version-2"],
 )
-def test_an_earlier_store_is_refused_by_readers_and_upgraded_by_the_runner(
+def test_an_earlier_store_is_refused_by_readers_and_the_runner_and_upgraded_by_migrate(
     store_url: str, first: bool, version: int
 ) -> None:
     _write_earlier_store(store_url, first, version)
     before = _tables(store_url)
 
-    with pytest.raises(StoreError, match=rf"schema version {version}.*sweepscope migrate --store"):
-        open_store(store_url)  # a reader (dashboard, ls, export) never changes it
-    assert _tables(store_url) == before
+    for create in (False, True):  # a reader (dashboard, ls, export) or the runner: unchanged
+        with pytest.raises(
+            StoreError, match=rf"schema version {version}.*sweepscope migrate --store"
+        ):
+            open_store(store_url, create=create)
+        assert _tables(store_url) == before
 
-    with open_store(store_url, create=True) as store:  # the runner upgrades in place
-        steps = ["version 1 -> 2", "version 2 -> 3"][version - 1 :]
+    with migrate_store(store_url) as store:  # only migrate upgrades in place
+        steps = ["version 1 -> 2", "version 2 -> 3", "version 3 -> 4"][version - 1 :]
         assert [m[: len(s)] for m, s in zip(store.migrated, steps, strict=True)] == steps
-        assert f"rewrote {len(_old_points(first))} points" in store.migrated[-1]
+        assert f"rewrote {len(_old_points(first))} points" in store.migrated[-2]
         (sweep,) = store.sweeps()
         assert sweep["id"] == "old-sweep" and sweep["best"] == pytest.approx(0.3)
+        assert sweep["spill_path"] is None and sweep["outage_limit"] is None
         trials = store.trials("old-sweep")
         assert [
             (t["ray_id"], t["status"], t["created_at"], t["config"], t["last_step"]) for t in trials
@@ -233,13 +246,13 @@ def test_an_earlier_store_is_refused_by_readers_and_upgraded_by_the_runner(
         new = store.points("old-sweep", after_id=last)
         assert new["step"].tolist() == [4] and math.isnan(new["value"].iloc[0])
     tables = _tables(store_url)
-    assert {"storage_path", "driver"} <= tables["sweeps"]
+    assert {"storage_path", "driver", "spill_path", "outage_limit"} <= tables["sweeps"]
     assert tables["points"] == {"trial_id", "metric_id", "step", "value", "wall_ms"}
     assert {"metrics", "point_writes"} <= set(tables) and "points_v2" not in tables
 
     with open_store(store_url) as reader:  # now current: readers open it
         assert reader.schema_version == t.SCHEMA_VERSION
-    with open_store(store_url, create=True) as again:
+    with migrate_store(store_url) as again:
         assert again.migrated == []  # nothing left to do
 
 
@@ -257,10 +270,10 @@ def test_a_failed_upgrade_leaves_the_store_as_it_was(
 
     monkeypatch.setitem(_migrate._STEPS, 2, fails_at_the_end)
     with pytest.raises(StoreError, match="disk full"):
-        open_store(store_url, create=True)
+        migrate_store(store_url)
     assert _tables(store_url) == before
     monkeypatch.setitem(_migrate._STEPS, 2, real)
-    with open_store(store_url, create=True) as store:  # and a later upgrade succeeds
+    with migrate_store(store_url) as store:  # and a later upgrade succeeds
         assert store.migrated[0].startswith("version 2 -> 3")
         _assert_old_points_intact(store, first=False)
 
@@ -275,6 +288,8 @@ def test_a_newer_store_is_refused_untouched(store_url: str) -> None:
     for create in (False, True):
         with pytest.raises(StoreError, match="written by a newer sweepscope.*pip install -U"):
             open_store(store_url, create=create)
+    with pytest.raises(StoreError, match="written by a newer sweepscope.*pip install -U"):
+        migrate_store(store_url)
     assert _tables(store_url) == before
 
 
@@ -284,7 +299,7 @@ def test_cli_migrate_and_readers_say_what_to_run(store_url: str) -> None:
         [*SWEEPSCOPE, "ls", "--store", store_url], capture_output=True, text=True, timeout=120
     )
     assert listed.returncode == 2 and "Traceback" not in listed.stderr
-    assert f"sweepscope migrate --store {store_url}" in listed.stderr
+    assert f"sweepscope migrate --store {mask_url(store_url)}" in listed.stderr
 
     migrated = subprocess.run(
         [*SWEEPSCOPE, "migrate", "--store", store_url], capture_output=True, text=True, timeout=120
@@ -297,3 +312,228 @@ def test_cli_migrate_and_readers_say_what_to_run(store_url: str) -> None:
         [*SWEEPSCOPE, "ls", "--store", store_url], capture_output=True, text=True, timeout=120
     )
     assert listed.returncode == 0 and "old-sweep" in listed.stdout
+
+
+# -- upgrades are explicit -------------------------------------------------------------------
+def _write_v3_store(url: str) -> None:
+    """A store as schema version 3 left it: today's tables without the two columns version 4
+    added to `sweeps`."""
+    open_store(url, create=True).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for column in ("spill_path", "outage_limit"):
+            conn.execute(sa.text(f"ALTER TABLE sweeps DROP COLUMN {column}"))
+        conn.execute(t.meta.update().values(value="3"))
+    engine.dispose()
+
+
+def _add_v3_sweep(url: str, sweep_id: str, *, driver: str, beat_age: float) -> None:
+    """A running sweep in a version-3 store, as an earlier sweepscope wrote it."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sweeps (id, name, spec, status, metric, mode, n_trials, driver, "
+                "created_at, heartbeat_at) VALUES (:id, 'old', '{}', 'running', 'val_acc', "
+                "'max', 1, :driver, :at, :beat)"
+            ),
+            {
+                "id": sweep_id,
+                "driver": driver,
+                "at": time.time() - 4000,
+                "beat": time.time() - beat_age,
+            },
+        )
+    engine.dispose()
+
+
+def _version(url: str) -> int | None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return _migrate.stored_version(conn)
+    finally:
+        engine.dispose()
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SWEEPSCOPE, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+TINY = """\
+name: tiny
+trainable: tests.trainables:steady
+stop: {epochs: 1}
+fixed: {steps_per_epoch: 2}
+grid: {scale: [1.0]}
+"""
+
+
+def test_run_and_resume_refuse_an_older_store_and_name_the_migrate_command(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A newer sweepscope never upgrades a shared store as a side effect of a sweep: older
+    readers and drivers would break. It exits 2 with the command that upgrades."""
+    secret = sa.engine.make_url(store_url).password or "hunter2-secret"
+    if store_url.startswith("postgresql"):  # a trusting server takes any password
+        store_url = (
+            sa.engine.make_url(store_url).set(password=secret).render_as_string(hide_password=False)
+        )
+    _write_v3_store(store_url)
+    before = _tables(store_url)
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    shown = sa.engine.make_url(store_url).render_as_string(hide_password=True)
+    for args in (["run", str(spec)], ["resume", "old-sweep"]):
+        done = _cli(*args, "--store", store_url)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert "schema version 3" in done.stderr
+        assert f"sweepscope migrate --store {shown}" in done.stderr
+        assert str(secret) not in done.stderr + done.stdout
+        assert _version(store_url) == 3 and _tables(store_url) == before
+    migrated = _cli("migrate", "--store", store_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "version 3 -> 4" in migrated.stdout and _version(store_url) == t.SCHEMA_VERSION
+    assert "older than this one now refuse this store" in migrated.stdout
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("how", ["force", "after_it_ends"])
+def test_migrate_refuses_while_a_sweep_has_a_live_driver_unless_forced(
+    store_url: str, live_pid: int, how: str
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _write_v3_store(store_url)
+    here = socket.gethostname()
+    _add_v3_sweep(store_url, "live-here", driver=f"{here}:{live_pid}", beat_age=600)
+    _add_v3_sweep(store_url, "live-elsewhere", driver="another-host.example:7", beat_age=10)
+    _add_v3_sweep(store_url, "dead-here", driver=f"{here}:{dead.pid}", beat_age=0)
+    _add_v3_sweep(store_url, "gone-elsewhere", driver="another-host.example:8", beat_age=3600)
+
+    refused = _cli("migrate", "--store", store_url)
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "2 running sweep(s) with a live driver" in refused.stderr
+    assert "live-here" in refused.stderr and "live-elsewhere" in refused.stderr
+    assert "dead-here" not in refused.stderr and "gone-elsewhere" not in refused.stderr
+    assert "--force" in refused.stderr and "nothing was changed" in refused.stderr
+    assert _version(store_url) == 3
+
+    if how == "force":
+        done = _cli("migrate", "--store", store_url, "--force")
+    else:  # both live sweeps end: the dead and the stale ones do not hold the upgrade back
+        engine = sa.create_engine(store_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE sweeps SET status = 'completed' WHERE id LIKE 'live-%'"))
+        engine.dispose()
+        done = _cli("migrate", "--store", store_url)
+    assert done.returncode == 0, done.stderr
+    assert "version 3 -> 4" in done.stdout and _version(store_url) == t.SCHEMA_VERSION
+
+
+@contextlib.contextmanager
+def _hold_migration_lock(url: str) -> Iterator[None]:
+    """Another process creating or upgrading the store: on PostgreSQL a session holding the
+    migration's advisory lock, on SQLite a process holding the file's write lock."""
+    if url.startswith("sqlite"):
+        with hold_sqlite_lock(sa.engine.make_url(url).database or "", 120):
+            yield
+        return
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(7152001)"))
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(7152001)"))
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def test_migrate_waits_for_the_migration_lock_with_a_message_and_a_deadline(
+    store_url: str,
+) -> None:
+    _write_v3_store(store_url)
+    with _hold_migration_lock(store_url):
+        began = time.monotonic()
+        done = _cli("migrate", "--store", store_url, "--lock-timeout", "3")
+        took = time.monotonic() - began
+        assert done.returncode == 1, done.stderr  # a busy store, not a mistake in the input
+        assert "waiting for the migration lock" in done.stderr
+        assert "(at most 3 s)" in done.stderr
+        assert "waited 3 s for the migration lock" in done.stderr
+        assert "Nothing was changed" in done.stderr and "--lock-timeout" in done.stderr
+        assert 3 <= took < 30, took
+        assert _version(store_url) == 3
+
+        # a migration that waits long enough goes ahead when the lock is let go
+        waiting = subprocess.Popen(
+            [*SWEEPSCOPE, "migrate", "--store", store_url, "--lock-timeout", "60"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(3)
+            assert waiting.poll() is None, waiting.communicate()
+        except BaseException:
+            waiting.kill()
+            raise
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert "waiting for the migration lock" in err and "version 3 -> 4" in out
+    assert _version(store_url) == t.SCHEMA_VERSION
+
+
+def test_migrate_gives_up_on_a_table_another_session_holds(postgres_url: str) -> None:
+    """PostgreSQL: a long open transaction that has read `sweeps` (a dashboard, a psql
+    session) holds a lock the upgrade needs; the upgrade waits at most its lock timeout
+    rather than block the store's every reader behind it."""
+    from .conftest import _reset_postgres
+
+    _reset_postgres(postgres_url)
+    _write_v3_store(postgres_url)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as reader:
+            reader.execute(sa.text("SELECT count(*) FROM sweeps"))  # holds ACCESS SHARE
+            done = _cli("migrate", "--store", postgres_url, "--lock-timeout", "2")
+            assert done.returncode == 1, done.stderr
+            assert "waited 2 s for a table that another session is using" in done.stderr
+            assert _version(postgres_url) == 3
+            reader.rollback()
+        done = _cli("migrate", "--store", postgres_url, "--lock-timeout", "2")
+        assert done.returncode == 0, done.stderr
+        assert _version(postgres_url) == t.SCHEMA_VERSION
+    finally:
+        engine.dispose()
+        _reset_postgres(postgres_url)
+
+
+def test_migrate_creates_a_new_store_and_leaves_a_current_one_alone(store_url: str) -> None:
+    """Compose and KubeRay run `migrate` at every start: on a current store it changes
+    nothing and waits for no lock, even while another process holds it."""
+    created = _cli("migrate", "--store", store_url)
+    assert created.returncode == 0, created.stderr
+    assert f"schema version {t.SCHEMA_VERSION}" in created.stdout
+    assert "upgraded" not in created.stdout and _version(store_url) == t.SCHEMA_VERSION
+    with _hold_migration_lock(store_url):
+        again = _cli("migrate", "--store", store_url, "--lock-timeout", "30", timeout=25)
+    assert again.returncode == 0, again.stderr
+    assert "waiting" not in again.stderr and "upgraded" not in again.stdout

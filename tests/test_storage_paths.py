@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from runner.launch import DEFAULT_STORAGE, absolute_storage, spill_dir
+from runner.launch import absolute_storage, spill_dir
 
 
 def test_a_relative_path_becomes_absolute(tmp_path: Path, monkeypatch) -> None:
@@ -17,6 +17,12 @@ def test_a_uri_is_kept_as_written() -> None:
 
 
 def test_unwritten_points_of_a_cloud_sweep_stay_on_local_disk(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    assert spill_dir("s3://bucket/sweeps", "s1") == (tmp_path / DEFAULT_STORAGE / "s1").resolve()
+    # One absolute place whatever the current directory (the store records it for resume).
+    expected = tmp_path / "home" / ".sweepscope" / "spill" / "s1"
+    assert spill_dir("s3://bucket/sweeps", "s1") == expected
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert spill_dir("s3://bucket/sweeps", "s1") == expected
     assert spill_dir(str(tmp_path / "shared"), "s1") == tmp_path / "shared" / "s1"

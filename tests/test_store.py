@@ -33,6 +33,29 @@ def test_sweep_round_trip(store: Store) -> None:
     assert store.sweep("nope") is None
 
 
+def test_a_sweep_records_where_its_spill_file_is(store: Store, store_url: str) -> None:
+    """`resume` from another directory or host finds the spill file through the store."""
+    _sweep(store)
+    assert store.sweep("s1")["spill_path"] is None  # type: ignore[index]
+    store.set_spill_path("s1", "/shared/ray/s1/sweepscope-unwritten.jsonl")
+    with open_store(store_url) as reader:  # another process, as far as the store knows
+        (listed,) = reader.sweeps()
+        assert listed["spill_path"] == "/shared/ray/s1/sweepscope-unwritten.jsonl"
+    store.set_spill_path("s1", None)
+    assert store.sweep("s1")["spill_path"] is None  # type: ignore[index]
+    with pytest.raises(StoreError, match="no sweep 'nope'"):
+        store.set_spill_path("nope", "/x")
+
+
+def test_finishing_an_unknown_sweep_is_an_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="no sweep 'nope'.*sweepscope ls"):
+        store.finish_sweep("nope", "completed")
+    with pytest.raises(StoreError, match="no sweep 'nope'"):
+        store.heartbeat("nope")
+    with pytest.raises(StoreError, match="no sweep 'nope'"):
+        store.reopen_sweep("nope")
+
+
 def test_duplicate_sweep_id_is_an_error(store: Store) -> None:
     _sweep(store)
     with pytest.raises(StoreError, match="IntegrityError"):
@@ -228,11 +251,13 @@ def test_stop_requests(store: Store) -> None:
 def test_store_pickles_without_its_password(postgres_url: str) -> None:
     """Ray Tune pickles the callback (and its store) into its saved state: no password may
     reach the disk, and a handle restored from it says so instead of half-working."""
-    url = sa.engine.make_url(postgres_url).set(password="hunter2-secret")  # trust auth
+    base = sa.engine.make_url(postgres_url)
+    secret = base.password or "hunter2-secret"  # a server that trusts takes any password
+    url = base.set(password=secret)
     with open_store(url.render_as_string(hide_password=False), create=True) as store:
         blob = pickle.dumps(store)
-        assert b"hunter2-secret" not in blob
-        assert "hunter2-secret" not in store.url
+        assert secret.encode() not in blob
+        assert secret not in store.url
         copy = pickle.loads(blob)
         assert copy.url == store.url
         with pytest.raises(StoreError, match="restored from saved state without its credentials"):

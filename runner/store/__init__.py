@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from runner.status import SweepStatus, TrialStatus
 from runner.store._base import Point, PointColumns, Store
-from runner.store._lifecycle import driver_gone, reconcile, require_sweep, sweep_status
-from runner.store._sql import SqlStore
+from runner.store._lifecycle import (
+    DEFAULT_OUTAGE_LIMIT,
+    driver_gone,
+    reconcile,
+    require_sweep,
+    sweep_status,
+)
+from runner.store._sql import DEFAULT_LOCK_TIMEOUT, SqlStore
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_OUTAGE_LIMIT",
     "Point",
     "PointColumns",
     "SqlStore",
@@ -18,6 +27,7 @@ __all__ = [
     "TrialStatus",
     "default_url",
     "driver_gone",
+    "migrate_store",
     "open_store",
     "reconcile",
     "require_sweep",
@@ -33,5 +43,47 @@ def default_url() -> str:
 
 
 def open_store(url: str | None = None, *, create: bool = False) -> Store:
-    """Open the store at `url` (default: `default_url()`); only the runner passes create."""
+    """Open the store at `url` (default: `default_url()`); only the runner passes create.
+
+    `create` makes the schema where the URL holds none; it never upgrades one: a store of
+    an earlier schema version raises StoreError naming `sweepscope migrate` (see
+    `migrate_store`), for the runner as for readers.
+
+    Raises:
+        StoreError: a bad URL, no store there (readers), or a schema version this
+            sweepscope does not use (StoreUnavailable: the store did not answer).
+    """
     return SqlStore(url or default_url(), create=create)
+
+
+def migrate_store(
+    url: str | None = None,
+    *,
+    force: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_wait: Callable[[str], None] | None = None,
+) -> Store:
+    """Open the store at `url`, creating its schema or upgrading an earlier one in place
+    (`sweepscope migrate`, the only command that upgrades); `migrated` on the result says
+    what was upgraded. One transaction: a failure changes nothing.
+
+    Args:
+        force: upgrade even while a sweep on the store has a live driver.
+        lock_timeout: seconds to wait for the migration lock (another process creating or
+            upgrading this store) and, on PostgreSQL, for each table lock the upgrade needs.
+        on_wait: called once with a line to show when it has to wait for the lock.
+
+    Raises:
+        StoreError: a bad URL, a later schema, or (unless `force`) a running sweep whose
+            driver is alive; nothing was changed.
+        StoreUnavailable: the store did not answer, or a lock stayed taken past
+            `lock_timeout`; nothing was changed.
+    """
+    return SqlStore(
+        url or default_url(),
+        create=True,
+        upgrade=True,
+        force=force,
+        lock_timeout=lock_timeout,
+        on_wait=on_wait,
+    )

@@ -54,7 +54,11 @@ class Store(abc.ABC):
 
     url: str  # with any password masked: safe to print, log and store
     schema_version: int  # the version of the schema it holds (runner.store._schema)
-    migrated: list[str]  # what opening it with create=True upgraded, if anything
+    migrated: list[str]  # what `migrate_store` upgraded, if anything
+    # This process as a sweep's driver: "host:pid/start" (runner.store._lifecycle.Driver).
+    # `create_sweep` and `reopen_sweep` record it; `heartbeat` and a guarded `finish_sweep`
+    # write only while the sweep still names it.
+    driver: str
 
     # -- writes: the runner --------------------------------------------------------------
     @abc.abstractmethod
@@ -68,30 +72,81 @@ class Store(abc.ABC):
         mode: str,
         n_trials: int,
         storage_path: str | None = None,
+        outage_limit: float | None = None,
     ) -> None:
-        """Record a new sweep with status running.
+        """Record a new sweep with status running, driven by this process (`driver`).
 
         Args:
             storage_path: where Ray Tune keeps the sweep's state and checkpoints (for resume).
+            outage_limit: how long (seconds) this driver waits out a store outage before it
+                gives up; readers on other hosts judge its heartbeat by it. None: the
+                default (runner.store._lifecycle.DEFAULT_OUTAGE_LIMIT).
 
         Raises:
-            StoreError: a sweep with this id exists, or the store cannot be written.
+            StoreError: a sweep with this id exists, or the store cannot be written
+                (StoreUnavailable: it did not answer).
         """
 
     @abc.abstractmethod
-    def reopen_sweep(self, sweep_id: str) -> None:
-        """Mark a stopped sweep running again (resume): clears its end time and stop request."""
+    def reopen_sweep(self, sweep_id: str, *, outage_limit: float | None = None) -> None:
+        """Mark a sweep that is not running running again, driven by this process (resume):
+        clears its end time, message and stop request, records `driver` and `outage_limit`
+        (as in `create_sweep`). The driver it had is fenced out from then on.
+
+        Raises:
+            StoreError: no such sweep, or it is running (another driver resumed it first, or
+                still runs it); or the store cannot be written (StoreUnavailable: it did not
+                answer).
+        """
 
     @abc.abstractmethod
     def finish_sweep(
-        self, sweep_id: str, status: str, message: str | None = None, *, at: float | None = None
+        self,
+        sweep_id: str,
+        status: str,
+        message: str | None = None,
+        *,
+        at: float | None = None,
+        driver: str | None = None,
     ) -> None:
         """Set a sweep's final status (completed, failed or stopped) and its end time (`at`,
-        default now). Any remembered password in `message` is masked."""
+        default now). Any remembered password in `message` is masked.
+
+        Args:
+            driver: a guard: finish only while the sweep is running and this is its driver
+                (the runner passes its own `driver`; reconcile the driver it judged gone).
+                None: finish whatever its state.
+
+        Raises:
+            SweepTakenOver: with `driver`, the sweep is no longer running under that driver
+                (closed as stale, or resumed by another driver); nothing was changed.
+            StoreError: no such sweep, or the store cannot be written (StoreUnavailable: it
+                did not answer).
+        """
 
     @abc.abstractmethod
     def heartbeat(self, sweep_id: str) -> None:
-        """Note that the sweep's driver is alive now, by the database's clock."""
+        """Note that the sweep's driver is alive now, by the database's clock. Fenced: writes
+        only while the sweep is running and this process (`driver`) is its driver.
+
+        Raises:
+            SweepTakenOver: the sweep is not running under this driver any more (closed as
+                stale by `reconcile`, finished, or resumed by another driver): stop driving
+                it, leaving it to the other driver (resumable).
+            StoreError: no such sweep, or the store cannot be written (StoreUnavailable: it
+                did not answer; a retry may succeed).
+        """
+
+    @abc.abstractmethod
+    def set_spill_path(self, sweep_id: str, path: str | None) -> None:
+        """Record where the sweep's driver keeps the writes its store missed (its spill
+        file), so that `resume` from another directory or host finds it; None clears it.
+        Read back as `spill_path` in `sweep` and `sweeps`. Not fenced.
+
+        Raises:
+            StoreError: no such sweep, or the store cannot be written (StoreUnavailable: it
+                did not answer).
+        """
 
     @abc.abstractmethod
     def add_trial(
@@ -120,6 +175,8 @@ class Store(abc.ABC):
             status: a runner.status.TrialStatus.
             detail: a note for the status history (the error text, the stop reason).
             at: when it happened (default now): the writer passes the time it was reported.
+                With `at`, an event identical in trial, status and `at` to one already
+                stored is skipped (a replayed spill file writes nothing twice).
             fields: other trial columns to set: device, node, error, last_step, last_epoch.
         """
 
@@ -169,13 +226,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def sweeps(self) -> list[dict[str, Any]]:
-        """Every sweep, newest first, with trial counts per status in `counts`, and `now`,
-        the database's clock at the read."""
+        """Every sweep, newest first: its columns (id, name, spec decoded, status, metric,
+        mode, n_trials, storage_path, driver, outage_limit, spill_path, created_at,
+        ended_at, heartbeat_at, stop_requested_at, message), trial counts per status in
+        `counts`, the best value of its metric in `best`, and `now`, the database's clock
+        at the read.
+
+        Raises:
+            StoreError: the store cannot be read (StoreUnavailable: it did not answer).
+        """
 
     @abc.abstractmethod
     def sweep(self, sweep_id: str, *, best: bool = True) -> dict[str, Any] | None:
         """One sweep (as in `sweeps`), or None. With best=False, `best` is None and the
-        aggregate over the sweep's points is skipped (for frequent refreshes)."""
+        aggregate over the sweep's points is skipped (for frequent refreshes).
+
+        Raises:
+            StoreError: the store cannot be read (StoreUnavailable: it did not answer).
+        """
 
     @abc.abstractmethod
     def trials(self, sweep_id: str) -> list[dict[str, Any]]:

@@ -4,8 +4,12 @@ Version 1 is every store written before the version table existed (its very firs
 had no `sweeps.storage_path` / `sweeps.driver` and a NOT NULL `points.value`). Version 2
 added the version table. Version 3 made points compact: a metric id instead of the name,
 the wall time as milliseconds after the trial's creation, no row id, and the
-`point_writes` log for incremental reads. Each step runs inside the caller's transaction,
-so a failed upgrade leaves the store as it was.
+`point_writes` log for incremental reads. Version 4 added `sweeps.spill_path` and
+`sweeps.outage_limit`. Each step runs inside the caller's transaction, so a failed upgrade
+leaves the store as it was.
+
+Only `sweepscope migrate` runs these steps (runner.store.migrate_store): `run` and `resume`
+refuse an older store rather than change it under older readers and drivers.
 """
 
 from __future__ import annotations
@@ -154,4 +158,17 @@ def _v2_to_v3(conn: Connection) -> str:
     )
 
 
-_STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: Connection) -> str:
+    """Add the sweep's spill file location and its driver's outage limit (both nullable:
+    existing rows keep NULL, read as "no spill file recorded" and "the default limit")."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("sweeps")}
+    for name, kind in (("spill_path", "TEXT"), ("outage_limit", "FLOAT")):
+        if name not in columns:
+            conn.execute(sa.text(f"ALTER TABLE sweeps ADD COLUMN {name} {kind}"))
+    return (
+        "version 3 -> 4: added sweeps.spill_path (where a driver keeps the writes its store "
+        "missed) and sweeps.outage_limit (how long its driver waits out a store outage)"
+    )
+
+
+_STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}

@@ -28,7 +28,10 @@ metadata = MetaData()
 # 1: every store written before the version table existed; 2: adds `sweepscope_meta`;
 # 3: compact points (a metric id instead of its name, the wall time as milliseconds since
 # the trial was created, no row id) and the `point_writes` log that incremental reads follow.
-SCHEMA_VERSION = 3
+# 4: `sweeps.spill_path` (where the driver keeps writes its store missed) and
+# `sweeps.outage_limit` (how long its driver tolerates the store away: others judge its
+# heartbeat by it).
+SCHEMA_VERSION = 4
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -44,7 +47,11 @@ sweeps = Table(
     Column("mode", String(8), nullable=False),
     Column("n_trials", Integer, nullable=False),
     Column("storage_path", Text),  # Ray Tune's experiment directory parent, for resume
-    Column("driver", String(256)),  # "host:pid" of the process running the sweep
+    # who runs the sweep: "host:pid/start" (runner.store._lifecycle.Driver); "host:pid" in
+    # rows written before version 4
+    Column("driver", String(256)),
+    Column("outage_limit", Float),  # the driver's outage limit, seconds (NULL before v4)
+    Column("spill_path", Text),  # the driver's spill file of writes the store missed
     Column("created_at", Float, nullable=False),
     Column("ended_at", Float),
     Column("heartbeat_at", Float),

@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +15,18 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from runner.errors import StoreError, StoreUnavailable
+from runner.errors import StoreError, StoreUnavailable, SweepTakenOver
 from runner.redact import mask_url, redact
 from runner.status import SweepStatus, TrialStatus
 from runner.store import _migrate
 from runner.store import _schema as t
 from runner.store._base import Point, PointColumns, Store
+from runner.store._lifecycle import (
+    DEFAULT_OUTAGE_LIMIT,
+    driver_label,
+    live_sweeps,
+    this_driver,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,8 +52,9 @@ _FETCH_ROWS = 65_536
 
 
 def _driver() -> str:
-    """Who runs a sweep: "host:pid", so a dead driver on this host is seen at once."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who runs a sweep: "host:pid/start" (runner.store._lifecycle.Driver), so a dead driver
+    on this host is seen at once, and a PID reused since is not taken for it."""
+    return str(this_driver())
 
 
 def _json(value: Any) -> str:
@@ -102,8 +107,9 @@ def filesystem_type(path: Path, mounts: str = "/proc/mounts") -> str | None:
 
 
 def _transient(exc: sa.exc.SQLAlchemyError, dialect: str) -> bool:
-    """Whether a retry may succeed: the server is away, the connection broke, or (SQLite)
-    another process holds the write lock. A bad query or a missing table is not."""
+    """Whether a retry may succeed: the server is away, the connection broke, a bounded
+    call ran past its statement or lock timeout (PostgreSQL), or another process holds the
+    write lock (SQLite). A bad query, a missing table or a value refused is not."""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, sa.exc.TimeoutError | sa.exc.DisconnectionError):
@@ -116,7 +122,14 @@ def _transient(exc: sa.exc.SQLAlchemyError, dialect: str) -> bool:
         orig = getattr(exc, "orig", None)
         state = getattr(orig, "sqlstate", None) or ""
         text = str(orig).lower()
-        refused = ("does not exist", "authentication failed", "no pg_hba.conf entry")
+        refused = (
+            "does not exist",
+            "authentication failed",
+            "no pg_hba.conf entry",
+            "no password supplied",  # libpq's own: the server asked for one, none was given
+        )
+        if state in _TIMED_OUT:  # a bounded call ran out (see bounded_calls): an outage
+            return True
         return state[:2] not in ("3D", "28") and not any(r in text for r in refused)
     text = str(getattr(exc, "orig", exc)).lower()
     return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open"))
@@ -157,6 +170,49 @@ def _refuse_network_filesystem(url: str, database: str | None) -> None:
         )
 
 
+# SQLSTATEs of a call that ran out of time: lock_not_available (lock_timeout),
+# query_canceled (statement_timeout), and a deadlock or serialization failure, which a retry
+# resolves.
+_TIMED_OUT = frozenset({"55P03", "57014", "40P01", "40001"})
+_BUSY_MS = 60_000  # SQLite's busy timeout outside bounded_calls
+_bounds = threading.local()
+
+
+@contextlib.contextmanager
+def bounded_calls(seconds: float) -> Iterator[None]:
+    """Bound every store transaction this thread begins inside the block to about `seconds`:
+    PostgreSQL's statement_timeout and lock_timeout (SET LOCAL, this transaction only), and
+    SQLite's busy timeout. A call that would hang on a lock or a stalled server fails
+    instead, as StoreUnavailable: the runner's writer uses it so an outage is seen within
+    seconds. Other threads and processes (the dashboard, a migration) keep their waits."""
+    before = getattr(_bounds, "ms", None)
+    _bounds.ms = max(1, round(seconds * 1000))
+    try:
+        yield
+    finally:
+        _bounds.ms = before
+
+
+def _bound_transactions(engine: Engine, dialect: str) -> None:
+    """At each transaction's begin, apply this thread's `bounded_calls` limit, if any."""
+
+    @sa.event.listens_for(engine, "begin")
+    def _bound(conn: Connection) -> None:
+        ms = getattr(_bounds, "ms", None)
+        if dialect == "sqlite":
+            info = conn.connection.info
+            want = ms or _BUSY_MS
+            if info.get("busy_ms") != want:  # a setting of the connection: only on change
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(want)}")
+                info["busy_ms"] = want
+        elif ms is not None:
+            # A lock wait ends first, so its error says so; any statement a second later.
+            conn.exec_driver_sql(
+                f"SELECT set_config('lock_timeout', '{int(ms)}', true), "
+                f"set_config('statement_timeout', '{int(ms) + 1000}', true)"
+            )
+
+
 def _make_engine(url: str) -> Engine:
     shown = mask_url(url)
     try:
@@ -178,26 +234,48 @@ def _make_engine(url: str) -> Engine:
             # committed write across a process crash (a power loss may drop the last ones).
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        _bound_transactions(engine, "sqlite")
         return engine
     if backend == "postgresql":
         try:
-            # A server that does not answer fails a connection within 10 s, not minutes.
-            return sa.create_engine(
-                parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+            # A server that does not answer fails a connection within 10 s, not minutes; TCP
+            # keepalives and a user timeout end a connection whose peer vanished (a dropped
+            # route, a dead host) in about 30 s, where the kernel would wait many minutes.
+            engine = sa.create_engine(
+                parsed,
+                pool_pre_ping=True,
+                connect_args={
+                    "connect_timeout": 10,
+                    "keepalives": 1,
+                    "keepalives_idle": 10,
+                    "keepalives_interval": 5,
+                    "keepalives_count": 3,
+                    "tcp_user_timeout": 30_000,
+                },
             )
         except ModuleNotFoundError as exc:
             raise StoreError(
                 f"store URL {shown!r} needs the PostgreSQL driver, which is not installed. "
                 "Fix: pip install 'sweepscope[postgres]' and use a postgresql+psycopg:// URL."
             ) from exc
+        _bound_transactions(engine, "postgresql")
+        return engine
     raise StoreError(
         f"store URL {shown!r} names the backend {backend!r}, which sweepscope does not support. "
         "Fix: use sqlite:///file.db or postgresql+psycopg://user@host/dbname."
     )
+
+
+# PostgreSQL advisory lock: one creator or migrator of a store at a time (every sweepscope
+# since version 2 of the schema takes it to create or upgrade).
+_MIGRATION_LOCK = 7152001
+DEFAULT_LOCK_TIMEOUT = 60.0  # seconds to wait for the migration lock (and, on PostgreSQL,
+# for each table lock the upgrade needs)
+_LOCK_POLL = 0.25
 
 
 class SqlStore(Store):
@@ -205,14 +283,38 @@ class SqlStore(Store):
 
     Args:
         url: sqlite:///file.db or postgresql+psycopg://user@host:port/db.
-        create: create the schema if missing (the runner). Readers pass False and get a
-            StoreError when the URL holds no store, and never alter the schema.
+        create: create the schema if the URL holds none (the runner). A store of an earlier
+            schema version is refused all the same: only `upgrade` changes one. Readers pass
+            False and get a StoreError when the URL holds no store, and never alter it.
+        upgrade: also upgrade an earlier schema in place (`sweepscope migrate` only), refused
+            while a sweep on the store has a live driver unless `force`.
+        force: upgrade even under live drivers (they may fail; resume them afterwards).
+        lock_timeout: seconds to wait for the migration lock (another process creating or
+            upgrading the store) and, on PostgreSQL, for each table the upgrade must lock.
+        on_wait: called once with a line to show when the migration lock is taken.
+
+    Raises:
+        StoreError: the URL is not a store URL; no store there (readers); an earlier schema
+            (unless `upgrade`) or a later one; live drivers (with `upgrade`, unless `force`).
+        StoreUnavailable: the store did not answer, or the migration lock or a table lock
+            stayed taken past `lock_timeout`; nothing was changed.
     """
 
-    def __init__(self, url: str, *, create: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = False,
+        upgrade: bool = False,
+        force: bool = False,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.url = mask_url(url)  # for every message; the engine alone keeps the password
-        self.migrated: list[str] = []  # what opening with create=True upgraded, if anything
+        self.migrated: list[str] = []  # what opening with upgrade=True upgraded, if anything
         self.schema_version = t.SCHEMA_VERSION  # a store that opens has this version
+        self.driver = _driver()
+        self._masked = self.url != url and "***" in self.url  # a password hidden in messages
         self._engine = _make_engine(url)
         self._dialect = self._engine.dialect.name
         self._batch = threading.local()
@@ -223,13 +325,21 @@ class SqlStore(Store):
             "ON CONFLICT (trial_id, metric_id, step) DO NOTHING"
         )
         try:
-            self._open(create)
+            self._open(create or upgrade, upgrade, force, lock_timeout, on_wait)
         except BaseException:
             self._engine.dispose()
             raise
 
-    def _open(self, create: bool) -> None:
-        """Check (and with `create`, make or upgrade) the schema: see runner.store._migrate."""
+    def _open(
+        self,
+        create: bool,
+        upgrade: bool,
+        force: bool,
+        lock_timeout: float,
+        on_wait: Callable[[str], None] | None,
+    ) -> None:
+        """Check (with `create`, make; with `upgrade`, upgrade) the schema: see
+        runner.store._migrate. A current store is only read: no lock is taken."""
         if self._dialect == "sqlite" and not create:
             path = self._engine.url.database
             if path and path != ":memory:" and not Path(path).exists():
@@ -239,37 +349,172 @@ class SqlStore(Store):
                     "right --store."
                 )
         with self._tx() as conn:
-            if create and self._dialect == "postgresql":  # one creator or migrator at a time
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7152001)"))
-            elif create:
-                # The write lock now, and a real transaction around the DDL below: Python's
-                # sqlite3 begins one only before a DML statement, so without this a failed
-                # upgrade would keep the tables it had created or renamed.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
             version = _migrate.stored_version(conn)
+        if version == t.SCHEMA_VERSION:
+            return
+        self._check_version(version, create, upgrade)
+        deadline = time.monotonic() + lock_timeout
+        with self._tx() as conn:
+            self._lock(conn, deadline, lock_timeout, on_wait or (lambda line: None))
+            version = _migrate.stored_version(conn)  # again: another process may have acted
+            self._check_version(version, create, upgrade)
             if version is None:
-                if not create:
-                    raise StoreError(
-                        f"{self.url} holds no sweepscope store (no tables). Fix: run a sweep "
-                        f"first (sweepscope run SPEC --store {self.url}) or pass the right --store."
-                    )
                 t.metadata.create_all(conn)
                 _migrate.write_version(conn)
-            elif version > t.SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store {self.url} has schema version {version}, written by a newer "
-                    f"sweepscope; this one knows versions up to {t.SCHEMA_VERSION} and leaves it "
-                    "untouched. Fix: upgrade sweepscope (pip install -U sweepscope)."
-                )
             elif version < t.SCHEMA_VERSION:
-                if not create:
-                    raise StoreError(
-                        f"the store {self.url} has schema version {version}, from an earlier "
-                        f"sweepscope (this one uses version {t.SCHEMA_VERSION}); readers never "
-                        f"change it. Fix: upgrade it in place with `sweepscope migrate --store "
-                        f"{self.url}` (a `sweepscope run` on it does the same), then reopen."
-                    )
-                self.migrated = _migrate.migrate(conn, version)
+                if not force:
+                    self._refuse_live_drivers(conn, version)
+                try:
+                    self.migrated = _migrate.migrate(conn, version)
+                except sa.exc.OperationalError as exc:
+                    if getattr(getattr(exc, "orig", None), "sqlstate", None) != "55P03":
+                        raise
+                    raise StoreUnavailable(
+                        f"upgrading the store {self.url} waited {lock_timeout:g} s for a table "
+                        "that another session is using (a dashboard, a driver, a psql "
+                        "session), and gave up; nothing was changed. Fix: close those sessions "
+                        "or wait for their queries to end, then run `sweepscope migrate` again "
+                        "(or give a longer --lock-timeout)."
+                    ) from exc
+
+    def _check_version(self, version: int | None, create: bool, upgrade: bool) -> None:
+        """Raise unless the store's version is one this open may handle (see __init__)."""
+        migrate = f"sweepscope migrate --store {self.url}"
+        if self._masked:
+            migrate += "` (with the password in place of ***)"
+        else:
+            migrate += "`"
+        if version is None:
+            if not create:
+                raise StoreError(
+                    f"{self.url} holds no sweepscope store (no tables). Fix: run a sweep "
+                    f"first (sweepscope run SPEC --store {self.url}) or pass the right --store."
+                )
+        elif version > t.SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.url} has schema version {version}, written by a newer "
+                f"sweepscope; this one knows versions up to {t.SCHEMA_VERSION} and leaves it "
+                "untouched. Fix: upgrade sweepscope (pip install -U sweepscope)."
+            )
+        elif version < t.SCHEMA_VERSION and not upgrade:
+            who = (
+                "this command never upgrades a store itself"
+                if create
+                else "readers never change it"
+            )
+            raise StoreError(
+                f"the store {self.url} has schema version {version}, from an earlier "
+                f"sweepscope (this one uses version {t.SCHEMA_VERSION}); {who}. Fix: upgrade "
+                f"it once with `{migrate}, when no sweep runs on it (sweepscope versions "
+                f"that know only version {version} cannot open it afterwards: upgrade every "
+                "runner and dashboard that uses it), then run this command again."
+            )
+
+    def _lock(
+        self,
+        conn: Connection,
+        deadline: float,
+        timeout: float,
+        on_wait: Callable[[str], None],
+    ) -> None:
+        """Take the migration lock for this transaction, waiting until `deadline`.
+
+        PostgreSQL: the advisory lock (polled, so the wait has a deadline and a message);
+        SQLite: the write lock (BEGIN IMMEDIATE; also a real transaction around the DDL:
+        Python's sqlite3 begins one only before a DML statement, so without it a failed
+        upgrade would keep the tables it had created or renamed)."""
+        waited = False
+
+        def wait(holder: str) -> None:
+            nonlocal waited
+            if not waited:
+                on_wait(
+                    f"waiting for the migration lock on {self.url}: {holder} (at most "
+                    f"{timeout:g} s)"
+                )
+                waited = True
+            if time.monotonic() >= deadline:
+                raise StoreUnavailable(
+                    f"waited {timeout:g} s for the migration lock on {self.url}: {holder}. "
+                    "Nothing was changed. Fix: let it finish, then run this command again "
+                    "(sweepscope migrate takes --lock-timeout SECONDS)."
+                )
+
+        if self._dialect == "postgresql":
+            take = sa.text(f"SELECT pg_try_advisory_xact_lock({_MIGRATION_LOCK})")
+            while not conn.execute(take).scalar():
+                wait(self._lock_holder(conn))
+                time.sleep(_LOCK_POLL)
+            # The upgrade may rewrite every point: no statement timeout; but each table lock
+            # it needs (a reader's open transaction holds one) waits at most `timeout`.
+            conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+            conn.execute(sa.text(f"SET LOCAL lock_timeout = {max(1, round(timeout * 1000))}"))
+            return
+        before = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                slice_ms = max(0, round(min(left, 0.5 if not waited else 1.0) * 1000))
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={slice_ms}")
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except sa.exc.OperationalError as exc:
+                    text = str(getattr(exc, "orig", exc)).lower()
+                    if "locked" not in text and "busy" not in text:
+                        raise
+                wait(
+                    "another process holds the SQLite file's write lock (a migration, or a "
+                    "long write)"
+                )
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(before or 0)}")
+
+    def _lock_holder(self, conn: Connection) -> str:
+        """Who holds the PostgreSQL migration lock, as far as pg_stat_activity tells."""
+        row = conn.execute(
+            sa.text(
+                "SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
+                "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.objid = :key AND l.granted"
+            ),
+            {"key": _MIGRATION_LOCK},
+        ).first()
+        who = "another process is creating or upgrading this store"
+        if row is None:
+            return who
+        app = f" {row.application_name!r}" if row.application_name else ""
+        where = f" from {row.client_addr}" if row.client_addr else ""
+        return f"{who} (server process {row.pid}{app}{where})"
+
+    def _refuse_live_drivers(self, conn: Connection, version: int) -> None:
+        """Raise while a sweep on the store has a live driver (judged as everywhere else:
+        runner.store._lifecycle), reading whichever columns this older schema has."""
+        have = {c["name"] for c in sa.inspect(conn).get_columns("sweeps")}
+        wanted = ("id", "status", "driver", "heartbeat_at", "created_at", "outage_limit")
+        columns = ", ".join(c for c in wanted if c in have)
+        rows = [
+            {c: None for c in wanted} | dict(r._mapping)
+            for r in conn.execute(
+                sa.text(f"SELECT {columns} FROM sweeps WHERE status = :running"),
+                {"running": str(SweepStatus.RUNNING)},
+            )
+        ]
+        now = float(conn.execute(sa.select(_db_now(self._dialect))).scalar_one())
+        live = live_sweeps(rows, now)
+        if not live:
+            return
+        names = "; ".join(line for _, line in live)
+        first = live[0][0]["id"]
+        raise StoreError(
+            f"the store {self.url} has {len(live)} running sweep(s) with a live driver: {names}. "
+            f"Upgrading it from schema version {version} under them could break them (their "
+            "sweepscope cannot open a store of a later version again, and a driver of an "
+            "earlier sweepscope may fail mid-sweep); nothing was changed. Fix: wait for them "
+            f"to end, or stop them (sweepscope stop {first} --store ...), then run "
+            "`sweepscope migrate` again; or pass --force to upgrade now anyway (resume a "
+            "sweep that fails with this sweepscope afterwards)."
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Ray Tune pickles its callbacks and stopper with the experiment state: a store
@@ -295,11 +540,24 @@ class SqlStore(Store):
     def _error(self, exc: sa.exc.SQLAlchemyError) -> StoreError:
         cause = str(getattr(exc, "orig", None) or exc).strip()
         first = redact(cause).splitlines()[0] if cause else ""
+        state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        if state in _TIMED_OUT:
+            return StoreUnavailable(
+                f"the store {self.url} did not answer in time ({exc.__class__.__name__}: "
+                f"{first}). Fix: check that the database server is not overloaded and that no "
+                "other session holds a lock on the store's tables (see pg_stat_activity and "
+                "pg_locks), then try again."
+            )
         if _transient(exc, self._dialect):
             return StoreUnavailable(
                 f"the store {self.url} did not answer ({exc.__class__.__name__}: {first}). "
                 "Fix: check that the database server is up and reachable, or that no other "
                 "process holds the SQLite file's lock, then try again."
+            )
+        if isinstance(exc, sa.exc.DataError):
+            return StoreError(
+                f"store {self.url} refused a value: {exc.__class__.__name__}: {first}. Fix: "
+                "report it with the value; the runner sets such writes aside and goes on."
             )
         return StoreError(
             f"store {self.url}: {exc.__class__.__name__}: {first}. Fix: check the store URL "
@@ -339,6 +597,7 @@ class SqlStore(Store):
         mode: str,
         n_trials: int,
         storage_path: str | None = None,
+        outage_limit: float | None = None,
     ) -> None:
         with self._tx() as conn:
             conn.execute(
@@ -351,48 +610,106 @@ class SqlStore(Store):
                     mode=mode,
                     n_trials=n_trials,
                     storage_path=storage_path,
-                    driver=_driver(),
+                    driver=self.driver,
+                    outage_limit=DEFAULT_OUTAGE_LIMIT if outage_limit is None else outage_limit,
                     created_at=time.time(),
                     heartbeat_at=_db_now(self._dialect),
                 )
             )
 
-    def reopen_sweep(self, sweep_id: str) -> None:
+    def reopen_sweep(self, sweep_id: str, *, outage_limit: float | None = None) -> None:
+        s = t.sweeps.c
         with self._tx() as conn:
-            conn.execute(
+            reopened = conn.execute(
                 t.sweeps.update()
-                .where(t.sweeps.c.id == sweep_id)
+                .where(s.id == sweep_id, s.status != SweepStatus.RUNNING)
                 .values(
                     status=SweepStatus.RUNNING,
                     ended_at=None,
                     message=None,
                     stop_requested_at=None,
                     heartbeat_at=_db_now(self._dialect),
-                    driver=_driver(),
+                    driver=self.driver,
+                    outage_limit=DEFAULT_OUTAGE_LIMIT if outage_limit is None else outage_limit,
                 )
-            )
+            ).rowcount
+            if not reopened:
+                driver = conn.execute(sa.select(s.driver).where(s.id == sweep_id)).first()
+                if driver is None:
+                    raise self._no_sweep(sweep_id)
+                raise StoreError(
+                    f"sweep {sweep_id} in {self.url} is running ({driver_label(driver[0])}): "
+                    "another `sweepscope resume` took it first, or its driver still runs. Fix: see "
+                    f"`sweepscope status {sweep_id}`; stop it first (sweepscope stop "
+                    f"{sweep_id}) to resume it here."
+                )
 
     def finish_sweep(
-        self, sweep_id: str, status: str, message: str | None = None, *, at: float | None = None
+        self,
+        sweep_id: str,
+        status: str,
+        message: str | None = None,
+        *,
+        at: float | None = None,
+        driver: str | None = None,
     ) -> None:
+        s = t.sweeps.c
+        where = [s.id == sweep_id]
+        if driver is not None:
+            where += [s.status == SweepStatus.RUNNING, s.driver == driver]
         with self._tx() as conn:
-            conn.execute(
+            done = conn.execute(
                 t.sweeps.update()
-                .where(t.sweeps.c.id == sweep_id)
+                .where(*where)
                 .values(
                     status=status,
                     ended_at=at or time.time(),
                     message=None if message is None else redact(message),
                 )
-            )
+            ).rowcount
+            if not done:
+                self._fenced(conn, sweep_id, driver or "", f"set it {status}")
 
     def heartbeat(self, sweep_id: str) -> None:
+        s = t.sweeps.c
         with self._tx() as conn:
-            conn.execute(
+            beat = conn.execute(
                 t.sweeps.update()
-                .where(t.sweeps.c.id == sweep_id)
+                .where(s.id == sweep_id, s.status == SweepStatus.RUNNING, s.driver == self.driver)
                 .values(heartbeat_at=_db_now(self._dialect))
-            )
+            ).rowcount
+            if not beat:
+                self._fenced(conn, sweep_id, self.driver, "write its heartbeat")
+
+    def set_spill_path(self, sweep_id: str, path: str | None) -> None:
+        with self._tx() as conn:
+            found = conn.execute(
+                t.sweeps.update().where(t.sweeps.c.id == sweep_id).values(spill_path=path)
+            ).rowcount
+            if not found:
+                raise self._no_sweep(sweep_id)
+
+    def _no_sweep(self, sweep_id: str) -> StoreError:
+        return StoreError(
+            f"no sweep {sweep_id!r} in {self.url}. Fix: see `sweepscope ls` for the sweeps there, "
+            "or pass --store with the right URL."
+        )
+
+    def _fenced(self, conn: Connection, sweep_id: str, driver: str, what: str) -> None:
+        """After a guarded write matched no row: raise why (no such sweep, or taken over)."""
+        s = t.sweeps.c
+        row = conn.execute(sa.select(s.status, s.driver).where(s.id == sweep_id)).first()
+        if row is None:
+            raise self._no_sweep(sweep_id)
+        if row.status != SweepStatus.RUNNING:
+            now = f"it is {row.status} (finished, or closed as stale by another process)"
+        else:
+            now = f"another driver ({driver_label(row.driver)}) resumed it"
+        raise SweepTakenOver(
+            f"sweep {sweep_id} in {self.url} is no longer driven by {driver_label(driver)}: "
+            f"{now}. This driver did not {what} and stops; the sweep is left to its other "
+            f"driver, or to `sweepscope resume {sweep_id}`."
+        )
 
     def add_trial(
         self, sweep_id: str, ray_id: str, config: dict[str, Any], *, at: float | None = None
@@ -440,7 +757,12 @@ class SqlStore(Store):
             values.setdefault("started_at", now)
         elif status in TrialStatus.finished():
             values.setdefault("ended_at", now)
+        e = t.events.c
         with self._tx() as conn:
+            if at is not None:  # the same event written again (a replay): nothing to do
+                same = sa.select(e.id).where(e.trial_id == trial_id, e.status == status, e.at == at)
+                if conn.execute(same.limit(1)).first() is not None:
+                    return
             conn.execute(t.trials.update().where(t.trials.c.id == trial_id).values(**values))
             conn.execute(
                 t.events.insert().values(trial_id=trial_id, at=now, status=status, detail=detail)
