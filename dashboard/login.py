@@ -13,17 +13,10 @@ import sqlalchemy as sa
 
 from runner.errors import StoreError
 from runner.redact import mask_url, redact
+from runner.store._sql import LOGIN_REFUSED
 
 __all__ = ["check_login", "login_refused"]
 
-# What libpq says when the server turns the login away, or when it asked for a password
-# that the URL, ?password=, $PGPASSWORD and the password file all left out.
-_REFUSALS = (
-    "password authentication failed",
-    "no password supplied",
-    "no pg_hba.conf entry",
-    "pg_hba.conf rejects connection",
-)
 
 
 def login_refused(exc: BaseException) -> bool:
@@ -33,7 +26,7 @@ def login_refused(exc: BaseException) -> bool:
     while seen is not None:
         orig = getattr(seen, "orig", None) or seen
         state = str(getattr(orig, "sqlstate", None) or "")
-        if state.startswith("28") or any(r in str(orig).lower() for r in _REFUSALS):
+        if state.startswith("28") or any(r in str(orig).lower() for r in LOGIN_REFUSED):
             return True
         seen = seen.__cause__
     return False

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runner import _ray_private as ray_private
 from runner import report, sysmetrics, tune_spec
@@ -43,6 +43,7 @@ from runner.store import (
     Store,
     SweepStatus,
     TrialStatus,
+    driver_gone,
     reconcile,
     require_sweep,
 )
@@ -50,6 +51,7 @@ from runner.writer import (
     INTERRUPT_DRAIN,
     SPILL_FILE,
     StoreWriter,
+    open_append,
     replay,
 )
 
@@ -383,27 +385,27 @@ def resume_sweep(
     (kept in the spill file when the store stayed away) go to the store first."""
     started = time.monotonic()
     sweep = require_sweep(store, sweep_id)
+    if sweep["status"] == SweepStatus.RUNNING and not driver_gone(sweep):
+        _refuse_running(sweep)  # before replay: a live driver may still append to the file
     storage = sweep["storage_path"] or absolute_storage(DEFAULT_STORAGE)
     spill = _spill_file(sweep, storage)
     if sweep.get("spill_path") and not spill.exists():
         raise SweepscopeError(
             f"sweep {sweep_id} keeps the writes its store missed in {spill}, which is not "
             f"here ({socket.gethostname()}): its driver was {sweep['driver']}. Fix: run "
-            "`sweepscope resume` on that host, or copy the file to that path here; to resume "
-            f"without the writes it may hold (they would be lost), create it empty: touch {spill}"
+            "`sweepscope resume` on that host, or copy the file to that path here. It holds "
+            "writes only if the store was away when that driver stopped; if the store was up, "
+            f"the file was empty, and resuming without it loses nothing: touch {spill}"
         )
     replayed = replay(store, sweep_id, spill)
     for skipped in replayed.notes:
         print(f"note: {skipped}", file=sys.stderr)
     if replayed.ops and progress:
         print(f"wrote {replayed.points:,} points the store had missed", file=sys.stderr)
-    reconcile(store)
+    reconcile(store)  # after replay: a replayed status must not reopen a trial
     sweep = require_sweep(store, sweep_id)
     if sweep["status"] == SweepStatus.RUNNING:
-        raise SweepscopeError(
-            f"sweep {sweep_id} is running: its driver ({sweep['driver']}) is alive. Fix: stop it "
-            f"first (sweepscope stop {sweep_id}, or Ctrl-C its `sweepscope run`), then resume."
-        )
+        _refuse_running(sweep)
     if sweep["status"] != SweepStatus.STOPPED and replayed.ops:
         # What the user asked for is done: the writes are in; no trial is left to run.
         if progress:
@@ -471,6 +473,13 @@ def resume_sweep(
     )
 
 
+def _refuse_running(sweep: dict[str, Any]) -> NoReturn:
+    raise SweepscopeError(
+        f"sweep {sweep['id']} is running: its driver ({sweep['driver']}) is alive. Fix: stop it "
+        f"first (sweepscope stop {sweep['id']}, or Ctrl-C its `sweepscope run`), then resume."
+    )
+
+
 def _refuse_changed_spec(stored: Spec, given: Spec, sweep_id: str) -> None:
     # Compared as the store keeps them: the stored webhook is masked, the given one is not.
     old, new = stored_spec(stored), stored_spec(given)
@@ -512,7 +521,17 @@ def _drive(
 
     started = time.monotonic()
     spill = spill or spill_dir(storage, sweep_id) / SPILL_FILE
-    _record_spill(store, sweep_id, spill)
+    try:
+        _record_spill(store, sweep_id, spill)
+    except OSError as exc:
+        with contextlib.suppress(StoreError):
+            store.finish_sweep(sweep_id, SweepStatus.FAILED, f"cannot make the spill file: {exc}")
+        raise InfrastructureError(
+            f"sweep {sweep_id} cannot keep the writes its store may miss in {spill}: {exc}. "
+            "Fix: make that directory writable (it is beside Ray Tune's state, or "
+            "~/.sweepscope/spill for cloud storage), or pass a --storage-path this user may "
+            "write, then run the sweep again."
+        ) from exc
     writer = StoreWriter(store, sweep_id, spill_path=spill, outage_limit=outage_limit)
     line = Progress(total=spec.n_trials, metric=spec.metric) if progress else None
     webhook = spec.notify.webhook if spec.notify is not None else None
@@ -593,22 +612,22 @@ def _drive(
 
             ray.shutdown()  # the trials are done: free the cores while the writer drains
         writer.finish_sweep(status, message)
-        try:
+        try:  # our signal handlers stay until the last wait: a Ctrl-C there only hurries it
             left = _drain(writer, line, hurried=signals.by is not None)
+            if left is None:
+                _clear_spill(store, sweep_id, spill)
+            counts = callback.statuses() if callback is not None else Counter[str]()
+            best = callback.best if callback is not None else None
+            if line is not None:
+                line.update(counts, best, force=True)
+                line.close()
+            ended = SweepStatus.STOPPED if left is not None else status
+            notifier.sweep(ended, message=message, counts=counts, best=best)
+            # Bounded: a failing webhook holds a normal end at most one post's budget
+            # (21 s), an interrupted one (the user waits for the prompt) a few seconds.
+            notifier.close(wait=5.0 if signals.by is not None else None)
         finally:
             restore.close()
-        if left is None:
-            _clear_spill(store, sweep_id, spill)
-        counts = callback.statuses() if callback is not None else Counter[str]()
-        best = callback.best if callback is not None else None
-        if line is not None:
-            line.update(counts, best, force=True)
-            line.close()
-        ended = SweepStatus.STOPPED if left is not None else status
-        notifier.sweep(ended, message=message, counts=counts, best=best)
-        # Bounded: a failing webhook holds a normal end at most one post's budget (21 s), an
-        # interrupted one (the user waits for the prompt) a few seconds.
-        notifier.close(wait=5.0 if signals.by is not None else None)
     health = writer.health()
     notes = []
     if health.rejected:
@@ -640,8 +659,7 @@ def _record_spill(store: Store, sweep_id: str, spill: Path) -> None:
     """Make the (empty) spill file and record its path in the store, so that `resume` from
     another directory or host finds it, or says that it is missing. Best effort: the
     default place (spill_dir) is where resume looks when nothing is recorded."""
-    spill.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(spill, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.close(open_append(spill))
     try:
         store.set_spill_path(sweep_id, str(spill))
     except StoreError as exc:

@@ -46,6 +46,10 @@ _KEY_VALUE = re.compile(
     """
 )
 
+# A password in a URL's query: SQLAlchemy and libpq read its value up to the next '&' (a
+# quote or a '#' included), so the whole of it is masked.
+_QUERY_PASSWORD = re.compile(r"(?i)(?P<key>[?&]\w*password=)(?P<value>[^&\s]*)")
+
 
 def _forms(secret: str) -> set[str]:
     """The ways `secret` may be written in a message: as given, %-decoded (a URL's form),
@@ -84,6 +88,11 @@ def mask_url(url: str) -> str:
         if end > start and url[start:end] != MASK:
             remember_secret(url[start:end])
             url = url[:start] + MASK + url[end:]
+    for found in _QUERY_PASSWORD.finditer(url):
+        if found.group("value") and found.group("value") != MASK:
+            remember_secret(unquote_plus(found.group("value")))
+            remember_secret(found.group("value"))
+    url = _mask_query(url)
     for found in _KEY_VALUE.finditer(url):
         value = found.group("value")
         if value[:1] in "'\"":
@@ -91,6 +100,12 @@ def mask_url(url: str) -> str:
         if value != MASK:
             remember_secret(value)
     return _mask_key_values(url)
+
+
+def _mask_query(text: str) -> str:
+    return _QUERY_PASSWORD.sub(
+        lambda m: f"{m.group('key')}{MASK}" if m.group("value") else m[0], text
+    )
 
 
 def _mask_key_values(text: str) -> str:
@@ -114,4 +129,4 @@ def redact(text: str) -> str:
     text = _USERINFO.sub(
         lambda m: f"{m.group('head')}{MASK}@" if m.group("password") else m[0], text
     )
-    return _mask_key_values(text)
+    return _mask_key_values(_mask_query(text))

@@ -47,6 +47,7 @@ __all__ = [
     "Health",
     "Replayed",
     "StoreWriter",
+    "open_append",
     "replay",
     "storable",
 ]
@@ -165,7 +166,8 @@ def _append(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _open_append(path: Path) -> int:
+def open_append(path: Path) -> int:
+    """A file descriptor appending to `path` (made, with its folder, if missing), mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.fchmod(fd, 0o600)  # a file made earlier with a wider mode
@@ -176,7 +178,7 @@ def set_aside(path: Path, refused: list[tuple[Op, str]]) -> None:
     """Append refused writes to the rejects file `path`, one JSON line each with the reason."""
     if not refused:
         return
-    fd = _open_append(path)
+    fd = open_append(path)
     try:
         for (kind, ray_id, args), reason in refused:
             record = {"at": time.time(), "reason": reason, "op": [kind, ray_id, args]}
@@ -223,6 +225,7 @@ class StoreWriter:
         self._closing = False
         self._abandoned = False  # the end gave up waiting: the thread touches nothing more
         self._deadline: float | None = None  # set by hurry()/abandon(): the latest end
+        self._hurry: float | None = None  # hurry(): the most seconds close() waits
         self._failing_since: float | None = None
         self._attempt_since: float | None = None
         self._gave_up: str | None = None
@@ -326,11 +329,14 @@ class StoreWriter:
 
     # -- the end of the sweep ---------------------------------------------------------------
     def hurry(self, seconds: float = INTERRUPT_DRAIN) -> None:
-        """The driver was interrupted: the end waits for the store `seconds` from now at
-        most. Safe to call from a signal handler (it takes no lock)."""
-        end = time.monotonic() + seconds
-        if self._deadline is None or end < self._deadline:
-            self._deadline = end
+        """The driver was interrupted: `close` waits for the store `seconds` at most, from
+        its own start (Tune's wind-down before it does not count), or from now when it is
+        already waiting. Safe to call from a signal handler (it takes no lock)."""
+        self._hurry = seconds
+        if self._closing:
+            end = time.monotonic() + seconds
+            if self._deadline is None or end < self._deadline:
+                self._deadline = end
 
     def abandon(self) -> None:
         """Stop waiting for the store now (a second Ctrl-C): `close` returns at once."""
@@ -342,12 +348,14 @@ class StoreWriter:
         store. Otherwise the rest stays for `spill`, and the thread (a daemon, perhaps still
         inside a store call) writes nothing more."""
         limit = self.outage_limit + 2 * self._call_timeout if timeout is None else timeout
-        end = time.monotonic() + limit
+        start = time.monotonic()
+        end = start + limit
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         while self._thread.is_alive():
-            left = min(end, self._deadline or end) - time.monotonic()
+            hurried = end if self._hurry is None else start + self._hurry
+            left = min(end, hurried, self._deadline or end) - time.monotonic()
             if left <= 0 or self._gave_up is not None:
                 break
             self._thread.join(min(left, 0.05))
@@ -372,7 +380,7 @@ class StoreWriter:
                 return None
             if self._taken_over:
                 path = self.spill_path.with_name(f"{SPILL_FILE[:-6]}.{os.getpid()}.jsonl")
-                fd = _open_append(path)
+                fd = open_append(path)
                 try:
                     _append(fd, b"".join(_line(op) for op in self._ops if op[0] in _KEPT))
                     os.fsync(fd)
@@ -380,7 +388,7 @@ class StoreWriter:
                     os.close(fd)
                 return path
             if self._spill_fd is None:
-                self._start_spilling()
+                self._start_spilling(abandoned_too=True)
             if self._spill_fd is None:  # the disk refused: say so
                 raise OSError(
                     f"cannot keep {self._held_points:,} held points in {self.spill_path}: "
@@ -407,12 +415,19 @@ class StoreWriter:
         elif now - attempt >= _SLOW_SECONDS and self._spill_fd is None:
             self._start_spilling()
 
-    def _start_spilling(self) -> None:
-        """From now on every held write goes to the spill file too: those queued now first."""
-        if self._spill_fd is not None or self.spill_path is None or self._taken_over:
+    def _start_spilling(self, abandoned_too: bool = False) -> None:
+        """From now on every held write goes to the spill file too: those queued now first.
+        Once the writer is abandoned, only `spill` (`abandoned_too`) still does: a thread
+        coming back from a store call then writes nothing."""
+        if (
+            self._spill_fd is not None
+            or self.spill_path is None
+            or self._taken_over
+            or (self._abandoned and not abandoned_too)
+        ):
             return
         try:
-            self._spill_fd = _open_append(self.spill_path)
+            self._spill_fd = open_append(self.spill_path)
         except OSError as exc:
             self._note_spill_error(exc)
             return
@@ -486,32 +501,14 @@ class StoreWriter:
                     self.store.heartbeat(self.sweep_id)
                     beat_at = now
                 done, refused = self._write(batch)
-                if now - polled_at >= self._poll_seconds:
-                    self._stop_requests = self.store.stop_requests(self.sweep_id)
-                    polled_at = now
-            except SweepTakenOver as exc:
-                with self._cond:
-                    self._taken_over = True
-                    self._last_error = str(exc)
-                    self._give_up(f"another driver took the sweep over ({exc})")
-                return
-            except StoreUnavailable as exc:
-                self._note_failure(str(exc), now)
-                with self._cond:
-                    self._cond.wait_for(
-                        lambda: self._gave_up is not None or self._abandoned, timeout=backoff
-                    )
+            except StoreError as exc:
+                if self._failed(exc, now, backoff):
+                    return
                 backoff = min(backoff * 2, 5.0)
                 continue
-            except StoreError as exc:  # the heartbeat or the stop poll refused: cannot go on
-                log.info("the store refused the writer", exc_info=True)
-                with self._cond:
-                    self._last_error = str(exc)
-                    self._give_up(f"the store refused the writer ({exc})")
-                return
             finally:
                 self._attempt_since = None
-            with self._cond:
+            with self._cond:  # at once: what is written must never be written as held again
                 if self._abandoned:
                     return
                 written = self._ops[:done]
@@ -522,9 +519,43 @@ class StoreWriter:
                 if not self._ops:
                     self._end_spilling()
                 self._cond.notify_all()  # flush() waits for this
+            if now - polled_at >= self._poll_seconds:
+                self._attempt_since = now
+                try:
+                    self._stop_requests = self.store.stop_requests(self.sweep_id)
+                    polled_at = now
+                except StoreError as exc:
+                    if self._failed(exc, now, backoff):
+                        return
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                finally:
+                    self._attempt_since = None
             if self._failing_since is not None:
                 log.info("the store answers again; the writes it missed are written")
             self._failing_since, self._last_error, backoff = None, None, 0.1
+
+    def _failed(self, exc: StoreError, attempt_began: float, backoff: float) -> bool:
+        """A store call failed: hold on and wait `backoff` (True when the thread must end:
+        the sweep was taken over, or the store refuses the heartbeat or the stop poll)."""
+        if isinstance(exc, SweepTakenOver):
+            with self._cond:
+                self._taken_over = True
+                self._last_error = str(exc)
+                self._give_up(f"another driver took the sweep over ({exc})")
+            return True
+        if isinstance(exc, StoreUnavailable):
+            self._note_failure(str(exc), attempt_began)
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._gave_up is not None or self._abandoned, timeout=backoff
+                )
+            return False
+        log.info("the store refused the writer", exc_info=True)
+        with self._cond:
+            self._last_error = str(exc)
+            self._give_up(f"the store refused the writer ({exc})")
+        return True
 
     def _write(self, batch: list[Op]) -> tuple[int, list[tuple[Op, str]]]:
         """Write `batch`: (how many ops from its head are done, those the store refused)."""

@@ -32,7 +32,11 @@ for tool in slurmctld slurmd munged mungekey; do
 done
 
 # munge: one key, one daemon
-[ -f /etc/munge/munge.key ] || mungekey -c -f
+if [ ! -f /etc/munge/munge.key ]; then
+    mungekey -c -f
+    chown munge:munge /etc/munge/munge.key # munged refuses a key it does not own
+    chmod 0400 /etc/munge/munge.key
+fi
 mkdir -p /run/munge && chown munge:munge /run/munge
 munge -n >/dev/null 2>&1 || su munge -s /bin/sh -c /usr/sbin/munged
 

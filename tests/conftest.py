@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,3 +210,14 @@ def _roles(server: PrivatePostgres) -> set[str]:
             return set(conn.execute(sa.text("SELECT rolname FROM pg_roles")).scalars())
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    """The pid of a process that runs for the whole test (a driver, as far as a store knows)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()

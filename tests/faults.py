@@ -402,14 +402,7 @@ class PrivatePostgres:
     def execute(self, *statements: str, database: str = "postgres") -> None:
         """Run SQL statements as the superuser, each in its own transaction (CREATE ROLE,
         CREATE DATABASE, ALTER ROLE ... PASSWORD)."""
-        engine = sa.create_engine(self.url(database), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                for statement in statements:
-                    # A colon would start a bind parameter in text().
-                    conn.execute(sa.text(statement.replace(":", "\\:")))
-        finally:
-            engine.dispose()
+        run_sql(self.url(database), *statements)
 
     def create_database(self, name: str) -> str:
         """Create database `name`; return its URL."""
@@ -633,5 +626,17 @@ def hold_table_lock(url: str, table: str) -> Iterator[None]:
                 yield
             finally:
                 conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def run_sql(url: str, *statements: str) -> None:
+    """Run SQL statements on `url`, each in its own transaction (roles, databases, grants)."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                # A colon would start a bind parameter in text().
+                conn.execute(sa.text(statement.replace(":", "\\:")))
     finally:
         engine.dispose()

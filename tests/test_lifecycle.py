@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,6 @@ from .faults import hold_sqlite_lock
 from .test_plain_tune import SWEEPSCOPE, cli_env
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def live_pid() -> Iterator[int]:
-    """The pid of a process that runs for the whole test (a driver, as far as a store knows)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture

@@ -400,16 +400,6 @@ def test_run_and_resume_refuse_an_older_store_and_name_the_migrate_command(
     assert "older than this one now refuse this store" in migrated.stdout
 
 
-@pytest.fixture
-def live_pid() -> Iterator[int]:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.mark.parametrize("how", ["force", "after_it_ends"])
 def test_migrate_refuses_while_a_sweep_has_a_live_driver_unless_forced(
     store_url: str, live_pid: int, how: str

@@ -15,22 +15,13 @@ import sqlalchemy as sa
 from runner.errors import StoreError
 from runner.store import Store, TrialStatus, migrate_store, open_store
 from runner.store._roles import grant_dashboard_role
+from tests.faults import run_sql
 
 PERMISSION_DENIED = "42501"  # SQLSTATE insufficient_privilege
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _admin(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            for statement in statements:
-                conn.execute(sa.text(statement.replace(":", "\\:")))
-    finally:
-        engine.dispose()
 
 
 # The dashboard role's password: a quote, and what a URL must escape.
@@ -64,12 +55,12 @@ def role(owner_url: str) -> Iterator[str]:
     what SQLAlchemy and the driver would take for parameters (:x, %s)."""
     name = f'sweepscope Dash"{secrets.token_hex(4)} :x %s;'
     password = ROLE_PASSWORD.replace("'", "''")
-    _admin(owner_url, f"CREATE ROLE {_quote(name)} LOGIN PASSWORD '{password}'")
+    run_sql(owner_url, f"CREATE ROLE {_quote(name)} LOGIN PASSWORD '{password}'")
     try:
         yield name
     finally:
         # DROP OWNED also revokes its privileges, on the database (CONNECT) included.
-        _admin(owner_url, f"DROP OWNED BY {_quote(name)}", f"DROP ROLE {_quote(name)}")
+        run_sql(owner_url, f"DROP OWNED BY {_quote(name)}", f"DROP ROLE {_quote(name)}")
 
 
 def _filled(url: str) -> tuple[Store, int]:
@@ -191,10 +182,10 @@ def test_a_role_that_could_still_write_is_refused_and_nothing_is_granted(
     _filled(owner_url)[0].close()
     target = role
     if how == "owner":
-        _admin(owner_url, f"ALTER TABLE points OWNER TO {_quote(role)}")
+        run_sql(owner_url, f"ALTER TABLE points OWNER TO {_quote(role)}")
         expected = "every table .* owns"
     elif how == "public":
-        _admin(owner_url, "GRANT INSERT ON trial_events TO PUBLIC")
+        run_sql(owner_url, "GRANT INSERT ON trial_events TO PUBLIC")
         expected = r"trial_events \(INSERT\)"
     else:
         target = str(sa.engine.make_url(owner_url).username)  # the test server's superuser
@@ -218,6 +209,6 @@ def test_a_role_that_could_still_write_is_refused_and_nothing_is_granted(
             assert granted is False
     finally:
         if how == "owner":
-            _admin(owner_url, "ALTER TABLE points OWNER TO CURRENT_USER")
+            run_sql(owner_url, "ALTER TABLE points OWNER TO CURRENT_USER")
         elif how == "public":
-            _admin(owner_url, "REVOKE INSERT ON trial_events FROM PUBLIC")
+            run_sql(owner_url, "REVOKE INSERT ON trial_events FROM PUBLIC")

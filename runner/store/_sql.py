@@ -106,6 +106,16 @@ def filesystem_type(path: Path, mounts: str = "/proc/mounts") -> str | None:
     return best[1] if best else None
 
 
+# What libpq says when the server turns a login away, or when it asked for a password that
+# the URL, ?password=, $PGPASSWORD and the password file all left out (no SQLSTATE then).
+LOGIN_REFUSED = (
+    "authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects connection",
+)
+
+
 def _transient(exc: sa.exc.SQLAlchemyError, dialect: str) -> bool:
     """Whether a retry may succeed: the server is away, the connection broke, a bounded
     call ran past its statement or lock timeout (PostgreSQL), or another process holds the
@@ -122,12 +132,7 @@ def _transient(exc: sa.exc.SQLAlchemyError, dialect: str) -> bool:
         orig = getattr(exc, "orig", None)
         state = getattr(orig, "sqlstate", None) or ""
         text = str(orig).lower()
-        refused = (
-            "does not exist",
-            "authentication failed",
-            "no pg_hba.conf entry",
-            "no password supplied",  # libpq's own: the server asked for one, none was given
-        )
+        refused = ("does not exist", *LOGIN_REFUSED)
         if state in _TIMED_OUT:  # a bounded call ran out (see bounded_calls): an outage
             return True
         return state[:2] not in ("3D", "28") and not any(r in text for r in refused)
