@@ -344,7 +344,18 @@ def test_interrupted_while_the_store_is_away_keeps_every_point(
 def _gave_up_with_held_writes(tmp_path: Path) -> tuple[str, str, Path]:
     """A sweep whose every trial completed while another process held the SQLite store's
     write lock: the driver gave up and its last writes (the points, the completions, the
-    sweep's end) are only in the spill file. Returns (url, sweep id, spill file)."""
+    sweep's end) are only in the spill file; then the driver exited, as one that gave up
+    does (a live one is refused by resume). Returns (url, sweep id, spill file)."""
+    code = f"from tests.test_faults import _give_up_holding_writes as g; g({str(tmp_path)!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return f"sqlite:///{tmp_path / 'held.db'}", "held-1", tmp_path / "ray" / "held-1" / SPILL_FILE
+
+
+def _give_up_holding_writes(directory: str) -> None:
+    """The driver of `_gave_up_with_held_writes`, in a process of its own."""
+    tmp_path = Path(directory)
     db = tmp_path / "held.db"
     url, sweep_id = f"sqlite:///{db}", "held-1"
     spill = tmp_path / "ray" / sweep_id / SPILL_FILE
@@ -367,7 +378,6 @@ def _gave_up_with_held_writes(tmp_path: Path) -> tuple[str, str, Path]:
             assert writer.spill() == spill
     finally:
         store.close()
-    return url, sweep_id, spill
 
 
 def test_resume_after_the_store_returns_writes_the_held_points_and_exits_0(
