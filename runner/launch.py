@@ -240,7 +240,8 @@ class _Interrupts:
         if not ray_private.tune_listens():  # Tune's loop has not started: nothing to save
             raise KeyboardInterrupt
         # os.write, not print: a handler that prints while the main thread prints fails
-        os.write(2, b"\nstopping: saving the sweep's state to resume later (again to abort)\n")
+        note = f"\nstopping: saving the sweep's state to resume later ({self.by} again to abort)\n"
+        os.write(2, note.encode())
         ray_private.interrupt_tune()  # Tune: save the experiment state and return
 
     def take_back(self) -> None:
