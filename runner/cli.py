@@ -352,7 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("sweep")
     resume.add_argument("--store", help=store_help)
     resume.add_argument("--address", help="Ray cluster address (default: this machine)")
-    resume.add_argument("--spec", help="the sweep's spec file: refused if it changed since")
+    resume.add_argument(
+        "--spec",
+        help="the sweep's spec file: refused if it changed since; also gives the webhook's "
+        "full URL, which the store keeps as scheme and host only (or set SWEEPSCOPE_WEBHOOK)",
+    )
     resume.add_argument("--store-outage-limit", **outage)
     resume.set_defaults(func=cmd_resume)
 
