@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from runner.errors import StoreError
-from runner.report import MAX_INFO, MAX_METRIC_NAME, MAX_STEP
-from runner.store import Store, TrialStatus, open_store
+from runner.protocol import MAX_INFO, MAX_METRIC_NAME, MAX_STEP
+from runner.store import Store, SweepStatus, TrialStatus, open_store
 
 
 def _sweep(store: Store, sweep_id: str = "s1", mode: str = "max") -> None:
@@ -54,6 +54,88 @@ def test_finishing_an_unknown_sweep_is_an_error(store: Store) -> None:
         store.heartbeat("nope")
     with pytest.raises(StoreError, match="no sweep 'nope'"):
         store.reopen_sweep("nope")
+
+
+def test_trial_reads_one_trial_as_trials_does(store: Store) -> None:
+    _sweep(store)
+    first = store.add_trial("s1", "ray_0", {"lr": 0.1}, at=1_700_000_000.0)
+    second = store.add_trial("s1", "ray_1", {"lr": 0.01})
+    store.set_trial_status(second, TrialStatus.RUNNING, node="host-a", device="cpu")
+    listed = {row["id"]: row for row in store.trials("s1")}
+    assert store.trial(first) == listed[first]
+    assert store.trial(second) == listed[second]
+    trial = store.trial(first)
+    assert trial["config"] == {"lr": 0.1} and trial["ray_id"] == "ray_0"
+    assert trial["status"] == TrialStatus.PENDING and trial["created_at"] == 1_700_000_000.0
+    assert store.trial(second)["node"] == "host-a"
+
+
+def test_unknown_trial_ids_are_errors(store: Store) -> None:
+    """Every call that names one trial says when there is no such trial; the reads of a
+    trial's or sweep's parts return nothing."""
+    _sweep(store)
+    missing = store.add_trial("s1", "a", {}) + 1000
+    with pytest.raises(StoreError, match=f"no trial {missing} in .*Fix: use a store id"):
+        store.trial(missing)
+    with pytest.raises(StoreError, match=f"no trial {missing}"):
+        store.set_trial_status(missing, TrialStatus.RUNNING)
+    with pytest.raises(StoreError, match=f"no trial {missing}"):
+        store.set_trial_status(missing, TrialStatus.COMPLETED, at=1.0)
+    with pytest.raises(StoreError, match=f"no trial {missing}"):
+        store.update_trial(missing, last_step=3)
+    with pytest.raises(StoreError, match=f"no trial {missing}"):
+        store.add_points(missing, [("loss", 1, 1.0, 0.0)])
+    assert store.trial_events(missing) == []
+    assert [row["ray_id"] for row in store.trials("s1")] == ["a"]  # nothing was written
+
+
+def test_unknown_sweep_ids(store: Store) -> None:
+    """Writes to an unknown sweep raise; reads of its parts are empty; `sweep` is None."""
+    with pytest.raises(StoreError, match="no sweep 'nope'.*sweepscope ls"):
+        store.add_trial("nope", "a", {})
+    with pytest.raises(StoreError, match="no sweep 'nope'"):
+        store.request_stop("nope")
+    assert store.sweep("nope") is None
+    assert store.trials("nope") == [] and store.trial_ids("nope") == {}
+    assert store.stop_requests("nope") == (False, set())
+    assert store.points("nope").empty and len(store.point_columns("nope")) == 0
+
+
+@pytest.mark.parametrize("status", ["done", "running", "interrupted", "COMPLETED", "", None])
+def test_finish_sweep_takes_only_a_final_status(store: Store, status: object) -> None:
+    _sweep(store)
+    with pytest.raises(StoreError) as raised:
+        store.finish_sweep("s1", status)  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert f"finish_sweep: status={status!r} is not allowed" in message
+    assert "'completed', 'failed', 'stopped'" in message and "SweepStatus" in message
+    assert store.sweep("s1")["status"] == "running"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("status", ["finished", "Running", "", 3])
+def test_set_trial_status_takes_only_a_trial_status(store: Store, status: object) -> None:
+    _sweep(store)
+    tid = store.add_trial("s1", "a", {})
+    with pytest.raises(StoreError) as raised:
+        store.set_trial_status(tid, status)  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert f"set_trial_status: status={status!r} is not allowed" in message
+    assert ", ".join(repr(str(s)) for s in TrialStatus) in message
+    assert store.trial(tid)["status"] == TrialStatus.PENDING
+    assert [e["status"] for e in store.trial_events(tid)] == [TrialStatus.PENDING]
+
+
+def test_statuses_are_taken_as_enums_or_their_text(store: Store) -> None:
+    _sweep(store)
+    tid = store.add_trial("s1", "a", {})
+    for status in ("running", TrialStatus.STOPPED_BY_USER):
+        store.set_trial_status(tid, status)
+        assert store.trial(tid)["status"] == status
+    store.finish_sweep("s1", SweepStatus.STOPPED)
+    assert store.sweep("s1")["status"] == "stopped"  # type: ignore[index]
+    store.reopen_sweep("s1")
+    store.finish_sweep("s1", "failed")
+    assert store.sweep("s1")["status"] == "failed"  # type: ignore[index]
 
 
 def test_duplicate_sweep_id_is_an_error(store: Store) -> None:
@@ -275,15 +357,6 @@ def test_reader_never_creates_a_store(store_url: str, tmp_path: Path) -> None:
             assert not sa.inspect(engine).has_table("points")
         finally:
             engine.dispose()
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [("not a url", "is not a database URL"), ("mysql://root@127.0.0.1/test", "does not support")],
-)
-def test_bad_store_urls(url: str, message: str) -> None:
-    with pytest.raises(StoreError, match=message):
-        open_store(url, create=True)
 
 
 def test_sqlite_uses_wal(sqlite_store: Store) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from runner.report import MAX_INFO, MAX_METRIC_NAME
+from runner.protocol import MAX_INFO, MAX_METRIC_NAME
 
 metadata = MetaData()
 

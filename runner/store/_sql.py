@@ -27,6 +27,7 @@ from runner.store._lifecycle import (
     live_sweeps,
     this_driver,
 )
+from runner.store._url import parse_store_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,44 +67,30 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=fallback, sort_keys=True)
 
 
-# SQLite's locking is unreliable on these; its docs warn against them.
-NETWORK_FILESYSTEMS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "9p",
-        "afs",
-        "ceph",
-        "glusterfs",
-        "lustre",
-        "fuse.sshfs",
-        "fuse.glusterfs",
-        "fuse.cephfs",
-    }
-)
+# The statuses `finish_sweep` may set: a sweep's end (`interrupted` is derived, never stored).
+_FINAL_SWEEP = tuple(s for s in SweepStatus if s.is_finished)
 
 
-def filesystem_type(path: Path, mounts: str = "/proc/mounts") -> str | None:
-    """The type of the filesystem holding `path` (longest mount point that contains it)."""
-    try:
-        lines = Path(mounts).read_text().splitlines()
-    except OSError:
-        return None
-    target = path.resolve()
-    best: tuple[int, str] | None = None
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = Path(fields[1].replace("\\040", " "))
-        if (target == point or point in target.parents) and (
-            best is None or len(str(point)) > best[0]
-        ):
-            best = (len(str(point)), fields[2])
-    return best[1] if best else None
+def _sweep_status(call: str, value: object) -> SweepStatus:
+    """`value` as a sweep's final status, or a StoreError naming it and the allowed ones."""
+    if isinstance(value, str) and value in _FINAL_SWEEP:
+        return SweepStatus(value)
+    raise _bad_status(call, value, _FINAL_SWEEP, "SweepStatus")
+
+
+def _trial_status(call: str, value: object) -> TrialStatus:
+    """`value` as a trial status, or a StoreError naming it and the allowed ones."""
+    if isinstance(value, str) and value in tuple(TrialStatus):
+        return TrialStatus(value)
+    raise _bad_status(call, value, tuple(TrialStatus), "TrialStatus")
+
+
+def _bad_status(call: str, value: object, allowed: tuple[str, ...], kind: str) -> StoreError:
+    return StoreError(
+        f"{call}: status={value!r} is not allowed; the allowed values are "
+        f"{', '.join(repr(str(a)) for a in allowed)}. Fix: pass one of them "
+        f"(runner.status.{kind})."
+    )
 
 
 # What libpq says when the server turns a login away, or when it asked for a password that
@@ -162,19 +149,6 @@ class _Detached:
         )
 
 
-def _refuse_network_filesystem(url: str, database: str | None) -> None:
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    kind = filesystem_type(Path(database).parent)
-    if kind in NETWORK_FILESYSTEMS:
-        raise StoreError(
-            f"store URL {mask_url(url)!r} puts SQLite on a network filesystem ({kind}), where "
-            "its locks are unreliable and a sweep can corrupt the file. Fix: put the file on a "
-            "local disk, or use PostgreSQL (postgresql+psycopg://user@host:5432/db) to share "
-            "a store."
-        )
-
-
 # SQLSTATEs of a call that ran out of time: lock_not_available (lock_timeout),
 # query_canceled (statement_timeout), and a deadlock or serialization failure, which a retry
 # resolves.
@@ -219,17 +193,22 @@ def _bound_transactions(engine: Engine, dialect: str) -> None:
 
 
 def _make_engine(url: str) -> Engine:
+    """An engine for `url`, set up for the backend its scheme names (runner.store._url).
+
+    Raises:
+        StoreError: a scheme of another backend, or a driver that SQLAlchemy does not know
+            or that is not installed.
+    """
     shown = mask_url(url)
+    backend, parsed = parse_store_url(url)
     try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
+        parsed.get_dialect()
+    except sa.exc.NoSuchModuleError as exc:
         raise StoreError(
-            f"store URL {shown!r} is not a database URL. Fix: use sqlite:///path/to/file.db or "
-            "postgresql+psycopg://user@host:5432/dbname."
+            f"store URL {shown!r} names the driver {parsed.drivername!r}, which SQLAlchemy does "
+            "not know. Fix: use sqlite:///file.db or postgresql+psycopg://user@host/dbname."
         ) from exc
-    backend = parsed.get_backend_name()
     if backend == "sqlite":
-        _refuse_network_filesystem(url, parsed.database)
         engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
@@ -245,34 +224,29 @@ def _make_engine(url: str) -> Engine:
 
         _bound_transactions(engine, "sqlite")
         return engine
-    if backend == "postgresql":
-        try:
-            # A server that does not answer fails a connection within 10 s, not minutes; TCP
-            # keepalives and a user timeout end a connection whose peer vanished (a dropped
-            # route, a dead host) in about 30 s, where the kernel would wait many minutes.
-            engine = sa.create_engine(
-                parsed,
-                pool_pre_ping=True,
-                connect_args={
-                    "connect_timeout": 10,
-                    "keepalives": 1,
-                    "keepalives_idle": 10,
-                    "keepalives_interval": 5,
-                    "keepalives_count": 3,
-                    "tcp_user_timeout": 30_000,
-                },
-            )
-        except ModuleNotFoundError as exc:
-            raise StoreError(
-                f"store URL {shown!r} needs the PostgreSQL driver, which is not installed. "
-                "Fix: pip install 'sweepscope[postgres]' and use a postgresql+psycopg:// URL."
-            ) from exc
-        _bound_transactions(engine, "postgresql")
-        return engine
-    raise StoreError(
-        f"store URL {shown!r} names the backend {backend!r}, which sweepscope does not support. "
-        "Fix: use sqlite:///file.db or postgresql+psycopg://user@host/dbname."
-    )
+    try:
+        # A server that does not answer fails a connection within 10 s, not minutes; TCP
+        # keepalives and a user timeout end a connection whose peer vanished (a dropped
+        # route, a dead host) in about 30 s, where the kernel would wait many minutes.
+        engine = sa.create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": 10,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 30_000,
+            },
+        )
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"store URL {shown!r} needs the PostgreSQL driver, which is not installed. "
+            "Fix: pip install 'sweepscope[postgres]' and use a postgresql+psycopg:// URL."
+        ) from exc
+    _bound_transactions(engine, "postgresql")
+    return engine
 
 
 # PostgreSQL advisory lock: one creator or migrator of a store at a time (every sweepscope
@@ -658,6 +632,7 @@ class SqlStore(Store):
         at: float | None = None,
         driver: str | None = None,
     ) -> None:
+        status = _sweep_status("finish_sweep", status)
         s = t.sweeps.c
         where = [s.id == sweep_id]
         if driver is not None:
@@ -700,6 +675,12 @@ class SqlStore(Store):
             "or pass --store with the right URL."
         )
 
+    def _no_trial(self, trial_id: int) -> StoreError:
+        return StoreError(
+            f"no trial {trial_id} in {self.url}. Fix: use a store id from add_trial or "
+            "trial_ids (`sweepscope status SWEEP` lists a sweep's trials)."
+        )
+
     def _fenced(self, conn: Connection, sweep_id: str, driver: str, what: str) -> None:
         """After a guarded write matched no row: raise why (no such sweep, or taken over)."""
         s = t.sweeps.c
@@ -725,6 +706,9 @@ class SqlStore(Store):
             found = conn.execute(sa.select(t.trials.c.id).where(*key)).scalar()
             if found is not None:
                 return int(found)
+            sweep = conn.execute(sa.select(t.sweeps.c.id).where(t.sweeps.c.id == sweep_id))
+            if sweep.first() is None:
+                raise self._no_sweep(sweep_id)
             trial_id = conn.execute(
                 t.trials.insert().values(
                     sweep_id=sweep_id,
@@ -755,6 +739,7 @@ class SqlStore(Store):
         at: float | None = None,
         **fields: Any,
     ) -> None:
+        status = _trial_status("set_trial_status", status)
         now = at or time.time()
         values = self._trial_fields(fields)
         values["status"] = status
@@ -768,7 +753,11 @@ class SqlStore(Store):
                 same = sa.select(e.id).where(e.trial_id == trial_id, e.status == status, e.at == at)
                 if conn.execute(same.limit(1)).first() is not None:
                     return
-            conn.execute(t.trials.update().where(t.trials.c.id == trial_id).values(**values))
+            found = conn.execute(
+                t.trials.update().where(t.trials.c.id == trial_id).values(**values)
+            ).rowcount
+            if not found:
+                raise self._no_trial(trial_id)
             conn.execute(
                 t.events.insert().values(trial_id=trial_id, at=now, status=status, detail=detail)
             )
@@ -777,7 +766,11 @@ class SqlStore(Store):
         values = self._trial_fields(fields)
         if values:
             with self._tx() as conn:
-                conn.execute(t.trials.update().where(t.trials.c.id == trial_id).values(**values))
+                found = conn.execute(
+                    t.trials.update().where(t.trials.c.id == trial_id).values(**values)
+                ).rowcount
+                if not found:
+                    raise self._no_trial(trial_id)
 
     @staticmethod
     def _trial_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -801,9 +794,7 @@ class SqlStore(Store):
                 sa.select(t.trials.c.created_at).where(t.trials.c.id == trial_id)
             ).scalar()
             if origin is None:
-                raise StoreError(
-                    f"no trial {trial_id} in {self.url}: points need a trial from add_trial."
-                )
+                raise self._no_trial(trial_id)
             ids = self._metric_ids(conn, list(by_metric))
             rows: list[tuple[int, int, int, float | None, int]] = []
             writes = []
@@ -858,7 +849,7 @@ class SqlStore(Store):
                 sa.select(t.sweeps.c.status).where(t.sweeps.c.id == sweep_id)
             ).first()
             if sweep is None:
-                raise StoreError(f"no sweep {sweep_id!r} in {self.url}. Fix: see `sweepscope ls`.")
+                raise self._no_sweep(sweep_id)
             if trial_id is None:
                 if sweep.status != SweepStatus.RUNNING:
                     return False
@@ -940,14 +931,20 @@ class SqlStore(Store):
         return rows
 
     def trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        return self._trials(t.trials.c.sweep_id == sweep_id)
+
+    def trial(self, trial_id: int) -> dict[str, Any]:
+        found = self._trials(t.trials.c.id == trial_id)
+        if not found:
+            raise self._no_trial(trial_id)
+        return found[0]
+
+    def _trials(self, where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+        """The trial rows matching `where`, in creation order, `config` decoded."""
         with self._tx() as conn:
             rows = [
                 dict(r._mapping)
-                for r in conn.execute(
-                    sa.select(t.trials)
-                    .where(t.trials.c.sweep_id == sweep_id)
-                    .order_by(t.trials.c.id)
-                )
+                for r in conn.execute(sa.select(t.trials).where(where).order_by(t.trials.c.id))
             ]
         for row in rows:
             row["config"] = json.loads(row["config"])
