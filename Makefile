@@ -7,9 +7,11 @@ TORCH_SPEC ?= torch==2.13.0
 SPEC ?= experiments/sweeps/seed_grid.yaml
 STORE ?= sqlite:///sweepscope.db
 PORT ?= 8501
+# The tests `make test-fast` runs: no Ray, browser, PostgreSQL server, SLURM or slow process.
+FAST := not ray and not browser and not postgres and not slurm and not slow
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: run test lint bench screenshots install install-test clean
+.PHONY: run test test-fast lint bench screenshots install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,11 @@ run: install
 ## test: lint and the whole test suite
 test: install lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+## test-fast: the tests to run while working (see FAST above): about a minute
+test-fast: install
+	$(BIN)/ruff check runner dashboard experiments tests benchmarks
+	$(BIN)/python -m pytest -q -m "$(FAST)" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check runner dashboard experiments tests benchmarks

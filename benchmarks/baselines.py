@@ -24,8 +24,9 @@ import time
 from typing import Any
 
 from runner import _ray_private as ray_private
-from runner import report, tune_spec
+from runner.driver import tune_spec
 from runner.spec import POINT_KEY, Spec, load_spec
+from runner.trial import report
 
 
 def grid_configs(spec: Spec) -> list[dict[str, Any]]:
@@ -133,7 +134,7 @@ def _fit(trainable: Any, space: dict[str, Any], n: int, reuse_actors: bool) -> d
             run_config=tune.RunConfig(storage_path=storage, verbose=0),
         )
         # Tune would run a pickled copy of a callback given in RunConfig: set this one on the
-        # run config right before fit, as runner.launch does for its own.
+        # run config right before fit, as runner.driver.drive does for its own.
         ray_private.run_config(tuner).callbacks = [phases]
         results = tuner.fit()
         assert len(results) == n and not results.errors

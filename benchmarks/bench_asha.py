@@ -34,7 +34,7 @@ RUNS: dict[str, dict[str, Any]] = {
 
 
 def measure(store: Store, spec: Spec) -> dict[str, float]:
-    from runner.launch import run_sweep
+    from runner.driver.launch import run_sweep
 
     with tempfile.TemporaryDirectory() as storage:
         start = time.perf_counter()

@@ -3,7 +3,7 @@
     python -m benchmarks.bench_faults [--pairs 3] [--worst-only]
 
 1. One small sweep (4 trials of tests.trainables:steady, 50 s each, two at a time) three
-   times: uninterrupted; with its PostgreSQL server (a private one, tests/faults.py) stopped
+   times: uninterrupted; with its PostgreSQL server (a private one, tests/helpers/faults.py) stopped
    for 20 s once the first points are in; with another process holding its SQLite store's
    write lock for 75 s (the writer's calls wait 5 s for the lock, then fail and are retried).
    For each: the exit status, the trials completed, the points stored against the
@@ -42,10 +42,10 @@ from pathlib import Path
 import yaml
 
 from benchmarks._common import REPO, RESULTS, stamp, write_fragment
+from runner.driver.writer import SPILL_FILE
 from runner.errors import StoreError
 from runner.store import open_store
-from runner.writer import SPILL_FILE
-from tests.faults import PrivatePostgres, frozen_postgres, hold_sqlite_lock, hold_table_lock
+from tests.helpers.faults import PrivatePostgres, frozen_postgres, hold_sqlite_lock, hold_table_lock
 
 BEFORE_WRITER = "0bc23e7"  # the last commit before the writer
 SEED_GRID = "experiments/sweeps/seed_grid.yaml"
@@ -384,7 +384,7 @@ def worst_fragment(plain: Curves, rows: list[Worst], command: str) -> str:
     return f"""### The worst moments: the driver interrupted mid-outage, store calls that hang
 
 One sweep of 4 trials (`tests.trainables:steady`, 5 epochs x 30 steps x 0.1 s: 15 s each, two
-at a time; {total:,} points uninterrupted) on a private PostgreSQL server (`tests/faults.py`),
+at a time; {total:,} points uninterrupted) on a private PostgreSQL server (`tests/helpers/faults.py`),
 broken once its first points are in. An interrupted sweep is resumed with `sweepscope resume`
 after the server is back; its points are compared with the uninterrupted run's per trial
 and metric, step and value. The writer's store calls are bounded (lock timeout 5 s,
@@ -441,7 +441,7 @@ def writer_cost(pairs: int) -> tuple[list[Pair], list[float]]:
     with worktree(BEFORE_WRITER) as before:
         old_env = {**ENV, "PYTHONPATH": str(before)}
         # The venv holds an editable install of this checkout: PYTHONPATH must win over it.
-        modules = "runner.cli runner.launch runner.callback runner.store runner.report"
+        modules = "runner.cli runner.launch runner.callback runner.store runner.report"  # its layout
         check = subprocess.run(
             [sys.executable, "-c", f"import importlib; print(*(importlib.import_module(m)"
              f".__file__ for m in {modules.split()!r}))"],
@@ -544,7 +544,7 @@ def main() -> int:
 
 One sweep of 4 trials (`tests.trainables:steady`, 10 epochs x 50 steps x 0.1 s: 50 s each,
 two at a time; {total:,} points), run three times: uninterrupted, with its PostgreSQL server
-(a private one, `tests/faults.py`) stopped once the first points were in and started again
+(a private one, `tests/helpers/faults.py`) stopped once the first points were in and started again
 {PG_DOWN:g} s later, and with another process holding its SQLite store's write lock for
 {LOCK_HELD:g} s (the writer's calls wait 5 s for the lock, then fail and are retried). Points are
 compared with the uninterrupted run's per trial and metric, step and value.

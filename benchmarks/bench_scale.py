@@ -84,11 +84,11 @@ def fit(sizes: list[int], walls: list[float]) -> tuple[float, float]:
 def driver_costs(total_points: int, per_report: int = 100, windows: int = 10) -> list[dict]:
     """Feed StoreCallback results of `per_report` points until `total_points` are stored;
     per window, the callback's seconds per report and the writer's seconds per point."""
-    from runner.callback import StoreCallback
+    from runner.driver.callback import StoreCallback
+    from runner.driver.stopper import StoreStopper
+    from runner.driver.writer import StoreWriter
     from runner.spec import parse_spec
-    from runner.stopper import StoreStopper
     from runner.store import open_store
-    from runner.writer import StoreWriter
 
     spec = parse_spec(
         {

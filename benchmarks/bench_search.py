@@ -48,7 +48,7 @@ def _spec(path: str, **changes: Any) -> Spec:
 
 
 def measure(store: Store, spec: Spec) -> dict[str, float]:
-    from runner.launch import run_sweep
+    from runner.driver.launch import run_sweep
 
     with tempfile.TemporaryDirectory() as storage:
         start = time.perf_counter()

@@ -3,8 +3,8 @@
     python -m benchmarks.bench_sysmetrics [--repeats N] [--steps S] [--every SECONDS]
 
 Each run trains the seed grid's trainable (experiments.train:train with seed_grid.yaml's
-fixed settings, lr 0.01, beta1 0.9, batch norm on) for S steps through runner.report in this
-process, on one thread as a 1-CPU trial does, either with a runner.sysmetrics.Sampler
+fixed settings, lr 0.01, beta1 0.9, batch norm on) for S steps through runner.trial.report in this
+process, on one thread as a 1-CPU trial does, either with a runner.trial.sysmetrics.Sampler
 sampling this process every `every` seconds (on) or without one (off). On and off alternate,
 the order swapped each pair; the figures are the medians over pairs of the on/off ratios of
 wall time and of the process's CPU time. `every` defaults to 1 s, the shortest the spec
@@ -27,7 +27,7 @@ import yaml
 from benchmarks._common import stamp, write_fragment
 from experiments.train import train
 from runner import report
-from runner.sysmetrics import Sampler
+from runner.trial.sysmetrics import Sampler
 
 SPEC = Path("experiments/sweeps/seed_grid.yaml")
 

@@ -2,7 +2,7 @@
 # GPU check, under 5 minutes on one GPU machine:
 #   1. the seed grid's trainable (experiments.train:train with seed_grid.yaml's settings:
 #      digits, hidden 128, 3 layers, batch 16, adam) on CUDA and on CPU, with and without
-#      batch norm, for a fixed number of steps, run directly through runner.report.collect()
+#      batch norm, for a fixed number of steps, run directly through runner.trial.report.collect()
 #      (no Ray); checks that the CUDA runs really ran on CUDA and prints steps/s;
 #   2. if Ray is importable, a tiny Ray sweep with resources {gpu: 0.25}: 4 trials sharing
 #      one GPU, each of which must report a CUDA device;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# GPU check of the system metrics (runner/sysmetrics.py), about a minute on one GPU machine:
+# GPU check of the system metrics (runner/trial/sysmetrics.py), about a minute on one GPU machine:
 #   1. a trial without Ray: the seed grid's trainable on CUDA (experiments.train:train,
-#      device cuda) for STEPS steps through runner.report, with the trial's sampler running
+#      device cuda) for STEPS steps through runner.trial.report, with the trial's sampler running
 #      every second, as a sampled trial runs; checks that sys/gpu_util and sys/gpu_mem_mb
 #      were sampled, utilisation within 0..100 and above 0 at least once, GPU memory above
 #      0, beside sys/cpu_percent and sys/rss_mb;
@@ -61,7 +61,7 @@ import yaml
 
 from experiments.train import train
 from runner import report
-from runner.sysmetrics import Sampler
+from runner.trial.sysmetrics import Sampler
 
 STEPS = int(os.environ["STEPS"])
 SPEC = Path("experiments/sweeps/seed_grid.yaml")

@@ -1,10 +1,20 @@
 """sweepscope's runner: sweep specs, the Ray Tune launch, the store, and the CLI.
 
-A training function needs only `runner.report` (see its docstring).
+Folders say on which side of the Ray boundary code runs:
+
+- runner.trial: what runs inside a Ray worker for each trial (the report API, the entry
+  Ray Tune runs, system sampling);
+- runner.driver: what runs in the driver process (launch and resume, the Tune callbacks,
+  the writer, the stopper, progress, alerts);
+- shared by both, and by the dashboard: the spec (runner.spec), the store (runner.store),
+  statuses (runner.status), what a result carries (runner.protocol), errors, secrets'
+  masking (runner.redact), and every reach into Ray's private parts (runner._ray_private).
+
+A training function needs only `from runner import report` (see runner.trial.report).
 """
 
 from __future__ import annotations
 
-from runner import report
+from runner.trial import report
 
 __all__ = ["report"]

@@ -12,37 +12,37 @@ tests/test_ray_private.py fails on the first upgrade that moves one, naming it.
 The parts (`PARTS` holds the same list, for the check):
 
 - `ray.train._internal.session._TrainingResult(checkpoint, metrics)`, the entry of Ray
-  Tune's checkpoint bookkeeping: runner.checkpoints builds one to point a resumed trial at
+  Tune's checkpoint bookkeeping: runner.driver.checkpoints builds one to point a resumed trial at
   a checkpoint that survived.
 - `ray.train._internal.checkpoint_manager._CheckpointManager`: `_checkpoint_results` (the
   checkpoints Tune keeps, and deletes beyond `num_to_keep`), `_latest_checkpoint_result`
   (the one a restored trial loads) and `latest_checkpoint_result` (reading it):
-  runner.checkpoints drops checkpoints deleted on storage and sets the one to resume from.
+  runner.driver.checkpoints drops checkpoints deleted on storage and sets the one to resume from.
 - `Trial.run_metadata` (`ray.tune.trainable.metadata._TrainingRunMetadata`) and its
-  `checkpoint_manager`: where a trial's `_CheckpointManager` lives (runner.checkpoints).
+  `checkpoint_manager`: where a trial's `_CheckpointManager` lives (runner.driver.checkpoints).
 - `Trial.storage` (`ray.train._internal.storage.StorageContext`), its `trial_fs_path` and
-  `current_checkpoint_index`: runner.checkpoints lists the trial's checkpoints on storage
+  `current_checkpoint_index`: runner.driver.checkpoints lists the trial's checkpoints on storage
   and sets the index Tune names the next one by, so a new checkpoint never overwrites the
   one the trial resumed from.
 - `Trial.temporary_state` (`ray.tune.experiment.trial._TemporaryTrialState`) and its
-  `ray_actor`: runner.callback kills the actor of a trial silent past `trial_timeout`.
-- `Tuner._local_tuner` and its `TunerInternal.get_run_config()`: runner.launch sets its
+  `ray_actor`: runner.driver.callback kills the actor of a trial silent past `trial_timeout`.
+- `Tuner._local_tuner` and its `TunerInternal.get_run_config()`: runner.driver.drive sets its
   live callbacks and stopper on a tuner right before `fit()` (`Tuner.restore` takes no
   run config, and a restored tuner carries pickled copies of the old ones).
-- `TrialProgressCallback._print(msg)`: runner.launch overrides it to silence the line Tune
-  prints per trial result (the progress line and the store replace them).
-- `ray.init(_node_ip_address=...)`: runner.launch binds a sweep's own local Ray to
+- `TrialProgressCallback._print(msg)`: runner.driver.drive overrides it to silence the line
+  Tune prints per trial result (the progress line and the store replace them).
+- `ray.init(_node_ip_address=...)`: runner.driver.ray_env binds a sweep's own local Ray to
   127.0.0.1, not the LAN address.
 - `__mixins__` on a function trainable, read by
-  `ray.tune.trainable.function_trainable.wrap_function`: runner.launch gives Tune's wrapper
-  class the system-load sampler of runner.sysmetrics.
-- `Trainable._time_total`: runner.sysmetrics continues a retried or resumed trial's
+  `ray.tune.trainable.function_trainable.wrap_function`: runner.trial.entry gives Tune's
+  wrapper class the system-load sampler of runner.trial.sysmetrics.
+- `Trainable._time_total`: runner.trial.sysmetrics continues a retried or resumed trial's
   `sys/` axis from the time its checkpoint restored.
-- `ray.tune.trainable.trainable_fn_utils._in_tune_session()`: runner.report sends to Tune
+- `ray.tune.trainable.trainable_fn_utils._in_tune_session()`: runner.trial.report sends to Tune
   only inside a Tune trial (a report elsewhere would fail).
 - SIGUSR1, on which `ray.tune.tune._setup_signal_catching` ends Tune's loop and saves its
-  state: runner.stopper (the store stayed away) and runner.launch (Ctrl-C) stop a sweep
-  resumable this way.
+  state: runner.driver.stopper (the store stayed away) and runner.driver.interrupts (Ctrl-C)
+  stop a sweep resumable this way.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ PARTS: tuple[Part, ...] = (
         "ray.train._internal.session._TrainingResult",
         "_TrainingResult",
         "callable",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "a resumed trial is pointed at a surviving checkpoint with a new entry",
         expect=("checkpoint", "metrics"),
     ),
@@ -220,84 +220,84 @@ PARTS: tuple[Part, ...] = (
         _MANAGER,
         "_checkpoint_results",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "checkpoints deleted on storage are dropped from it",
     ),
     Part(
         _MANAGER,
         "_latest_checkpoint_result",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "a resumed trial restores the checkpoint set there",
     ),
     Part(
         _MANAGER,
         "latest_checkpoint_result",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "the checkpoint Tune recorded for the trial",
     ),
     Part(
         _TRIAL,
         "run_metadata",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "holds the trial's checkpoint manager",
     ),
     Part(
         "ray.tune.trainable.metadata._TrainingRunMetadata",
         "checkpoint_manager",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "the trial's _CheckpointManager",
     ),
     Part(
         _TRIAL,
         "storage",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "the trial's StorageContext",
     ),
     Part(
         _STORAGE,
         "trial_fs_path",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "where the trial's checkpoints are listed",
     ),
     Part(
         _STORAGE,
         "current_checkpoint_index",
         "attribute",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "the index of the trial's next checkpoint, set past the one it resumes from",
     ),
     Part(
         _TRIAL,
         "temporary_state",
         "attribute",
-        "runner.callback",
+        "runner.driver.callback",
         "holds the trial's actor",
     ),
     Part(
         "ray.tune.experiment.trial._TemporaryTrialState",
         "ray_actor",
         "attribute",
-        "runner.callback",
+        "runner.driver.callback",
         "the actor killed when a trial is silent past trial_timeout",
     ),
     Part(
         "ray.tune.tuner.Tuner",
         "_local_tuner",
         "attribute",
-        "runner.launch",
+        "runner.driver.drive",
         "the live callbacks and stopper are set on its run config before fit",
     ),
     Part(
         "ray.tune.impl.tuner_internal.TunerInternal",
         "get_run_config",
         "method",
-        "runner.launch",
+        "runner.driver.drive",
         "returns the run config that fit uses",
         expect=("self",),
     ),
@@ -305,7 +305,7 @@ PARTS: tuple[Part, ...] = (
         "ray.tune.progress_reporter.TrialProgressCallback",
         "_print",
         "method",
-        "runner.launch",
+        "runner.driver.drive",
         "overridden to silence Tune's line per trial result",
         expect=("self", "msg"),
     ),
@@ -313,7 +313,7 @@ PARTS: tuple[Part, ...] = (
         "ray._private.worker.init",
         "_node_ip_address",
         "source",
-        "runner.launch",
+        "runner.driver.ray_env",
         "a sweep's own local Ray binds to 127.0.0.1",
         expect=('"_node_ip_address"',),
     ),
@@ -321,7 +321,7 @@ PARTS: tuple[Part, ...] = (
         "ray.tune.trainable.function_trainable.wrap_function",
         "__mixins__",
         "source",
-        "runner.launch",
+        "runner.trial.entry",
         "a function trainable's Trainable class takes the system-load sampler",
         expect=("__mixins__",),
     ),
@@ -329,14 +329,14 @@ PARTS: tuple[Part, ...] = (
         "ray.tune.trainable.trainable.Trainable",
         "_time_total",
         "attribute",
-        "runner.sysmetrics",
+        "runner.trial.sysmetrics",
         "a retried or resumed trial's sys/ points go on from its restored time",
     ),
     Part(
         "ray.tune.trainable.trainable_fn_utils._in_tune_session",
         "_in_tune_session",
         "callable",
-        "runner.report",
+        "runner.trial.report",
         "reports go to Tune only inside a Tune trial",
         expect=(),
     ),
@@ -344,7 +344,7 @@ PARTS: tuple[Part, ...] = (
         "ray.tune.tune._setup_signal_catching",
         "SIGUSR1",
         "source",
-        "runner.stopper, runner.launch",
+        "runner.driver.stopper, runner.driver.interrupts",
         "SIGUSR1 ends Tune's loop with its state saved, so a stopped sweep resumes",
         expect=("signal.SIGUSR1",),
     ),

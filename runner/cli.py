@@ -44,7 +44,7 @@ def _when(ts: float | None) -> str:
 
 # -- commands ----------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from runner.launch import run_sweep
+    from runner.driver.launch import run_sweep
     from runner.spec import load_spec
     from runner.store import reconcile
 
@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from runner.launch import resume_sweep
+    from runner.driver.launch import resume_sweep
     from runner.spec import load_spec
 
     spec_file = load_spec(args.spec) if args.spec else None
@@ -192,10 +192,66 @@ def _print_summary(store: Store, sweep_id: str) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items()))
     took = (sweep["ended_at"] or time.time()) - sweep["created_at"]
     print(f"sweep {sweep_id} {sweep['status']} in {took:.1f}s: {counts}")
+    if _seed_key(sweep) is not None:
+        _print_configurations(store, sweep, head=5)
+        return
     table = _trial_table(store, sweep)
     if not table.empty:
         print(f"best trials by {sweep['metric']} ({sweep['mode']}):")
         print(table.head(5).to_string(index=False))
+
+
+def _seed_key(sweep: dict[str, Any]) -> str | None:
+    seeds = sweep["spec"].get("seeds")
+    return seeds.get("key", "seed") if isinstance(seeds, dict) else None
+
+
+def _varied(sweep: dict[str, Any]) -> list[str]:
+    spec = sweep["spec"]
+    return list(spec.get("grid", {})) + list(spec.get("sample", {}))
+
+
+def _print_configurations(store: Store, sweep: dict[str, Any], head: int | None = None) -> None:
+    """A seeded sweep: the best configuration by its mean over seeds, with its interval and
+    the configurations it cannot be told apart from, then one row per configuration."""
+    from runner import verdicts
+    from runner.configurations import configuration_table, final_values, finals_by_configuration
+
+    trials = store.trials(sweep["id"])
+    finals = final_values(store.points(sweep["id"], metrics=[sweep["metric"]]))
+    seed_key = _seed_key(sweep)
+    by_config = finals_by_configuration(trials, finals, seed_key)
+    if by_config and any(v == v for values in by_config.values() for v in values):
+        best = verdicts.best_configuration(by_config, sweep["mode"])
+        interval = "" if best.low != best.low else f" [{best.low:.4g}, {best.high:.4g}]"
+        print(
+            f"best configuration by mean final {sweep['metric']} over seeds ({sweep['mode']}): "
+            f"{_shown(str(best.config), _varied(sweep))}: {best.mean:.4g}{interval} over "
+            f"{best.n} seeds"
+        )
+        if best.tied_with:
+            print(f"  tied with {len(best.tied_with)} more within seed noise (95% confidence)")
+    table = configuration_table(
+        trials,
+        finals,
+        varied=_varied(sweep),
+        seed_key=seed_key,
+        metric=sweep["metric"],
+        mode=sweep["mode"],
+    )
+    if not table.empty:
+        print(f"configurations by mean final {sweep['metric']} over seeds:")
+        print((table.head(head) if head else table).to_string(index=False))
+
+
+def _shown(key: str, varied: list[str]) -> str:
+    """A configuration key (runner.configurations.config_key) as `lr=0.01, layers=3`: the
+    hyperparameters the sweep varies (all of them where it varies none)."""
+    import json
+
+    config = json.loads(key)
+    shown = {k: v for k, v in config.items() if k in varied} or config
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
 def _trial_table(store: Store, sweep: dict[str, Any]) -> Any:
@@ -205,8 +261,8 @@ def _trial_table(store: Store, sweep: dict[str, Any]) -> Any:
     trials = store.trials(sweep["id"])
     if not trials:
         return pd.DataFrame()
-    spec = sweep["spec"]
-    varied = list(spec.get("grid", {})) + list(spec.get("sample", {}))
+    seed_key = _seed_key(sweep)
+    varied = _varied(sweep) + ([seed_key] if seed_key is not None else [])
     points = store.points(sweep["id"], metrics=[sweep["metric"]])
     agg = "max" if sweep["mode"] == "max" else "min"
     best = (
@@ -254,6 +310,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"started {_when(sweep['created_at'])}, ended {_when(sweep['ended_at'])}")
         if sweep["message"]:
             print(f"message: {sweep['message']}")
+        if _seed_key(sweep) is not None:
+            _print_configurations(store, sweep)
         table = _trial_table(store, sweep)
         if not table.empty:
             print(table.sort_values("trial").to_string(index=False))

@@ -54,8 +54,8 @@ from pydantic import (
     model_validator,
 )
 
-from runner import sysmetrics
 from runner.errors import SpecError
+from runner.protocol import DEFAULT_SYSTEM_EVERY, is_system_metric
 
 __all__ = [
     "MAX_TRIALS",
@@ -63,7 +63,9 @@ __all__ = [
     "SEARCH_TYPES",
     "Distribution",
     "Search",
+    "Seeds",
     "Spec",
+    "configuration",
     "load_spec",
     "locate_trainable",
     "parse_spec",
@@ -71,6 +73,7 @@ __all__ = [
     "restore_webhook",
     "stored_spec",
     "user_config",
+    "with_seeds",
 ]
 
 # A grid beyond this many trials is refused unless the user passes --allow-large.
@@ -210,6 +213,21 @@ class Search(_Strict):
         return self
 
 
+class Seeds(_Strict):
+    """Every configuration runs once per seed: `seeds: 3` gives the trainable
+    config["seed"] = 0, 1 and 2; `seeds: {n: 3, key: random_state, start: 10}` gives
+    config["random_state"] = 10, 11 and 12. A configuration is a trial's config without its
+    seed: the dashboard, the CLI and the verdicts group trials by it."""
+
+    n: int = Field(gt=0, le=100)
+    key: _Param = "seed"
+    start: int = Field(default=0, ge=0, lt=2**31)
+
+    @property
+    def values(self) -> list[int]:
+        return list(range(self.start, self.start + self.n))
+
+
 class Distribution(_Strict):
     """Exactly one of: uniform [lo, hi], loguniform [lo, hi], int [lo, hi] (inclusive), choice."""
 
@@ -256,7 +274,7 @@ class Notify(_Strict):
     @field_validator("webhook")
     @classmethod
     def _webhook(cls, v: str) -> str:
-        from runner.notify import check_webhook
+        from runner.webhook import check_webhook
 
         return check_webhook(v)
 
@@ -279,16 +297,26 @@ class Spec(_Strict):
     order: Literal["grid", "shuffled"] | None = None  # the order trials start in
     storage_path: str | None = None
     system_metrics: bool = True  # each trial samples its CPU, memory, GPU as sys/ metrics
-    system_metrics_every: float = Field(default=sysmetrics.DEFAULT_EVERY, ge=1, le=3600)  # s
+    system_metrics_every: float = Field(default=DEFAULT_SYSTEM_EVERY, ge=1, le=3600)  # s
     notify: Notify | None = None  # {webhook: URL}: posted when the sweep ends, fails, ...
     fixed: dict[_Param, _Value] = {}
     grid: dict[_Param, Annotated[list[_Value], Field(min_length=1)]] = {}
     sample: dict[_Param, Distribution] = {}
+    seeds: Seeds | None = None  # runs every configuration with each seed (see Seeds)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError(
+                f"{v!r} is not a number of seeds. Fix: give a whole number, e.g. seeds: 3"
+            )
+        return {"n": v} if isinstance(v, int) else v
 
     @field_validator("metric")
     @classmethod
     def _not_system(cls, v: str) -> str:
-        if sysmetrics.is_system_metric(v):
+        if is_system_metric(v):
             raise ValueError(
                 f"{v!r} is a system-load metric (sys/...), sampled by the runner, not reported "
                 "by the trials. Fix: name a metric your trainable reports, e.g. val_acc"
@@ -360,6 +388,44 @@ class Spec(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _seeds_fit(self) -> Spec:
+        if self.seeds is None:
+            return self
+        key = self.seeds.key
+        for section in ("fixed", "grid", "sample"):
+            if key in getattr(self, section):
+                raise ValueError(
+                    f"seeds gives each trial its {key!r}, which {section} sets too. Fix: remove "
+                    f"{key} from {section} (seeds: {self.seeds.n} runs seeds "
+                    f"{self.seeds.start}..{self.seeds.start + self.seeds.n - 1}), or name "
+                    "another config key: seeds: {n: 3, key: random_state}"
+                )
+        if self.search.type == "tpe":
+            raise ValueError(
+                "seeds with search type 'tpe': TPE learns from each trial it suggests, and would "
+                "take one configuration's seeds for separate suggestions. Fix: use search type "
+                "random or a grid with seeds, or remove seeds"
+            )
+        if self.search.type == "grid" and self.sample:
+            raise ValueError(
+                f"seeds with sample ({', '.join(self.sample)}) on a grid: a grid draws sample "
+                "values anew for every trial, so the seeds of one configuration would differ "
+                "in them. Fix: use search: {type: random, trials: N} (each drawn configuration "
+                "then runs with every seed), or move those keys to grid"
+            )
+        if self.samples != 1:
+            raise ValueError(
+                f"samples: {self.samples} repeats each grid point with the same config, seeds "
+                "repeats it with a seed each. Fix: remove samples and keep seeds"
+            )
+        return self
+
+    @property
+    def seed_key(self) -> str | None:
+        """The config key that holds a trial's seed, None when the spec has no seeds."""
+        return self.seeds.key if self.seeds is not None else None
+
     def renamed(self, name: str, source: str = "--name") -> Spec:
         """A copy under another name, checked exactly as `name` in a file is (model_copy
         checks nothing)."""
@@ -370,10 +436,12 @@ class Spec(_Strict):
 
     @property
     def n_trials(self) -> int:
-        """Trials the sweep runs: search.trials for a searcher, else every grid point."""
+        """Trials the sweep runs: search.trials for a searcher, else every grid point; each
+        once per seed."""
+        seeds = self.seeds.n if self.seeds is not None else 1
         if self.search.trials is not None:
-            return self.search.trials
-        return math.prod(len(v) for v in self.grid.values()) * self.samples
+            return self.search.trials * seeds
+        return math.prod(len(v) for v in self.grid.values()) * self.samples * seeds
 
     @property
     def max_epochs(self) -> int | None:
@@ -387,6 +455,8 @@ class Spec(_Strict):
         scheduler judges each trial against those that reached the same epoch before it, so a
         grid that reaches its better settings late (the learning rate rising block by block,
         say) lets more trials through: with a scheduler the default order is shuffled.
+        With seeds, every configuration runs with the first seed before any runs with the
+        second, so a sweep stopped early has seen each configuration.
         """
         slowest_first = sorted(self.grid, reverse=True)
         combos = list(itertools.product(*(self.grid[k] for k in slowest_first)))
@@ -398,7 +468,19 @@ class Spec(_Strict):
         order = self.order or ("grid" if self.scheduler.type == "none" else "shuffled")
         if order == "shuffled":
             random.Random(0).shuffle(points)
+        return with_seeds(points, self.seeds)
+
+
+def with_seeds(points: list[dict[str, Any]], seeds: Seeds | None) -> list[dict[str, Any]]:
+    """`points` once per seed, seed by seed (the seed slowest), each with its seed key."""
+    if seeds is None:
         return points
+    return [{**point, seeds.key: seed} for seed in seeds.values for point in points]
+
+
+def configuration(config: dict[str, Any], seed_key: str | None) -> dict[str, Any]:
+    """A trial's configuration: its user config without the seed (see Seeds)."""
+    return {k: v for k, v in config.items() if k != seed_key}
 
 
 def user_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -410,7 +492,7 @@ def user_config(config: dict[str, Any]) -> dict[str, Any]:
 def stored_spec(spec: Spec) -> dict[str, Any]:
     """The spec as the store keeps it: its JSON form, with the webhook as scheme and host
     only (https://hooks.example.com/***). Idempotent."""
-    from runner.notify import mask_webhook
+    from runner.webhook import mask_webhook
 
     data = spec.model_dump(mode="json")
     if spec.notify is not None:
@@ -433,7 +515,7 @@ def restore_webhook(
     Raises:
         SpecError: $SWEEPSCOPE_WEBHOOK is not a usable webhook URL, or not the sweep's.
     """
-    from runner.notify import WEBHOOK_ENV, check_webhook, is_masked_webhook, mask_webhook
+    from runner.webhook import WEBHOOK_ENV, check_webhook, is_masked_webhook, mask_webhook
 
     if spec.notify is None:
         return spec, None

@@ -1,4 +1,10 @@
-"""Shared fixtures: temporary stores on every backend, and a loopback-only Ray."""
+"""Shared fixtures: temporary stores on every backend, a fresh dashboard, and a loopback-only
+Ray. The helpers behind them live in tests/helpers/; import helpers from there, not from here.
+
+Markers (pyproject.toml): `ray`, `browser`, `postgres`, `slurm`, `slow`; `make test-fast`
+leaves them all out. Tests are marked by hand, except `postgres`, which this file adds to
+every test of a PostgreSQL fixture and to the PostgreSQL side of `store_url`.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +13,38 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 # Ray reads this at import: bind its services to 127.0.0.1 in every test.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import pytest
-import sqlalchemy as sa
 
 from runner.store import Store, open_store
-from tests.faults import PrivatePostgres, require_postgres_bin
+from tests.helpers import stores
+from tests.helpers.ci import skip_outside_ci
+from tests.helpers.faults import PrivatePostgres, require_postgres_bin
+from tests.helpers.paths import REPO
+from tests.helpers.stores import SECRET, SecuredDatabase
 
-REPO = Path(__file__).resolve().parents[1]
+# Imported from here by tests/test_dashboard_auth_browser.py until it imports tests.helpers.
+__all__ = ["REPO", "SECRET", "SecuredDatabase"]
+
 POSTGRES_ENV = "SWEEPSCOPE_TEST_POSTGRES"
 
 
-def skip_outside_ci(reason: str) -> NoReturn:
-    """Skip for `reason` (a tool or data file missing here); in CI (env CI set), fail with
-    it instead: CI must run every test, so .ci/run provides what they need."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run this test, but {reason}")
-    pytest.skip(reason)
+# Fixtures that need a PostgreSQL server: every test that uses one, even through another
+# fixture, is marked `postgres` (so `make test-fast` leaves it out).
+POSTGRES_FIXTURES = {"postgres_url", "pg", "password_server"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
+
+# -- stores ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards.
@@ -44,37 +57,27 @@ def postgres_url() -> Iterator[str]:
             f"PostgreSQL tests need {POSTGRES_ENV}=postgresql+psycopg://user:password@host/db "
             "(scripts/test-postgres.sh starts a server that checks passwords and prints it)"
         )
-    name = f"sweepscope_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
+    with stores.temporary_database(base, prefix=f"sweepscope_test_{os.getpid()}") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
-def _reset_postgres(url: str) -> None:
-    from runner.store._schema import metadata
-
-    engine = sa.create_engine(url)
-    metadata.drop_all(engine)
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL for an empty store location on each backend (schema not yet created)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+        yield stores.sqlite_url(tmp_path)
     else:
         url = request.getfixturevalue("postgres_url")
-        _reset_postgres(url)
+        stores.reset_postgres(url)
         yield url
-        _reset_postgres(url)
+        stores.reset_postgres(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A URL for an empty SQLite store location, for tests of one backend only; say why
+    where it is used (the store's own tests run on both backends through `store_url`)."""
+    return stores.sqlite_url(tmp_path)
 
 
 @pytest.fixture
@@ -88,30 +91,42 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}", create=True)
+def sqlite_store(sqlite_url: str) -> Iterator[Store]:
+    """A fresh SQLite store with its schema; disposed afterwards."""
+    s = open_store(sqlite_url, create=True)
     try:
         yield s
     finally:
         s.close()
 
 
+# -- the dashboard --------------------------------------------------------------------------
+@pytest.fixture
+def fresh_dashboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fresh Streamlit caches, bound to loopback, without a token (tests.helpers.apptest)."""
+    from dashboard import control
+    from tests.helpers.apptest import fresh_dashboard as fresh  # Streamlit: only when asked
+
+    monkeypatch.delenv(control.TOKEN_ENV, raising=False)
+    with fresh():
+        yield
+
+
+@pytest.fixture
+def dashboard_url(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None) -> str:
+    """An empty SQLite store location that the dashboard reads ($SWEEPSCOPE_STORE), with
+    fresh caches. SQLite only: page tests check what a page draws, not the backend."""
+    monkeypatch.setenv("SWEEPSCOPE_STORE", sqlite_url)
+    return sqlite_url
+
+
+# -- private PostgreSQL servers (mark their tests `postgres`) -------------------------------
 @pytest.fixture
 def pg() -> Iterator[PrivatePostgres]:
     """A private PostgreSQL server a test may stop and start (never the shared one)."""
     require_postgres_bin()
     with PrivatePostgres() as server:
         yield server
-
-
-# -- a PostgreSQL that checks passwords ---------------------------------------------------
-# The password of the owner of every SecuredDatabase: characters a URL must escape ("@",
-# "/", "%", ":"), a quote, and a part (SECRET) to look for in every output.
-PASSWORD = "S3cret@Passw0rd/%:'xyz"
-SECRET = "Passw0rd"
-# How a password reaches libpq: in the URL, as its ?password= parameter, in $PGPASSWORD, or
-# in a password file ($PGPASSFILE, else ~/.pgpass).
-PASSWORD_FORMS = ("url", "query", "PGPASSWORD", "pgpass")
 
 
 @pytest.fixture(scope="session")
@@ -123,95 +138,15 @@ def password_server() -> Iterator[PrivatePostgres]:
         yield server
 
 
-def _pgpass_field(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
-@dataclass(frozen=True)
-class SecuredDatabase:
-    """A database on `password_server`, owned by a LOGIN role (not a superuser) whose
-    password is PASSWORD; `url(form)` and `env(form, home)` reach it with the password
-    given each way a user may give it."""
-
-    server: PrivatePostgres
-    database: str
-    owner: str
-    password: str = PASSWORD
-
-    def url(
-        self, form: str = "url", *, user: str | None = None, password: str | None = None
-    ) -> str:
-        """The store URL for `form`: with the password in it ("url"), as ?password=
-        ("query"), or without it ("PGPASSWORD", "pgpass": see env())."""
-        user = user or self.owner
-        password = self.password if password is None else password
-        url = sa.engine.URL.create(
-            "postgresql+psycopg",
-            username=user,
-            password=password if form == "url" else None,
-            host="127.0.0.1",
-            port=self.server.port,
-            database=self.database,
-            query={"password": password} if form == "query" else {},
-        )
-        return url.render_as_string(hide_password=False)
-
-    def env(
-        self, form: str, home: Path, *, user: str | None = None, password: str | None = None
-    ) -> dict[str, str]:
-        """The variables that give libpq the password for `form`: PGPASSWORD, or PGPASSFILE
-        naming a new 0600 password file in `home`; nothing for the URL forms."""
-        password = self.password if password is None else password
-        if form == "PGPASSWORD":
-            return {"PGPASSWORD": password}
-        if form == "pgpass":
-            line = ":".join(
-                _pgpass_field(part)
-                for part in ("127.0.0.1", str(self.server.port), self.database,
-                             user or self.owner, password)
-            )  # fmt: skip
-            path = home / f"pgpass-{secrets.token_hex(3)}"
-            path.touch(mode=0o600)
-            path.write_text(line + "\n")
-            return {"PGPASSFILE": str(path)}
-        return {}
-
-    def add_role(self, name: str, password: str) -> None:
-        """A new LOGIN role with `password` (dropped with the database)."""
-        quoted = '"' + name.replace('"', '""') + '"'
-        literal = "'" + password.replace("'", "''") + "'"
-        self.server.execute(f"CREATE ROLE {quoted} LOGIN PASSWORD {literal}")
-
-
 @pytest.fixture
 def secured_db(password_server: PrivatePostgres) -> Iterator[SecuredDatabase]:
     """A fresh database on the password-checking server, owned by a new role with PASSWORD;
     the database and every role the test added are dropped afterwards."""
-    token = secrets.token_hex(4)
-    db = SecuredDatabase(
-        password_server, database=f"sweepscope_auth_{token}", owner=f"sweepscope_owner_{token}"
-    )
-    before = _roles(password_server)
-    db.add_role(db.owner, PASSWORD)
-    password_server.execute(f'CREATE DATABASE "{db.database}" OWNER "{db.owner}"')
-    try:
+    with SecuredDatabase.created(password_server) as db:
         yield db
-    finally:
-        password_server.execute(f'DROP DATABASE IF EXISTS "{db.database}" WITH (FORCE)')
-        for role in sorted(_roles(password_server) - before):
-            quoted = '"' + role.replace('"', '""') + '"'
-            password_server.execute(f"DROP OWNED BY {quoted}", f"DROP ROLE {quoted}")
 
 
-def _roles(server: PrivatePostgres) -> set[str]:
-    engine = sa.create_engine(server.url())
-    try:
-        with engine.connect() as conn:
-            return set(conn.execute(sa.text("SELECT rolname FROM pg_roles")).scalars())
-    finally:
-        engine.dispose()
-
-
+# -- processes ------------------------------------------------------------------------------
 @pytest.fixture
 def live_pid() -> Iterator[int]:
     """The pid of a process that runs for the whole test (a driver, as far as a store knows)."""

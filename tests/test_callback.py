@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from runner.callback import StoreCallback
-from runner.report import INFO_KEY, POINTS_KEY, STATUS_KEY
+from runner.driver.callback import StoreCallback
+from runner.driver.stopper import StoreStopper
+from runner.driver.writer import StoreWriter
+from runner.protocol import INFO_KEY, POINTS_KEY, STATUS_KEY
 from runner.spec import parse_spec
-from runner.stopper import StoreStopper
 from runner.store import Store
-from runner.writer import StoreWriter
+from tests.helpers.fakes import fake_trial
 
 _writers: list[StoreWriter] = []
 
@@ -54,21 +54,6 @@ def _setup(store: Store, scheduler: str = "none") -> tuple[StoreCallback, StoreS
     return StoreCallback(writer=writer, spec=spec, stopper=stopper), stopper
 
 
-def _trial(ray_id: str, error: str | None = None, tmp: Path | None = None) -> Any:
-    error_file = None
-    if error is not None and tmp is not None:
-        error_file = tmp / f"{ray_id}.txt"
-        error_file.write_text(
-            f"Failure # 1 (occurred at now)\nold failure\n"
-            f"Failure # 2 (occurred at later)\n{error}\n"
-        )
-    return SimpleNamespace(
-        trial_id=ray_id,
-        config={"lr": 0.1, "epochs": 2, "__trial_index__": 0},
-        error_file=str(error_file) if error_file else None,
-    )
-
-
 def _result(step: int, epoch: int | None = None, **extra: Any) -> dict[str, Any]:
     result: dict[str, Any] = {
         "step": step,
@@ -90,7 +75,7 @@ def _status(store: Store) -> dict[str, str]:
 
 def test_a_trial_life_in_the_store(sqlite_store: Store) -> None:
     cb, _ = _setup(sqlite_store)
-    a, b = _trial("a"), _trial("b")
+    a, b = fake_trial("a"), fake_trial("b")
     cb.on_step_end(0, [a, b])
     assert _status(sqlite_store) == {"a": "pending", "b": "pending"}
     (row,) = [t for t in sqlite_store.trials("s") if t["ray_id"] == "a"]
@@ -112,7 +97,7 @@ def test_a_trial_life_in_the_store(sqlite_store: Store) -> None:
 
 def test_reported_endings(sqlite_store: Store, tmp_path: Path) -> None:
     cb, _ = _setup(sqlite_store)
-    a, b, c = _trial("a"), _trial("b", "RuntimeError: boom", tmp_path), _trial("c")
+    a, b, c = fake_trial("a"), fake_trial("b", "RuntimeError: boom", tmp_path), fake_trial("c")
     for t in (a, b, c):
         cb.on_trial_start(0, [], t)
     cb.on_trial_result(0, [], a, _result(7, **{STATUS_KEY: "diverged"}))
@@ -127,7 +112,7 @@ def test_reported_endings(sqlite_store: Store, tmp_path: Path) -> None:
 
 def test_user_stop_goes_through_the_store(sqlite_store: Store) -> None:
     cb, stopper = _setup(sqlite_store)
-    a, b = _trial("a"), _trial("b")
+    a, b = fake_trial("a"), fake_trial("b")
     for t in (a, b):
         cb.on_trial_start(0, [], t)
         cb.on_trial_result(0, [], t, _result(1, epoch=1))
@@ -148,7 +133,7 @@ def test_user_stop_goes_through_the_store(sqlite_store: Store) -> None:
 
 def test_scheduler_stops_are_pruned(sqlite_store: Store) -> None:
     cb, _ = _setup(sqlite_store, scheduler="asha")
-    a = _trial("a")
+    a = fake_trial("a")
     cb.on_trial_start(0, [], a)
     cb.on_trial_result(0, [], a, _result(1, epoch=1))
     cb.on_trial_complete(0, [], a)
@@ -157,7 +142,7 @@ def test_scheduler_stops_are_pruned(sqlite_store: Store) -> None:
 
 def test_retry_goes_back_to_pending(sqlite_store: Store, tmp_path: Path) -> None:
     cb, _ = _setup(sqlite_store)
-    a = _trial("a", "worker died", tmp_path)
+    a = fake_trial("a", "worker died", tmp_path)
     cb.on_trial_start(0, [], a)
     cb.on_trial_recover(0, [], a)
     assert _status(sqlite_store) == {"a": "pending"}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.fs
 import pytest
 
-from runner.checkpoints import choose_checkpoint
-from runner.report import CHECKPOINT_STEP_FILE
+from runner.driver.checkpoints import choose_checkpoint
+from runner.protocol import CHECKPOINT_STEP_FILE
 
 FS = pyarrow.fs.LocalFileSystem()
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,24 +12,9 @@ import pytest
 
 from runner.errors import StoreError
 from runner.store import Store, open_store
-
-from .conftest import REPO
-
-SWEEPSCOPE = str(Path(sys.executable).with_name("sweepscope"))
-
-
-def sweepscope(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    return subprocess.run(
-        [SWEEPSCOPE, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _spec(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(body)
-    return path
-
+from tests.helpers.cli import SWEEPSCOPE, cli, write_spec
+from tests.helpers.paths import REPO
+from tests.helpers.waiting import wait_for
 
 MIXED = """\
 name: mixed
@@ -49,7 +31,7 @@ grid:
 @pytest.mark.ray
 def test_run_records_every_ending_and_runs_trials_in_parallel(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    done = sweepscope("run", str(_spec(tmp_path, MIXED)), "--store", url)
+    done = cli("run", str(write_spec(tmp_path, MIXED)), "--store", url)
     assert done.returncode == 0, done.stderr
     assert "sweep mixed-" in done.stdout and f"store: {url}" in done.stdout
     assert "Traceback" not in done.stderr
@@ -84,16 +66,16 @@ def test_run_records_every_ending_and_runs_trials_in_parallel(tmp_path: Path) ->
             spans
         )
 
-    listing = sweepscope("ls", "--store", url)
+    listing = cli("ls", "--store", url)
     assert (
         listing.returncode == 0 and sweep["id"] in listing.stdout and "completed" in listing.stdout
     )
-    status = sweepscope("status", sweep["id"], "--store", url)
+    status = cli("status", sweep["id"], "--store", url)
     assert status.returncode == 0 and "diverged" in status.stdout and "error" in status.stdout
 
     for suffix in (".csv", ".parquet"):
         out = tmp_path / f"points{suffix}"
-        exported = sweepscope("export", sweep["id"], "-o", str(out), "--store", url)
+        exported = cli("export", sweep["id"], "-o", str(out), "--store", url)
         assert exported.returncode == 0, exported.stderr
         frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
         assert len(frame) == len(points)
@@ -113,15 +95,6 @@ grid:
 """
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.2)
-
-
-@pytest.mark.ray
 def _open_when_created(url: str) -> Store:
     """The store, once the runner has created its schema (the file appears a moment before)."""
     opened: list[Store] = []
@@ -133,15 +106,16 @@ def _open_when_created(url: str) -> Store:
             return False
         return True
 
-    _wait_for(opens)
+    wait_for("the store", opens, 60)
     return opened[0]
 
 
+@pytest.mark.ray
 def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     proc = subprocess.Popen(
-        [SWEEPSCOPE, "run", str(_spec(tmp_path, LONG)), "--store", url],
+        [SWEEPSCOPE, "run", str(write_spec(tmp_path, LONG)), "--store", url],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -163,20 +137,21 @@ def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
                 else []
             )
 
-        _wait_for(lambda: len(running()) == 2)
+        wait_for("two running trials", lambda: len(running()) == 2, 60)
         sweep_id = store.sweeps()[0]["id"]
         victim = running()[0]
-        stopped = sweepscope("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
+        stopped = cli("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
         assert stopped.returncode == 0 and "stop requested" in stopped.stdout
-        _wait_for(
+        wait_for(
+            "the trial to stop",
             lambda: (
                 {t["id"]: t["status"] for t in store.trials(sweep_id)}[victim["id"]]
                 == "stopped_by_user"
             ),
-            timeout=20,
+            20,
         )
         # the others go on: the third trial takes the freed slot
-        _wait_for(lambda: len(running()) == 2, timeout=30)
+        wait_for("the next trial", lambda: len(running()) == 2, 30)
 
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -187,7 +162,7 @@ def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
         statuses = {t["id"]: t["status"] for t in store.trials(sweep_id)}
         assert statuses[victim["id"]] == "stopped_by_user"
         assert "running" not in statuses.values() and "pending" not in statuses.values()
-        again = sweepscope("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
+        again = cli("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
         assert again.returncode == 0 and "already finished" in again.stdout
         store.close()
     finally:
@@ -197,11 +172,11 @@ def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
 
 
 def test_bad_spec_exits_2_with_one_paragraph_and_writes_nothing(tmp_path: Path) -> None:
-    spec = _spec(
+    spec = write_spec(
         tmp_path, "name: t\ntrainable: tests.trainables:steady\nstop: {epochs: 1}\ngrid: {lr: []}\n"
     )
     db = tmp_path / "s.db"
-    done = sweepscope("run", str(spec), "--store", f"sqlite:///{db}")
+    done = cli("run", str(spec), "--store", f"sqlite:///{db}")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "grid.lr" in done.stderr and "Fix:" in done.stderr and str(spec) in done.stderr
@@ -224,7 +199,7 @@ def test_cli_errors_are_one_paragraph(tmp_path: Path, args: list[str], words: st
     open_store(url, create=True).close()
     if "--store" not in args:
         args = [*args, "--store", url]
-    done = sweepscope(*args)
+    done = cli(*args)
     assert done.returncode == 2, done.stderr
     assert words in done.stderr and "Traceback" not in done.stderr
 
@@ -241,5 +216,5 @@ def test_help_everywhere() -> None:
         ["stop"],
         ["dashboard"],
     ):
-        done = sweepscope(*command, "--help")
+        done = cli(*command, "--help")
         assert done.returncode == 0 and "usage: sweepscope" in done.stdout

@@ -20,11 +20,11 @@ import yaml
 
 from runner import report
 from runner.cli import main
-from runner.cluster import check_storage, node_label
+from runner.driver.cluster import check_storage
 from runner.errors import SweepscopeError
 from runner.store import open_store
-
-REPO = Path(__file__).resolve().parents[1]
+from runner.trial.entry import node_label
+from tests.helpers.paths import REPO
 
 N_TRIALS = 4
 STEPS = 20
@@ -197,7 +197,7 @@ def test_missing_storage_on_two_nodes_is_a_clear_error(two_nodes: Any) -> None:
 
 def test_storage_rule_without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     """One node: nothing needed. Several: an explicit path or URI, never nothing."""
-    import runner.cluster as cluster
+    import runner.driver.cluster as cluster
 
     monkeypatch.setattr(cluster, "alive_nodes", lambda: 1)
     check_storage(None)

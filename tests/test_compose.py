@@ -14,16 +14,15 @@ import re
 import secrets
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import yaml
 
-from .conftest import skip_outside_ci
+from tests.helpers.ci import skip_outside_ci
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
 ALLOWED_PUBLISHED = {8501, 8265}  # the sweepscope dashboard and the Ray dashboard

@@ -13,11 +13,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,10 +25,14 @@ import pytest
 import sqlalchemy as sa
 
 from runner.store import TrialStatus, open_store
+from tests.helpers.apptest import fresh_dashboard, open_page
+from tests.helpers.cli import SWEEPSCOPE, cli, cli_env
+from tests.helpers.paths import REPO
+from tests.helpers.ports import free_port
+from tests.helpers.stores import PASSWORD, PASSWORD_FORMS, SECRET, SecuredDatabase
+from tests.helpers.waiting import wait_for
 
-from .conftest import PASSWORD, PASSWORD_FORMS, REPO, SECRET, SecuredDatabase
 from .test_dashboard_data import make_sweep
-from .test_plain_tune import SWEEPSCOPE, cli, cli_env, dashboard
 
 SPEC = """\
 name: creds
@@ -111,15 +114,6 @@ def rows_with_secret(url: str) -> list[str]:
 
 def logs_named(text: str) -> list[Path]:
     return [Path(p) for p in re.findall(r"(/\S+\.log)", text)]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def one_paragraph(stderr: str, command: str) -> str:
@@ -259,7 +253,7 @@ def test_a_sweep_on_a_password_url_writes_the_password_nowhere(
     state = storage / sweep["id"]
     assert (state / "tuner.pkl").is_file()
     (experiment,) = state.glob("experiment_state*.json")
-    assert "runner.stopper" in bytes.fromhex(
+    assert "runner.driver.stopper" in bytes.fromhex(
         json.loads(experiment.read_text())["runner_data"]["_stopper"]["value"]
     ).decode(errors="replace")
     assert list(ray_tmp.glob("ray/session_*/logs/*"))  # and Ray's session logs
@@ -298,9 +292,7 @@ def test_a_wrong_or_missing_password_is_an_input_error(
     env["HOME"] = str(workdir)  # no ~/.pgpass of the machine's
     args = COMMANDS[command]
     if command == "dashboard":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            args = [*args, "--port", str(s.getsockname()[1])]
+        args = [*args, "--port", str(free_port())]
     started = time.monotonic()
     done = cli(*args, "--store", url, cwd=workdir, env=env, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
@@ -312,9 +304,7 @@ def test_a_wrong_or_missing_password_is_an_input_error(
 
 
 def test_a_store_that_is_down_names_no_password(workdir: Path) -> None:
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens on it
     url = f"postgresql+psycopg://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{port}/sweeps"
     env = cli_env(PYTHONPATH=str(REPO))
     for args in (["run", "spec.yaml"], ["ls"]):
@@ -365,9 +355,10 @@ def test_every_dashboard_page_works_on_a_server_that_checks_passwords(
         make_sweep(store, sweep_id="bn_demo-2")
     for name, value in secured_db.env(form, tmp_path).items():
         monkeypatch.setenv(name, value)
-    with dashboard(monkeypatch) as open_page:
+    monkeypatch.setenv("SWEEPSCOPE_STORE", secured_db.url(form))
+    with fresh_dashboard():
         for page in PAGES:
-            at = open_page(secured_db.url(form), page, sweep="bn_demo-1")
+            at = open_page(page, sweep="bn_demo-1")
             at.run()  # a rerun, as the live pages do every few seconds
             assert not at.exception, [e.value for e in at.exception]
             assert [e.value for e in at.error] == [], page
@@ -392,9 +383,10 @@ def test_the_dashboard_says_a_refused_password_on_the_page(
         url, expected = secured_db.url(password=f"{SECRET}-wrong"), "password authentication"
     else:
         url, expected = secured_db.url("PGPASSWORD"), "no password supplied"
-    with dashboard(monkeypatch) as open_page:
+    monkeypatch.setenv("SWEEPSCOPE_STORE", url)
+    with fresh_dashboard():
         for page in PAGES:
-            at = open_page(url, page)  # fails the test on any exception (a traceback)
+            at = open_page(page)  # fails the test on any exception (a traceback)
             (error,) = at.error
             assert expected in error.value and "Fix:" in error.value, page
             assert f"{secured_db.owner}" in error.value and SECRET not in error.value
@@ -406,6 +398,7 @@ def test_the_dashboard_on_a_missing_database_shows_no_password(
     secured_db: SecuredDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = secured_db.url().rsplit("/", 1)[0] + "/no_such_database"
-    with dashboard(monkeypatch) as open_page:
-        shown = _rendered(open_page(missing)._tree)
+    monkeypatch.setenv("SWEEPSCOPE_STORE", missing)
+    with fresh_dashboard():
+        shown = _rendered(open_page()._tree)
     assert b"does not exist" in shown and SECRET.encode() not in shown

@@ -13,9 +13,8 @@ from experiments.data import load
 from experiments.model import MLP, MLPConfig
 from experiments.train import TrainConfig, train
 from runner import report
-from runner.report import POINTS_KEY, STATUS_KEY
-
-from .conftest import REPO
+from runner.protocol import POINTS_KEY, STATUS_KEY
+from tests.helpers.paths import REPO
 
 
 def _run(**config: Any) -> list[dict[str, Any]]:
@@ -120,6 +119,7 @@ def test_mnist1d_is_generated_locally(tmp_path: Any, monkeypatch: pytest.MonkeyP
         load.cache_clear()
 
 
+@pytest.mark.slow  # a fresh Python that imports torch: ~10 s
 def test_digits_are_read_from_the_cache_once_made(tmp_path: Any) -> None:
     """A worker's first trial reads digits from a small .npz instead of importing scikit-learn."""
     import subprocess

@@ -31,12 +31,12 @@ from typing import Any
 import pytest
 import yaml
 
+from runner.driver.writer import SPILL_FILE, StoreWriter
 from runner.errors import StoreError
 from runner.store import open_store
-from runner.writer import SPILL_FILE, StoreWriter
+from tests.helpers.faults import PrivatePostgres, hold_sqlite_lock
+from tests.helpers.paths import REPO
 
-from .conftest import REPO
-from .faults import PrivatePostgres, hold_sqlite_lock
 from .trainables import steady_points
 
 SWEEPSCOPE = str(Path(sys.executable).with_name("sweepscope"))
@@ -380,6 +380,7 @@ def _give_up_holding_writes(directory: str) -> None:
         store.close()
 
 
+@pytest.mark.slow  # a lock held out, then a `sweepscope resume`
 def test_resume_after_the_store_returns_writes_the_held_points_and_exits_0(
     tmp_path: Path,
 ) -> None:
@@ -398,6 +399,7 @@ def test_resume_after_the_store_returns_writes_the_held_points_and_exits_0(
     assert not spill.exists()
 
 
+@pytest.mark.slow  # a lock held out, then two `sweepscope resume`s
 def test_resume_says_when_the_spill_file_is_not_here(tmp_path: Path) -> None:
     url, sweep_id, spill = _gave_up_with_held_writes(tmp_path)
     moved = spill.rename(tmp_path / "elsewhere.jsonl")  # as seen from another host
@@ -415,7 +417,7 @@ def test_resume_says_when_the_spill_file_is_not_here(tmp_path: Path) -> None:
 def test_the_spill_file_of_cloud_storage_is_the_same_from_any_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runner.launch import spill_dir
+    from runner.driver.storage import spill_dir
 
     monkeypatch.chdir(tmp_path)
     here = spill_dir("s3://bucket/sweeps", "sw-1")

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from runner.store import open_store
-
-from .conftest import REPO
-from .faults import PrivatePostgres, _port_open, hold_sqlite_lock, require_postgres_bin
+from tests.helpers.faults import PrivatePostgres, hold_sqlite_lock, require_postgres_bin
+from tests.helpers.paths import REPO
+from tests.helpers.ports import port_open
 
 
 def _count(url: str) -> int:
@@ -66,23 +66,25 @@ def test_background_outage_keeps_the_server_down_for_its_length(pg: PrivatePostg
         engine.dispose()
 
 
+@pytest.mark.postgres
 def test_private_postgres_is_removed_when_the_block_fails() -> None:
     require_postgres_bin()
     with pytest.raises(RuntimeError, match="test failed"), PrivatePostgres() as server:
         base, port = server.data_dir.parent, server.port
-        assert base.is_dir() and _port_open(port)
+        assert base.is_dir() and port_open(port)
         raise RuntimeError("test failed")
     assert not base.exists()
-    assert not _port_open(port)
+    assert not port_open(port)
 
 
+@pytest.mark.postgres
 def test_private_postgres_is_removed_when_its_owner_is_killed() -> None:
     require_postgres_bin()
     owner = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import time; from tests.faults import PrivatePostgres\n"
+            "import time; from tests.helpers.faults import PrivatePostgres\n"
             "pg = PrivatePostgres().setup()\n"
             "print(pg.base, pg.port, flush=True)\n"
             "time.sleep(600)",
@@ -94,16 +96,17 @@ def test_private_postgres_is_removed_when_its_owner_is_killed() -> None:
     try:
         assert owner.stdout is not None
         base, port = owner.stdout.readline().split()
-        assert _port_open(int(port))
+        assert port_open(int(port))
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait()
     deadline = time.monotonic() + 20
-    while (Path(base).exists() or _port_open(int(port))) and time.monotonic() < deadline:
+    while (Path(base).exists() or port_open(int(port))) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not Path(base).exists() and not _port_open(int(port))
+    assert not Path(base).exists() and not port_open(int(port))
 
 
+@pytest.mark.slow  # holds a lock for 3 s
 def test_held_sqlite_lock_blocks_writers_but_not_readers(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with open_store(f"sqlite:///{path}", create=True):  # the store's schema, in WAL mode

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from runner import report
-from runner.launch import run_sweep
+from runner.driver.launch import run_sweep
 from runner.spec import parse_spec
 from runner.store import Store
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 UNSET = "<unset>"
 
 

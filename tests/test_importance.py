@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import importance
 from runner.store import open_store
+from tests.helpers.apptest import open_page
 from tests.test_dashboard_data import make_sweep
-
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
 def _trials(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,28 +126,12 @@ def test_figure_puts_the_most_important_on_top() -> None:
 
 
 # -- the page ------------------------------------------------------------------------------
-@pytest.fixture
-def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("SWEEPSCOPE_STORE", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield url
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
 def _page(sweep: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params["sweep"] = sweep
-    at.run()
-    at.switch_page("views/hparams.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page("hparams", timeout=120, sweep=sweep)
 
 
-def test_page_with_a_finished_sweep_shows_importance(store_url: str) -> None:
-    with open_store(store_url, create=True) as s:
+def test_page_with_a_finished_sweep_shows_importance(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
         make_sweep(s, steps=100)
     at = _page("bn_demo-1")
     keys = {c.proto.id.split("-")[-1] for c in at.get("plotly_chart")}
@@ -161,9 +141,9 @@ def test_page_with_a_finished_sweep_shows_importance(store_url: str) -> None:
     assert "bootstrap resamples" in captions and importance.METHODS["permutation"] in captions
 
 
-def test_page_with_too_few_finished_trials_says_so(store_url: str) -> None:
+def test_page_with_too_few_finished_trials_says_so(dashboard_url: str) -> None:
     """Partial: three trials finished, three still running (their last value is not final)."""
-    with open_store(store_url, create=True) as s:
+    with open_store(dashboard_url, create=True) as s:
         make_sweep(s, steps=100)
         s.create_sweep("partial", name="partial", spec={}, metric="val_acc", mode="max", n_trials=6)
         for i, lr in enumerate([0.1, 0.01, 0.001, 0.3, 0.03, 0.003]):
@@ -179,8 +159,8 @@ def test_page_with_too_few_finished_trials_says_so(store_url: str) -> None:
     assert any("hp_parcoords" in c.proto.id for c in at.get("plotly_chart"))
 
 
-def test_page_without_points_says_nothing_to_draw(store_url: str) -> None:
-    with open_store(store_url, create=True) as s:
+def test_page_without_points_says_nothing_to_draw(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
         s.create_sweep(
             "empty",
             name="empty",

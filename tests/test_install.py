@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
+
+pytestmark = pytest.mark.slow  # a virtualenv and a pip install: minutes
 
 
 def _dockerfile_copies() -> list[tuple[list[str], str]]:
@@ -53,7 +55,9 @@ def test_image_install_step_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert re.search(r"\bscripts/install\.sh$", run_line)
     app = tmp_path / "app"
     _build_context(app)
-    assert (app / "scripts" / "install.sh").exists() and (app / "runner" / "cluster.py").exists()
+    assert (app / "scripts" / "install.sh").exists() and (
+        app / "runner" / "driver" / "cluster.py"
+    ).exists()
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -77,9 +81,9 @@ def test_image_install_step_in_a_fresh_virtualenv(tmp_path: Path) -> None:
         [
             str(python),
             "-c",
-            "import importlib.metadata as m, runner.cluster, psycopg, torch, ray\n"
+            "import importlib.metadata as m, runner.driver.cluster, psycopg, torch, ray\n"
             "print(m.version('sweepscope'), torch.__version__, ray.__version__,\n"
-            "      runner.cluster.__file__)",
+            "      runner.driver.cluster.__file__)",
         ],
         cwd=tmp_path,
         env=env,

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import skip_outside_ci
+from tests.helpers.ci import skip_outside_ci
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "deploy" / "kubernetes"
 SCHEMAS = REPO.parent / "shared" / "schemas" / "kuberay"
 CRDS = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}

@@ -24,10 +24,10 @@ from runner.errors import StoreError, SweepTakenOver
 from runner.store import Store, open_store, reconcile, sweep_status
 from runner.store import _schema as schema
 from runner.store._lifecycle import OUTAGE_MARGIN, STALE_ENV, driver_label, process_start, why_alive
-
-from .conftest import REPO
-from .faults import hold_sqlite_lock
-from .test_plain_tune import SWEEPSCOPE, cli_env
+from tests.helpers.cli import SWEEPSCOPE, cli_env
+from tests.helpers.faults import hold_sqlite_lock
+from tests.helpers.paths import REPO
+from tests.helpers.waiting import wait_for
 
 HOUR = 3600.0
 
@@ -155,7 +155,7 @@ def test_a_driver_that_exited_but_was_not_reaped_is_gone(store: Store, store_url
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
         stat = Path(f"/proc/{proc.pid}/stat")
-        _wait_for("the child to exit", lambda: stat.read_text().split(") ")[1][0] == "Z", 30)
+        wait_for("the child to exit", lambda: stat.read_text().split(") ")[1][0] == "Z", 30)
         driver = f"{HERE}:{proc.pid}/{process_start(proc.pid)}"
         sweep_id = running_sweep(store, store_url, driver=driver, beat_age=0)
         assert reconcile(store) == [sweep_id]
@@ -346,15 +346,6 @@ grid: {scale: [1.0]}
 """
 
 
-def _wait_for(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-    return found
-
-
 def _open(url: str) -> Store | None:
     """The store, once the runner has created it."""
     try:
@@ -397,14 +388,14 @@ def test_a_second_run_does_not_close_a_live_sweep_whose_heartbeat_went_stale(
     first = start("long.yaml")
     second = None
     try:
-        store = _wait_for("the store", lambda: _open(url), 60)
+        store = wait_for("the store", lambda: _open(url), 60)
         with store:
 
             def first_sweep() -> dict[str, Any]:
                 (sweep,) = store.sweeps()
                 return sweep
 
-            _wait_for(  # both trials of the first sweep are reporting
+            wait_for(  # both trials of the first sweep are reporting
                 "points",
                 lambda: (
                     store.sweeps()
@@ -415,13 +406,13 @@ def test_a_second_run_does_not_close_a_live_sweep_whose_heartbeat_went_stale(
             sweep_id = first_sweep()["id"]
             with hold_sqlite_lock(db, 60) as lock:
                 # its writes wait for the lock: no heartbeat for longer than the 5 s window
-                _wait_for(
+                wait_for(
                     "a stale heartbeat",
                     lambda: first_sweep()["now"] - first_sweep()["heartbeat_at"] > 6,
                     20,
                 )
                 second = start("tiny.yaml")  # reconciles on start: reads go on under the lock
-                _wait_for("the second run to open the store", lambda: _has_open(second.pid, db), 30)
+                wait_for("the second run to open the store", lambda: _has_open(second.pid, db), 30)
                 time.sleep(2)  # reconcile is done (a close would wait for the lock)
                 assert first.poll() is None, "the first sweep ended before the second began"
                 assert first_sweep()["status"] == "running"

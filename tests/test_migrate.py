@@ -20,9 +20,9 @@ from runner.errors import StoreError
 from runner.redact import mask_url
 from runner.store import Store, _migrate, migrate_store, open_store
 from runner.store import _schema as t
-
-from .conftest import REPO
-from .faults import hold_sqlite_lock
+from tests.helpers.faults import hold_sqlite_lock
+from tests.helpers.paths import REPO
+from tests.helpers.stores import reset_postgres
 
 SWEEPSCOPE = [sys.executable, "-m", "runner.cli"]
 
@@ -455,6 +455,7 @@ def _hold_migration_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
+@pytest.mark.slow  # waits out a held lock: ~6 s
 def test_migrate_waits_for_the_migration_lock_with_a_message_and_a_deadline(
     store_url: str,
 ) -> None:
@@ -495,9 +496,7 @@ def test_migrate_gives_up_on_a_table_another_session_holds(postgres_url: str) ->
     """PostgreSQL: a long open transaction that has read `sweeps` (a dashboard, a psql
     session) holds a lock the upgrade needs; the upgrade waits at most its lock timeout
     rather than block the store's every reader behind it."""
-    from .conftest import _reset_postgres
-
-    _reset_postgres(postgres_url)
+    reset_postgres(postgres_url)
     _write_v3_store(postgres_url)
     engine = sa.create_engine(postgres_url)
     try:
@@ -513,7 +512,7 @@ def test_migrate_gives_up_on_a_table_another_session_holds(postgres_url: str) ->
         assert _version(postgres_url) == t.SCHEMA_VERSION
     finally:
         engine.dispose()
-        _reset_postgres(postgres_url)
+        reset_postgres(postgres_url)
 
 
 def test_migrate_creates_a_new_store_and_leaves_a_current_one_alone(store_url: str) -> None:

@@ -20,20 +20,19 @@ from typing import Any
 
 import pytest
 
-from runner import notify
-from runner.callback import StoreCallback
+from runner.driver import notify
+from runner.driver.callback import StoreCallback
+from runner.driver.notify import Notifier
+from runner.driver.stopper import StoreStopper
+from runner.driver.writer import StoreWriter
 from runner.errors import SpecError, SweepscopeError
-from runner.notify import Notifier
+from runner.protocol import POINTS_KEY, STATUS_KEY
 from runner.redact import mask_url, remember_secret
-from runner.report import POINTS_KEY, STATUS_KEY
 from runner.spec import parse_spec, restore_webhook, stored_spec
-from runner.stopper import StoreStopper
 from runner.store import Store, open_store
-from runner.writer import StoreWriter
-
-from .conftest import REPO
-from .test_callback import _trial
-from .test_plain_tune import SWEEPSCOPE, cli, cli_env, write_spec
+from tests.helpers.cli import SWEEPSCOPE, cli, cli_env, write_spec
+from tests.helpers.fakes import fake_trial
+from tests.helpers.paths import REPO
 
 
 class Hook:
@@ -159,7 +158,7 @@ def test_a_failing_webhook_is_logged_and_returns_at_once(
     try:
         notifier = Notifier(url, sweep_id="s", name="n", timeout=0.5, budget=1.0)
         started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="runner.notify"):
+        with caplog.at_level(logging.WARNING, logger="runner.driver.notify"):
             notifier.trial("trial_failed", "a", "error")  # the caller never waits
             assert time.monotonic() - started < 0.1
             notifier.sweep("completed")
@@ -178,6 +177,7 @@ def test_a_failing_webhook_is_logged_and_returns_at_once(
 
 
 # -- delivery: the end first, retries, Retry-After, a bounded total -------------------------
+@pytest.mark.slow  # waits out slow posts: ~3.5 s
 def test_the_end_post_goes_first_and_is_not_dropped_behind_slow_trial_posts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -191,7 +191,7 @@ def test_the_end_post_goes_first_and_is_not_dropped_behind_slow_trial_posts(
         time.sleep(0.2)  # the first trial post is in flight
         ended_at = time.monotonic()
         notifier.sweep("completed", counts={"completed": 4, "error": 6})
-        with caplog.at_level(logging.WARNING, logger="runner.notify"):
+        with caplog.at_level(logging.WARNING, logger="runner.driver.notify"):
             notifier.close(wait=3.0)
         assert time.monotonic() - ended_at < 3.5
         assert "sweep_ended" in server.events()
@@ -235,6 +235,7 @@ def test_a_long_retry_after_is_capped(hook: Hook, monkeypatch: pytest.MonkeyPatc
     assert 1.0 <= hook.times[1] - hook.times[0] < 2.0
 
 
+@pytest.mark.slow  # waits out the growing pauses: ~3.5 s
 def test_5xx_is_retried_with_growing_pauses(hook: Hook) -> None:
     hook.script = [(503, {}), (502, {}), (500, {})]
     notifier = Notifier(hook.url, sweep_id="s", name="n")
@@ -269,7 +270,7 @@ def test_a_refused_connection_is_retried_until_the_webhook_is_up() -> None:
 def test_a_4xx_other_than_429_is_not_retried(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
     hook.code = 404
     notifier = Notifier(hook.url, sweep_id="s", name="n")
-    with caplog.at_level(logging.WARNING, logger="runner.notify"):
+    with caplog.at_level(logging.WARNING, logger="runner.driver.notify"):
         notifier.sweep("completed")
         notifier.close()
     assert len(hook.posts) == 1 and notifier.failed == 1
@@ -280,7 +281,7 @@ def test_retries_end_within_the_budget(hook: Hook, caplog: pytest.LogCaptureFixt
     hook.code = 503
     notifier = Notifier(hook.url, sweep_id="s", name="n", budget=2.0)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="runner.notify"):
+    with caplog.at_level(logging.WARNING, logger="runner.driver.notify"):
         notifier.sweep("completed")
         notifier.close()
     assert time.monotonic() - started < 2.0 + 0.5
@@ -404,7 +405,7 @@ def test_the_callback_tells_of_diverged_and_failed_trials(
         stopper=StoreStopper(writer=writer, stop=spec.stop),
         notifier=notifier,
     )
-    a, b, c = _trial("a"), _trial("b", "RuntimeError: boom", tmp_path), _trial("c")
+    a, b, c = fake_trial("a"), fake_trial("b", "RuntimeError: boom", tmp_path), fake_trial("c")
     for t in (a, b, c):
         cb.on_trial_start(0, [], t)
     cb.on_trial_result(0, [], a, {"step": 7, POINTS_KEY: [], STATUS_KEY: "diverged"})

@@ -8,68 +8,20 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import streamlit as st
-from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from runner.store import open_store
-
-from .conftest import REPO
-
-SWEEPSCOPE = str(Path(sys.executable).with_name("sweepscope"))
-APP = REPO / "dashboard" / "app.py"
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment a `sweepscope` process runs in. RAY_ADDRESS=local: start a Ray of its
-    own even when another test on this machine runs a Ray cluster (ray.cluster_utils writes
-    its address where a bare ray.init() finds and joins it)."""
-    return {
-        **os.environ,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_ADDRESS": "local",
-        **extra,
-    }
-
-
-def cli(
-    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    """Run `sweepscope ARGS`; on a timeout, end it and the Ray it started, then fail."""
-    proc = subprocess.Popen(
-        [SWEEPSCOPE, *args],
-        cwd=cwd,
-        env=env or cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"sweepscope {' '.join(args)} ran past {timeout} s:\n{out}\n{err}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def write_spec(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(body)
-    return path
+from tests.helpers.apptest import fresh_dashboard, open_page
+from tests.helpers.cli import SWEEPSCOPE, cli, cli_env, write_spec  # noqa: F401 (cli_env: test_dashboard_auth_browser imports it from here)
+from tests.helpers.paths import REPO
 
 
 def error_line(stderr: str) -> str:
@@ -80,33 +32,6 @@ def error_line(stderr: str) -> str:
 
 
 # -- the dashboard, on the store a sweep wrote ----------------------------------------------
-@contextmanager
-def dashboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]]:
-    """A function that opens the dashboard app (AppTest) on a store URL and a page, from
-    fresh caches, bound to loopback; the caches (and the stores they hold) go afterwards."""
-    before = config.get_option("server.address")
-    config.set_option("server.address", "127.0.0.1")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-    def open_page(url: str, page: str | None = None, **query: str) -> AppTest:
-        monkeypatch.setenv("SWEEPSCOPE_STORE", url)
-        at = AppTest.from_file(str(APP), default_timeout=60)
-        at.query_params.update(query)
-        at.run()
-        if page is not None:
-            at.switch_page(f"views/{page}.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    try:
-        yield open_page
-    finally:
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        config.set_option("server.address", before)
-
-
 def _array(value: Any) -> np.ndarray:
     """A Plotly JSON array: a list, or the typed form {"dtype": ..., "bdata": base64}."""
     if isinstance(value, dict):
@@ -204,8 +129,9 @@ def test_ray_tune_report_curves_reach_the_store_and_the_dashboard(
 
     # the Live sweep page has a panel per metric the trials reported (sys/ panels are off by
     # default) and draws every trial's curve at the steps it reported
-    with dashboard(monkeypatch) as open_page:
-        at = open_page(url, "live", sweep=sweep["id"])
+    with fresh_dashboard():
+        monkeypatch.setenv("SWEEPSCOPE_STORE", url)
+        at = open_page("live", sweep=sweep["id"])
         assert not at.exception, [e.value for e in at.exception]
         panels = live_panels(at)
         assert set(panels) == {"loss", "val_acc"}
@@ -283,7 +209,7 @@ grid:
 @pytest.mark.parametrize(
     ("trainable", "sleep", "reported"),
     [
-        # runner.report: 5 steps of 0.05 s an epoch, so 50 s a trial, 100 s the sweep
+        # runner.trial.report: 5 steps of 0.05 s an epoch, so 50 s a trial, 100 s the sweep
         ("tests.trainables:steady", 0.05, {"train_loss", "val_acc"}),
         # ray.tune.report: one report of 0.25 s an epoch, the same
         ("tests.plain_trainables:reports", 0.25, {"loss", "val_acc"}),

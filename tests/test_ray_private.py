@@ -30,8 +30,7 @@ from ray.tune.trainable.function_trainable import wrap_function
 
 from runner import _ray_private as ray_private
 from runner._ray_private import PARTS, READ_FROM, Part, problems
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
 
 
 # -- the installed Ray has every part ----------------------------------------------------
@@ -154,13 +153,13 @@ def test_the_check_names_a_module_that_is_gone() -> None:
         "ray.train._internal.gone_module._TrainingResult",
         "_TrainingResult",
         "callable",
-        "runner.checkpoints",
+        "runner.driver.checkpoints",
         "why",
         expect=("checkpoint", "metrics"),
     )
     (message,) = problems([part])
     assert message.startswith("ray.train._internal.gone_module._TrainingResult is gone")
-    assert "runner.checkpoints relies on" in message
+    assert "runner.driver.checkpoints relies on" in message
 
 
 # -- what the parts do, on Ray's own objects -----------------------------------------------

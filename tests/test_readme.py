@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner.store import open_store
-
-from .conftest import REPO
-from .test_cli import SWEEPSCOPE
+from tests.helpers.cli import SWEEPSCOPE
+from tests.helpers.paths import REPO
 
 
 def _block(language: str, first_line: str) -> str:

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from runner.errors import SpecError, StoreError
 from runner.spec import load_spec
 from runner.store import Store, open_store
-
-from .conftest import REPO
-from .test_cli import SWEEPSCOPE, _wait_for, sweepscope
+from tests.helpers.cli import SWEEPSCOPE, cli
+from tests.helpers.paths import REPO
+from tests.helpers.waiting import wait_for
 
 
 def _spec(tmp_path: Path, body: dict[str, Any], name: str = "spec.yaml") -> Path:
@@ -85,7 +85,8 @@ def test_killed_worker(tmp_path: Path, max_failures: int) -> None:
     proc = _start(spec, url, "run")
     try:
         victim_pid = tmp_path / "1.0.pid"
-        _wait_for(
+        wait_for(
+            "the victim trial's second epoch",
             lambda: (
                 victim_pid.exists()
                 and any(
@@ -93,7 +94,7 @@ def test_killed_worker(tmp_path: Path, max_failures: int) -> None:
                     for t in _trials(url)
                 )
             ),
-            timeout=90,
+            90,
         )
         os.kill(int(victim_pid.read_text()), signal.SIGKILL)  # mid-epoch: it sleeps every step
         proc.communicate(timeout=120)
@@ -133,12 +134,13 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'killed.db'}"
     proc = _start(spec, url, "run")
     try:
-        _wait_for(
+        wait_for(
+            "a completed trial and a running one",
             lambda: (
                 any(t["status"] == "completed" for t in _trials(url))
                 and any(t["status"] == "running" and t["last_epoch"] for t in _trials(url))
             ),
-            timeout=90,
+            90,
         )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
@@ -149,10 +151,10 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
     with open_store(url) as store:
         sweep_id = store.sweeps()[0]["id"]
     changed = _spec(tmp_path, {**body, "stop": {"epochs": 7}}, "changed.yaml")
-    refused = sweepscope("resume", sweep_id, "--store", url, "--spec", str(changed))
+    refused = cli("resume", sweep_id, "--store", url, "--spec", str(changed))
     assert refused.returncode == 2 and "stop: differs from the spec" in refused.stderr
 
-    resumed = sweepscope("resume", sweep_id, "--store", url, "--spec", str(spec))
+    resumed = cli("resume", sweep_id, "--store", url, "--spec", str(spec))
     assert resumed.returncode == 0, resumed.stderr
     with open_store(url) as store:
         sweep = store.sweep(sweep_id)
@@ -168,7 +170,7 @@ def test_driver_sigkill_then_resume(tmp_path: Path) -> None:
         killed_counts = killed.groupby("trial_id").size().sort_values().tolist()
 
     clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
-    clean = sweepscope("run", str(spec), "--store", clean_url)
+    clean = cli("run", str(spec), "--store", clean_url)
     assert clean.returncode == 0, clean.stderr
     with open_store(clean_url) as store:
         clean_id = store.sweeps()[0]["id"]
@@ -195,7 +197,11 @@ def test_resume_when_the_recorded_checkpoints_were_deleted(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'stale.db'}"
     proc = _start(spec, url, "run", "--storage-path", str(tmp_path / "ray"))
     try:  # past a save of the experiment state (every 5 s) that names checkpoints
-        _wait_for(lambda: sum((t["last_epoch"] or 0) >= 25 for t in _trials(url)) == 2, 120)
+        wait_for(
+            "two trials at epoch 25",
+            lambda: sum((t["last_epoch"] or 0) >= 25 for t in _trials(url)) == 2,
+            120,
+        )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -206,7 +212,7 @@ def test_resume_when_the_recorded_checkpoints_were_deleted(tmp_path: Path) -> No
         time.sleep(1.5)
         return before == sorted(tmp_path.glob("ray/*/*/checkpoint_*"))
 
-    _wait_for(settled, 30)
+    wait_for("the workers to stop writing", settled, 30)
 
     # What Ray Tune would have done had the driver lived a moment longer: delete the
     # checkpoints its last saved state names (and every older one); one trial loses all.
@@ -223,7 +229,7 @@ def test_resume_when_the_recorded_checkpoints_were_deleted(tmp_path: Path) -> No
 
     with open_store(url) as store:
         sweep_id = store.sweeps()[0]["id"]
-    resumed = sweepscope("resume", sweep_id, "--store", url)
+    resumed = cli("resume", sweep_id, "--store", url)
     assert resumed.returncode == 0, resumed.stderr
     assert "was deleted after Ray Tune last saved its state" in resumed.stderr
     assert "resuming from its first epoch" in resumed.stderr, resumed.stderr
@@ -264,6 +270,7 @@ def _process(call: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow  # sixteen processes writing at once: ~25 s
 def test_concurrent_writers_and_a_reader(store: Store, store_url: str) -> None:
     store.create_sweep("conc", name="c", spec={}, metric="val_acc", mode="max", n_trials=WRITERS)
     # The real URL: `store.url` is masked, and a server that checks passwords refuses ***.
@@ -530,7 +537,7 @@ def test_raise_diverge_hang_each_get_their_status(tmp_path: Path) -> None:
         },
     )
     url = f"sqlite:///{tmp_path / 's.db'}"
-    done = sweepscope("run", str(spec), "--store", url)
+    done = cli("run", str(spec), "--store", url)
     assert done.returncode == 0, done.stderr
     by_kind = {t["config"]["kind"]: t for t in _trials(url)}
     assert {k: t["status"] for k, t in by_kind.items()} == {
@@ -573,7 +580,7 @@ def test_scheduler_prunes_poor_trials(tmp_path: Path, scheduler: dict[str, Any])
         },
     )
     url = f"sqlite:///{tmp_path / 's.db'}"
-    done = sweepscope("run", str(spec), "--store", url)
+    done = cli("run", str(spec), "--store", url)
     assert done.returncode == 0, done.stderr
     trials = _trials(url)
     # trials start in the spec's shuffled order, so a sorted grid cannot defeat the scheduler

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from runner import report
-from runner.report import INFO_KEY, MAX_INFO, MAX_METRIC_NAME, MAX_STEP, POINTS_KEY, STATUS_KEY
+from runner.protocol import INFO_KEY, MAX_INFO, MAX_METRIC_NAME, MAX_STEP, POINTS_KEY, STATUS_KEY
 from runner.status import TrialStatus
 
 from . import trainables

@@ -14,13 +14,13 @@ import optuna
 import pytest
 import yaml
 
+from runner.driver.tune_spec import SearchSpace, param_space, searcher, tune_config
 from runner.errors import SpecError
 from runner.spec import MAX_TRIALS, load_spec
 from runner.store import open_store
-from runner.tune_spec import SearchSpace, param_space, searcher, tune_config
-
-from .conftest import REPO
-from .test_cli import SWEEPSCOPE, _wait_for, sweepscope
+from tests.helpers.cli import SWEEPSCOPE, cli
+from tests.helpers.paths import REPO
+from tests.helpers.waiting import wait_for
 
 BASE: dict[str, Any] = {
     "name": "searched",
@@ -165,7 +165,7 @@ def test_the_space_draws_grid_values_whole_and_sample_distributions(tmp_path: Pa
 
 
 def test_results_without_the_metric_are_not_told_to_optuna(tmp_path: Path) -> None:
-    """runner.report sends steps before the first epoch's metrics: the searcher waits."""
+    """runner.trial.report sends steps before the first epoch's metrics: the searcher waits."""
     search = searcher(load_spec(_spec(tmp_path, search={"type": "tpe", "trials": 2})))
     search.suggest("t1")
     search.on_trial_result("t1", {"training_iteration": 1, "step": 5})  # no val_acc yet
@@ -201,7 +201,7 @@ def _most_running_at_once(events: dict[int, list[Any]]) -> int:
 def test_a_searched_sweep_runs_its_trials_within_max_concurrent(tmp_path: Path, kind: str) -> None:
     spec = _spec(tmp_path, max_concurrent=1, search={"type": kind, "trials": 5, "seed": 3})
     url = f"sqlite:///{tmp_path / 's.db'}"
-    done = sweepscope("run", str(spec), "--store", url)
+    done = cli("run", str(spec), "--store", url)
     assert done.returncode == 0, done.stderr
     assert "5 trials of tests.trainables:checkpointed" in done.stdout
     sweep, trials, events = _sweep(url)
@@ -227,7 +227,7 @@ def test_tpe_with_asha_prunes_poor_trials(tmp_path: Path) -> None:
         sample=None,
     )
     url = f"sqlite:///{tmp_path / 's.db'}"
-    done = sweepscope("run", str(spec), "--store", url)
+    done = cli("run", str(spec), "--store", url)
     assert done.returncode == 0, done.stderr
     sweep, trials, events = _sweep(url)
     assert sweep["status"] == "completed" and len(trials) == 8
@@ -265,12 +265,13 @@ def test_resume_after_ctrl_c_runs_the_rest_and_repeats_no_finished_trial(tmp_pat
             return []
 
     try:
-        _wait_for(
+        wait_for(
+            "a completed trial and a running one",
             lambda: (
                 any(t["status"] == "completed" for t in trials())
                 and any(t["status"] == "running" and t["last_epoch"] for t in trials())
             ),
-            timeout=120,
+            120,
         )
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=90)
@@ -283,7 +284,7 @@ def test_resume_after_ctrl_c_runs_the_rest_and_repeats_no_finished_trial(tmp_pat
     assert sweep["status"] == "stopped" and len(before) < 6
     finished = {t["id"]: t["config"] for t in before if t["status"] == "completed"}
 
-    resumed = sweepscope("resume", sweep["id"], "--store", url)
+    resumed = cli("resume", sweep["id"], "--store", url)
     assert resumed.returncode == 0, resumed.stderr
     sweep, after, events = _sweep(url)
     assert sweep["status"] == "completed" and sweep["n_trials"] == 6

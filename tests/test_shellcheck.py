@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
+
 SKIP_DIRS = {"node_modules", "__pycache__", "build"}
 SHELLS = ("sh", "bash", "dash", "ksh")
 # The scripts the issue names; the discovery below must find each of them.

@@ -20,7 +20,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,10 @@ import yaml
 
 from runner.errors import StoreError
 from runner.store import open_store
+from tests.helpers.ci import skip_outside_ci
+from tests.helpers.paths import REPO
+from tests.helpers.ports import free_ports
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "slurm" / "sweep.sbatch"
 START = REPO / "scripts" / "start-local-slurm.sh"
 # What a job's state is once it is over (a requeued job is PENDING again, not over).
@@ -68,20 +69,7 @@ def _slurm_missing() -> str | None:
 def slurm() -> None:
     reason = _slurm_missing()
     if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the SLURM tests under a real SLURM: {reason}")
-        pytest.skip(reason)
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        skip_outside_ci(f"the SLURM tests need a real SLURM: {reason}")
 
 
 def _squeue(*args: str) -> list[str]:
@@ -104,7 +92,7 @@ class Jobs:
         self.tmp = tmp
         self.name = f"sweepscope-test-{secrets.token_hex(3)}"
         self.store = f"sqlite:///{tmp / 'store.db'}"
-        self.port, dashboard = _free_ports(2)  # never 6379: Redis's on these machines
+        self.port, dashboard = free_ports(2)  # never 6379: Redis's on these machines
         self.ray_tmp = ray_tmp
         self.env = {
             **os.environ,

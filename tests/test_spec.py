@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
+from runner.driver.tune_spec import decision_epochs, param_space
 from runner.errors import SpecError
 from runner.spec import MAX_TRIALS, POINT_KEY, load_spec, parse_spec, user_config
-from runner.tune_spec import decision_epochs, param_space
-
-from .conftest import REPO
+from tests.helpers.paths import REPO
 
 SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
 

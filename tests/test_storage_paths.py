@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from runner.launch import absolute_storage, spill_dir
+from runner.driver.storage import absolute_storage, spill_dir
 
 
 def test_a_relative_path_becomes_absolute(tmp_path: Path, monkeypatch) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from runner.errors import StoreError
 from runner.store import Store, TrialStatus, migrate_store, open_store
 from runner.store._roles import grant_dashboard_role
-from tests.faults import run_sql
+from tests.helpers.stores import run_sql
 
 PERMISSION_DENIED = "42501"  # SQLSTATE insufficient_privilege
 

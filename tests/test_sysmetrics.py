@@ -15,20 +15,21 @@ from typing import Any
 import pytest
 
 from runner import report
-from runner.callback import StoreCallback
+from runner.driver.callback import StoreCallback
+from runner.driver.stopper import StoreStopper
+from runner.driver.writer import StoreWriter
 from runner.errors import SpecError
-from runner.launch import class_entry
-from runner.report import POINTS_KEY
+from runner.protocol import POINTS_KEY, SYS_KEY, is_system_metric
+from runner.protocol import SYSTEM_PREFIX as PREFIX
 from runner.spec import parse_spec
-from runner.stopper import StoreStopper
 from runner.store import Store, open_store
-from runner.sysmetrics import PREFIX, SYS_KEY, Sampler, is_system_metric, sampling
-from runner.writer import StoreWriter
+from runner.trial.entry import class_entry
+from runner.trial.sysmetrics import Sampler, sampling
+from tests.helpers.apptest import chart, open_page, texts
+from tests.helpers.cli import cli, write_spec
+from tests.helpers.fakes import fake_trial
 
-from .test_callback import _trial
-from .test_dashboard_app import _chart, app, bind, texts  # noqa: F401 (bind: a fixture)
 from .test_dashboard_data import make_sweep
-from .test_plain_tune import cli, write_spec
 
 
 def _burn(seconds: float) -> None:
@@ -56,6 +57,7 @@ def test_a_reading_is_sane() -> None:
     sampler.stop()
 
 
+@pytest.mark.slow  # samples for seconds of wall time
 def test_samples_are_whole_trial_seconds_from_the_offset() -> None:
     sampler = Sampler(1.0, offset=100.0, gpus=[]).start()
     time.sleep(2.4)
@@ -188,6 +190,7 @@ class _Base:
         self.cleaned = True
 
 
+@pytest.mark.slow  # samples for seconds of wall time
 def test_the_mixin_adds_samples_to_results_at_the_restored_trial_time() -> None:
     trainable = type("Sampled", (sampling(1.0), _Base), {})()
     results = [trainable.step() for _ in range(6)]  # 1.5 s
@@ -208,7 +211,7 @@ def test_a_sampler_that_cannot_start_leaves_the_trial_alone(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError("no /proc here")
 
-    monkeypatch.setattr("runner.sysmetrics.Sampler", broken)
+    monkeypatch.setattr("runner.trial.sysmetrics.Sampler", broken)
     trainable = type("Sampled", (sampling(1.0), _Base), {})()
     assert [trainable.step() for _ in range(2)] == [{"loss": 1.0}] * 2
     assert "system metrics are off for this trial" in caplog.text
@@ -247,7 +250,7 @@ def _load(step: int) -> list[tuple[str, int, float, float]]:
 
 def test_sys_points_are_stored_and_never_the_metric(sqlite_store: Store) -> None:
     cb = _callback(sqlite_store)
-    a = _trial("a")
+    a = fake_trial("a")
     cb.on_trial_start(0, [a], a)
     result = {"step": 1, POINTS_KEY: [("train_loss", 1, 0.5, 0.0)], SYS_KEY: _load(2)}
     cb.on_trial_result(0, [a], a, result)
@@ -262,7 +265,7 @@ def test_sys_points_are_stored_and_never_the_metric(sqlite_store: Store) -> None
 
 def test_the_metric_check_ignores_sys_metrics(sqlite_store: Store) -> None:
     cb = _callback(sqlite_store, metric="cpu_percent")
-    a = _trial("a")
+    a = fake_trial("a")
     cb.on_trial_start(0, [a], a)
     result = {
         "step": 3,
@@ -345,7 +348,7 @@ def test_system_metrics_false_stores_none(tmp_path: Path) -> None:
 
 
 # -- Trial detail ------------------------------------------------------------------------------
-@pytest.mark.usefixtures("bind")
+@pytest.mark.usefixtures("fresh_dashboard")
 def test_trial_detail_shows_the_system_load_apart_from_the_curves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -359,15 +362,15 @@ def test_trial_detail_shows_the_system_load_apart_from_the_curves(
             for name, value in (("sys/cpu_percent", 95.0 + second), ("sys/rss_mb", 300.0))
         ]
         store.add_points(ids[0], load)
-        at = app("trial", sweep="bn_demo-1")
+        at = open_page("trial", sweep="bn_demo-1")
         at.selectbox(key="trial_id").set_value(ids[0]).run()
         assert "System load" in [h.value for h in at.subheader]
-        figure = _chart(at, "trial_load_chart")
+        figure = chart(at, "trial_load_chart")
         titles = [a["text"] for a in figure["layout"]["annotations"]]
         assert titles == ["CPU (% of one core)", "memory (RSS, MiB)"]
         assert "seconds since the trial started" in json.dumps(figure["layout"])
         assert "CPU (% of one core): mean 101, peak 105" in texts(at, "caption")
-        curves = [a["text"] for a in _chart(at, "trial_chart")["layout"]["annotations"]]
+        curves = [a["text"] for a in chart(at, "trial_chart")["layout"]["annotations"]]
         assert curves and not any(t.startswith("sys/") for t in curves)
         at.selectbox(key="trial_id").set_value(ids[1]).run()  # a trial without samples
         assert "No samples yet" in texts(at, "caption")

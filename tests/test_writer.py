@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 
+from runner.driver.writer import REJECTS_FILE, SPILL_FILE, StoreWriter, replay, storable
 from runner.errors import StoreUnavailable
-from runner.report import MAX_INFO
+from runner.protocol import MAX_INFO
 from runner.store import Store, open_store
-from runner.writer import REJECTS_FILE, SPILL_FILE, StoreWriter, replay, storable
-
-from .conftest import REPO
-from .faults import PrivatePostgres, frozen_postgres, hold_sqlite_lock, hold_table_lock
+from tests.helpers.faults import PrivatePostgres, frozen_postgres, hold_sqlite_lock, hold_table_lock
+from tests.helpers.paths import REPO
 
 
 class Blinking:
@@ -160,7 +159,7 @@ _CHILD = """
 import sys, time
 from pathlib import Path
 from runner.store import open_store
-from runner.writer import StoreWriter
+from runner.driver.writer import StoreWriter
 url, spill = sys.argv[1], Path(sys.argv[2])
 store = open_store(url)
 store.create_sweep("k", name="k", spec={}, metric="val_acc", mode="max", n_trials=1)

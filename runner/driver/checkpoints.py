@@ -11,7 +11,7 @@ one of those would leave a gap in the curve.
 
 So before any trial restores, each unfinished trial is pointed at the newest checkpoint on
 storage taken at or before the last step the store holds for it (the step is written into
-every checkpoint by runner.report), or, when there is none, at no checkpoint: the trial
+every checkpoint by runner.trial.report), or, when there is none, at no checkpoint: the trial
 starts again from its first epoch, and the store keeps each step once. A checkpoint without
 that step (a plain Ray Tune trainable's) is trusted where Ray Tune recorded it; when that
 one is gone, the oldest surviving newer one is taken.
@@ -30,7 +30,7 @@ import pyarrow.fs
 from ray import tune
 
 from runner import _ray_private as ray_private
-from runner.report import CHECKPOINT_STEP_FILE
+from runner.protocol import CHECKPOINT_STEP_FILE
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -54,7 +54,7 @@ def _name(path: str) -> str:
 
 
 def _step(fs: pyarrow.fs.FileSystem, path: str) -> int | None:
-    """The step written into a checkpoint by runner.report, or None (not one of ours)."""
+    """The step written into a checkpoint by runner.trial.report, or None (not one of ours)."""
     try:
         with fs.open_input_stream(f"{path.rstrip('/')}/{CHECKPOINT_STEP_FILE}") as stream:
             return int(stream.readall().decode())

@@ -17,11 +17,11 @@ The step of a `sys/` point is whole seconds of trial time: seconds since the tri
 continuing after a retry or a resume from where its checkpoint left off (Ray Tune's
 `time_total_s`), so a retried trial's load goes on along the same axis instead of writing over
 its first run. The samples travel to the driver inside the trial's next Ray Tune result,
-under their own key (SYS_KEY), apart from the trial's own points: the sweep's `metric`, the
-metric check and the schedulers never see them. Sampling is switched on by the spec
-(`system_metrics`, default on; `system_metrics_every`, default 2 s) and wraps every trainable
-through `sampling(every)`, a mixin for Ray Tune's Trainable (a function trainable's wrapper
-class takes it through Ray's `__mixins__`, see runner._ray_private).
+under their own key (runner.protocol.SYS_KEY), apart from the trial's own points: the
+sweep's `metric`, the metric check and the schedulers never see them. Sampling is switched
+on by the spec (`system_metrics`, default on; `system_metrics_every`, default 2 s) and wraps
+every trainable through `sampling(every)`, a mixin for Ray Tune's Trainable (a function
+trainable's wrapper class takes it through Ray's `__mixins__`, see runner._ray_private).
 """
 
 from __future__ import annotations
@@ -36,37 +36,14 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 from runner import _ray_private
+from runner.protocol import DEFAULT_SYSTEM_EVERY, SYS_KEY, SYSTEM_PREFIX
 
-__all__ = [
-    "DEFAULT_EVERY",
-    "LABELS",
-    "PREFIX",
-    "SYS_KEY",
-    "Sampler",
-    "is_system_metric",
-    "sampling",
-]
+__all__ = ["Sampler", "sampling"]
 
-PREFIX = "sys/"
-# The key of a Ray Tune result that carries the samples: (metric, step, value, wall time).
-SYS_KEY = "_sys"
-DEFAULT_EVERY = 2.0
 MIB = 2**20
-# What each metric is, for the dashboard.
-LABELS = {
-    "sys/cpu_percent": "CPU (% of one core)",
-    "sys/rss_mb": "memory (RSS, MiB)",
-    "sys/gpu_util": "GPU utilisation (%)",
-    "sys/gpu_mem_mb": "GPU memory (MiB)",
-}
 
 log = logging.getLogger(__name__)
 Point = tuple[str, int, float, float]
-
-
-def is_system_metric(name: str) -> bool:
-    """True for the runner's own system-load metrics (sys/...), never a trial's."""
-    return name.startswith(PREFIX)
 
 
 class _Gpus:
@@ -185,7 +162,7 @@ class Sampler:
 
     def __init__(
         self,
-        every: float = DEFAULT_EVERY,
+        every: float = DEFAULT_SYSTEM_EVERY,
         *,
         offset: float = 0.0,
         gpus: Sequence[str] | None = None,
@@ -221,7 +198,7 @@ class Sampler:
         if rss is not None:
             values["rss_mb"] = rss / MIB
         values.update(self._gpus.read(self._pid))
-        return {PREFIX + name: value for name, value in values.items()}
+        return {SYSTEM_PREFIX + name: value for name, value in values.items()}
 
     def sample(self) -> None:
         """Read now and keep the sample, at the trial's current whole second."""

@@ -1,4 +1,4 @@
-"""What a sweep needs from a Ray cluster beyond one machine: shared storage and node names.
+"""What a sweep needs from a Ray cluster beyond one machine: shared storage.
 
 Ray Tune writes each trial's checkpoints to `storage_path` from whichever node runs the
 trial, and reads them back on the driver (and on any node a trial restarts on). On one
@@ -8,11 +8,9 @@ a cloud URI (s3://, gs://, abfss://, ...) or a directory mounted on every node (
 
 from __future__ import annotations
 
-import socket
-
 from runner.errors import SweepscopeError
 
-__all__ = ["alive_nodes", "check_storage", "node_label"]
+__all__ = ["alive_nodes", "check_storage"]
 
 
 def alive_nodes() -> int:
@@ -48,22 +46,3 @@ def check_storage(storage_path: str | None) -> None:
         "in the spec) to storage every node sees, e.g. --storage-path s3://bucket/sweeps or "
         "a directory mounted on every node such as --storage-path /mnt/nfs/sweeps."
     )
-
-
-def node_label() -> str:
-    """Where this process runs, as the store records it: "hostname (node id prefix)".
-
-    The hostname is what a user recognises; the first 8 hex digits of Ray's node id tell
-    apart raylets that share a hostname (several nodes on one machine or one pod name).
-    Outside Ray, just the hostname.
-    """
-    host = socket.gethostname()
-    try:
-        import ray
-
-        if not ray.is_initialized():
-            return host
-        node_id = ray.get_runtime_context().get_node_id()
-    except Exception:  # Ray absent or not connected: the hostname alone still helps
-        return host
-    return f"{host} ({node_id[:8]})"

@@ -20,9 +20,10 @@ and host only: a webhook's path often holds its token) and never fails the sweep
 
 Secrets: every string of a post passes through runner.redact before it is encoded (once
 JSON-escaped, a password with a quote or a non-ASCII letter would no longer match). The
-store keeps the webhook as scheme and host only (`mask_webhook`): the full URL lives in the
-driver's memory, and `sweepscope resume` takes it again from `--spec` or $SWEEPSCOPE_WEBHOOK.
-A URL with a user name or password is refused: urllib would not send them, only log them.
+store keeps the webhook as scheme and host only (runner.webhook.mask_webhook): the full URL
+lives in the driver's memory, and `sweepscope resume` takes it again from `--spec` or
+$SWEEPSCOPE_WEBHOOK. A URL with a user name or password is refused: urllib would not send
+them, only log them.
 """
 
 from __future__ import annotations
@@ -37,21 +38,14 @@ import urllib.error
 import urllib.request
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
 
-from runner.redact import MASK, redact
+from runner.redact import redact
+from runner.webhook import WEBHOOK_ENV, shown_webhook
 
-__all__ = [
-    "WEBHOOK_ENV",
-    "Notifier",
-    "check_webhook",
-    "is_masked_webhook",
-    "mask_webhook",
-]
+__all__ = ["WEBHOOK_ENV", "Notifier"]
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_ENV = "SWEEPSCOPE_WEBHOOK"  # the full webhook URL, for `sweepscope resume`
 TIMEOUT = 5.0  # seconds one try of a post may take
 BUDGET = 20.0  # seconds a post may take, its retries included
 BACKOFF = 0.5  # seconds before the first retry, doubled for each one after
@@ -59,64 +53,6 @@ MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 10.0  # a longer Retry-After is cut to this
 QUEUE = 256  # trial posts waiting at most; past this, new ones are dropped (and logged)
 MAX_TEXT = 500  # characters of a trial's error kept in `detail`
-
-
-def check_webhook(url: str) -> str:
-    """`url` if it is an http(s) URL with a host and no user info, else ValueError saying
-    why and the fix (its path, usually the webhook's token, is never shown)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        has_user = parts.username is not None or parts.password is not None
-    except ValueError:
-        parts, host, has_user = None, None, False
-    if parts is None or parts.scheme not in ("http", "https") or not host or url != url.strip():
-        raise ValueError(
-            f"{_where(url)!r} is not an http or https URL with a host. Fix: give the webhook's "
-            "full URL, e.g. notify: {webhook: https://hooks.example.com/services/T0/B0/X}"
-        )
-    if any(c.isspace() for c in url):
-        raise ValueError(
-            f"{_where(url)!r} contains white space. Fix: quote the URL without spaces "
-            "(percent-encode a space as %20)"
-        )
-    if has_user:
-        raise ValueError(
-            f"{_where(url)!r} carries a user name or password, which sweepscope does not send "
-            "(and would otherwise show in its logs). Fix: remove the user:password@ part and "
-            "use a webhook whose secret is its path, as Slack, Mattermost and Teams give "
-            "them, e.g. https://hooks.example.com/services/T0/B0/X"
-        )
-    return url
-
-
-def _where(url: str) -> str:
-    """What of a webhook URL may be shown: scheme and host (and a masked user), never its
-    path or password."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        user = parts.username
-    except ValueError:
-        return "<a malformed URL>"
-    if not parts.scheme:
-        return url[:40] if "/" not in url and "@" not in url else "<a URL without a scheme>"
-    if user is not None:
-        user = f"{redact(user)}:{MASK}@" if parts.password is not None else f"{MASK}@"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{user or ''}{host}{port}"
-
-
-def mask_webhook(url: str) -> str:
-    """The webhook as the store keeps it: scheme and host, its path (the token) as ***."""
-    return f"{_where(url)}/{MASK}"
-
-
-def is_masked_webhook(url: str) -> bool:
-    """Whether `url` is a stored webhook, which cannot be posted to (see mask_webhook)."""
-    return url.endswith(f"/{MASK}") and url == mask_webhook(url)
 
 
 def _masked(value: Any) -> Any:
@@ -156,7 +92,7 @@ class Notifier:
     does nothing.
 
     Args:
-        webhook: the URL (checked by check_webhook), or None.
+        webhook: the URL (checked by runner.webhook.check_webhook), or None.
         sweep_id, name: the sweep the posts are about.
         timeout: seconds one try of a post may take.
         budget: seconds one post may take, retries included.
@@ -270,7 +206,7 @@ class Notifier:
             self._trials.clear()
         log.warning(
             "notify: gave up waiting for the webhook at %s; %d unsent posts are dropped%s",
-            _where(self.webhook or ""),
+            shown_webhook(self.webhook or ""),
             unsent,
             " (the end of the sweep among them)" if end_unsent else "",
         )
@@ -334,7 +270,7 @@ class Notifier:
                 if retry:
                     pause = _retry_after(exc.headers.get("Retry-After"))
                 failure = (
-                    f"the webhook at {_where(self.webhook)} answered {exc.code} "
+                    f"the webhook at {shown_webhook(self.webhook)} answered {exc.code} "
                     f"{redact(str(exc.reason))} to {document['event']}"
                 )
             except (OSError, http.client.HTTPException) as exc:  # refused, timed out, DNS
@@ -342,13 +278,14 @@ class Notifier:
                 reason = getattr(exc, "reason", exc)
                 failure = (
                     f"could not post {document['event']} to the webhook at "
-                    f"{_where(self.webhook)} ({redact(str(reason) or type(reason).__name__)})"
+                    f"{shown_webhook(self.webhook)} "
+                    f"({redact(str(reason) or type(reason).__name__)})"
                 )
             except Exception as exc:  # never raised into the sweep
                 retry = False
                 failure = (
                     f"could not post {document['event']} to the webhook at "
-                    f"{_where(self.webhook)} ({redact(str(exc))})"
+                    f"{shown_webhook(self.webhook)} ({redact(str(exc))})"
                 )
             if pause is None:
                 pause = min(MAX_BACKOFF, BACKOFF * 2 ** (tries - 1))

@@ -9,7 +9,9 @@ A grid sweep (`search: {type: grid}`, the default) is one grid_search over the i
 trial's point, in the spec's order (Spec.points). A searched sweep (`random`, `tpe`) runs
 `search.trials` trials; Ray Tune's OptunaSearch suggests each one as a trial slot frees up,
 with Optuna's RandomSampler or TPESampler, over the grid's values and the sample
-distributions.
+distributions. With `seeds`, each configuration runs once per seed: a random search then
+draws its configurations up front (random_points) and runs them as a grid of points; TPE
+refuses seeds (runner.spec). Schedulers judge each seed's trial on its own, as any trial.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from runner import report
-from runner.spec import POINT_KEY, Distribution, Spec
+from runner.protocol import POINTS_KEY
+from runner.spec import POINT_KEY, Distribution, Spec, with_seeds
 
 __all__ = ["SearchSpace", "decision_epochs", "param_space", "scheduler", "searcher", "tune_config"]
 
@@ -38,17 +40,33 @@ def param_space(spec: Spec) -> dict[str, Any]:
     from ray import tune
 
     space: dict[str, Any] = dict(spec.fixed)
-    if spec.search.type == "grid":
-        points = spec.points()
+    if spec.search.type == "grid" or spec.seeds is not None:
+        points = spec.points() if spec.search.type == "grid" else random_points(spec)
         space[POINT_KEY] = tune.grid_search(list(range(len(points))))
-        for key in spec.grid:
+        for key in points[0]:
             space[key] = tune.sample_from(_from_point(points, key))
-        space.update({k: _sampler(d) for k, d in spec.sample.items()})
+        if spec.search.type == "grid":
+            space.update({k: _sampler(d) for k, d in spec.sample.items()})
     if spec.stop.epochs is not None:
         space["epochs"] = spec.stop.epochs
     if spec.stop.steps is not None:
         space["max_steps"] = spec.stop.steps
     return space
+
+
+def random_points(spec: Spec) -> list[dict[str, Any]]:
+    """A random search with seeds: its `search.trials` configurations drawn up front (the
+    same draws as Optuna's RandomSampler with `search.seed` suggests them one by one), each
+    run once per seed. Drawing does not depend on results, so nothing is lost by drawing
+    first, and every seed of a configuration gets the very same values."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seed = spec.search.seed if spec.search.seed is not None else 0
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    space = SearchSpace(spec)
+    configs = [space(study.ask()) for _ in range(spec.search.trials or 0)]
+    return with_seeds(configs, spec.seeds)
 
 
 def _from_point(points: list[dict[str, Any]], key: str) -> Callable[[Any], Any]:
@@ -122,8 +140,8 @@ def searcher(spec: Spec, max_concurrent: int | None = None) -> Any:
     """Ray Tune's OptunaSearch with Optuna's TPE (`tpe`) or random (`random`) sampler,
     seeded by `search.seed` (0 when not given), behind a ConcurrencyLimiter when the
     trials running at once are limited; None for a grid."""
-    if spec.search.type == "grid":
-        return None
+    if spec.search.type == "grid" or spec.seeds is not None:
+        return None  # a grid, or a random search drawn up front (random_points)
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
@@ -131,7 +149,7 @@ def searcher(spec: Spec, max_concurrent: int | None = None) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial: the store has them
 
     class MetricSearch(OptunaSearch):  # type: ignore[misc]
-        """OptunaSearch, passing on only results that carry the metric: runner.report sends
+        """OptunaSearch, passing on only results that carry the metric: runner.trial.report sends
         its steps at least once a second, before the first epoch's metrics exist."""
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -155,14 +173,14 @@ def searcher(spec: Spec, max_concurrent: int | None = None) -> Any:
 # -- the scheduler -----------------------------------------------------------------------
 def _with_epoch(result: dict[str, Any] | None) -> dict[str, Any] | None:
     """A plain Ray Tune result without `epoch` counts its training_iteration as the epoch."""
-    if result is None or "epoch" in result or report.POINTS_KEY in result:
+    if result is None or "epoch" in result or POINTS_KEY in result:
         return result
     return {**result, "epoch": result.get("training_iteration")}
 
 
 def _epoch_time(scheduler: type) -> type:
     """`scheduler`, judging plain Ray Tune results by training_iteration when they have no
-    `epoch` (runner.report results always carry one)."""
+    `epoch` (runner.trial.report results always carry one)."""
 
     class EpochTime(scheduler):  # type: ignore[valid-type, misc]
         def on_trial_result(self, controller: Any, trial: Any, result: dict[str, Any]) -> Any:
@@ -229,7 +247,8 @@ def decision_epochs(spec: Spec) -> frozenset[int]:
 def tune_config(spec: Spec, *, max_concurrent: int | None = None, reuse_actors: bool) -> Any:
     """The TuneConfig of a new sweep: searcher and trial count, scheduler, concurrency.
 
-    A grid is Ray Tune's own variant generator over `param_space`, one sample per point.
+    A grid (and a random search with seeds, drawn up front) is Ray Tune's own variant
+    generator over `param_space`, one sample per point.
     `max_concurrent` (the CLI's, else the spec's) limits the trials running at once: for a
     searcher through its ConcurrencyLimiter, which also lets it suggest that many at once.
     """

@@ -27,7 +27,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,9 @@ from pathlib import Path
 from types import TracebackType
 
 import sqlalchemy as sa
+
+from tests.helpers.ports import free_port, port_open
+from tests.helpers.stores import run_sql
 
 __all__ = [
     "Outage",
@@ -89,18 +91,6 @@ def require_postgres_bin() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the PostgreSQL fault tests: {reason}")
         pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _make_traversable(path: Path) -> None:
@@ -252,7 +242,7 @@ class PrivatePostgres:
                     # Another process may have taken the free port since it was picked.
                     if attempt == 2 or "could not bind" not in self.server_log():
                         raise
-                    self._set_port(_free_port())
+                    self._set_port(free_port())
         except BaseException:
             self.close()
             raise
@@ -302,7 +292,7 @@ class PrivatePostgres:
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "shared_buffers = 32MB\n"
             )
-        self._set_port(_free_port())
+        self._set_port(free_port())
 
     def _set_port(self, port: int) -> None:
         self.port = port
@@ -326,7 +316,7 @@ class PrivatePostgres:
         with self._lock:
             t0 = time.monotonic()
             self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60")
-            while _port_open(self.port):  # pg_ctl waits for the pid file; make sure of the port
+            while port_open(self.port):  # pg_ctl waits for the pid file; make sure of the port
                 if time.monotonic() - t0 > 30:
                     raise PostgresError(f"port {self.port} still open 30 s after pg_ctl stop")
                 time.sleep(0.05)
@@ -626,17 +616,5 @@ def hold_table_lock(url: str, table: str) -> Iterator[None]:
                 yield
             finally:
                 conn.rollback()
-    finally:
-        engine.dispose()
-
-
-def run_sql(url: str, *statements: str) -> None:
-    """Run SQL statements on `url`, each in its own transaction (roles, databases, grants)."""
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            for statement in statements:
-                # A colon would start a bind parameter in text().
-                conn.execute(sa.text(statement.replace(":", "\\:")))
     finally:
         engine.dispose()

@@ -1,7 +1,7 @@
 """The runner's side of stopping: a Tune stopper fed by the store and by the driver.
 
 The dashboard and `sweepscope stop` write stop requests to the store; the writer's
-thread reads them (runner.writer), and this stopper tells Ray Tune which trials to end,
+thread reads them (runner.driver.writer), and this stopper tells Ray Tune which trials to end,
 without ever waiting on the store itself. It also ends the whole sweep when the driver
 halts it (a metric the trials do not report), ends a plain Ray Tune trainable's trial once
 it reaches the spec's `stop`, and, on a resumed sweep, ends at once any trial the store
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from ray import tune
 
 from runner import _ray_private as ray_private
-from runner.report import POINTS_KEY
+from runner.protocol import POINTS_KEY
 
 if TYPE_CHECKING:
+    from runner.driver.writer import StoreWriter
     from runner.spec import Stop
-    from runner.writer import StoreWriter
 
 __all__ = ["StoreStopper"]
 
@@ -54,9 +54,9 @@ class StoreStopper(tune.Stopper):
         self.halted = reason
 
     def _reached_stop(self, result: dict[str, Any]) -> bool:
-        """A plain Ray Tune result (no runner.report points) at the spec's stop."""
+        """A plain Ray Tune result (no runner.trial.report points) at the spec's stop."""
         if POINTS_KEY in result:
-            return False  # runner.report trials end themselves
+            return False  # runner.trial.report trials end themselves
         epoch = result.get("epoch", result.get("training_iteration", 0))
         return (self._stop.epochs is not None and epoch >= self._stop.epochs) or (
             self._stop.steps is not None and result.get("step", 0) >= self._stop.steps
@@ -73,7 +73,7 @@ class StoreStopper(tune.Stopper):
         return self.halted is not None or self._writer.stop_requests()[0]
 
     def _interrupt(self) -> None:
-        """End Tune's loop the way Ctrl-C does (runner.launch): its saved state keeps the
+        """End Tune's loop the way Ctrl-C does (runner.driver.interrupts): its saved state keeps the
         unfinished trials unfinished, so `sweepscope resume` runs them (stopping them here
         would finish them for good). Only where Tune listens, once."""
         if not self._interrupted and ray_private.tune_listens():

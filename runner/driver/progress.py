@@ -8,18 +8,12 @@ from collections import Counter
 from typing import TYPE_CHECKING, TextIO
 
 from runner.status import TrialStatus
+from runner.timefmt import format_seconds
 
 if TYPE_CHECKING:
-    from runner.writer import Health
+    from runner.driver.writer import Health
 
-__all__ = ["Progress", "format_seconds"]
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+__all__ = ["Progress"]
 
 
 class Progress:
@@ -35,6 +29,7 @@ class Progress:
         self._every = every if self._live else max(every, 10.0)  # a log file gets fewer lines
         self._start = time.monotonic()
         self._printed_at = 0.0
+        self._store_away = False
 
     @property
     def _stream(self) -> TextIO:
@@ -76,6 +71,18 @@ class Progress:
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
+
+    def store_changed(self, store: Health, outage_limit: float) -> None:
+        """A note when the store stops answering, and when it answers again."""
+        away = store.away_for is not None
+        if away and not self._store_away:
+            self.note(
+                f"the store is not answering; trials go on and their points are held "
+                f"(the sweep stops if it stays away {format_seconds(outage_limit)})"
+            )
+        elif not away and self._store_away:
+            self.note("the store answers again; the held points are written")
+        self._store_away = away
 
     def note(self, text: str) -> None:
         """A line of its own (e.g. a failed trial), above the progress line."""

@@ -23,7 +23,7 @@ baseline) or nowhere.
 What the store cannot keep is refused here, with a ValueError, the same on every backend:
 metric names longer than MAX_METRIC_NAME characters, steps and epochs that are not whole
 numbers in 0..MAX_STEP, and `info` values longer than MAX_INFO characters. Names beginning
-with "sys/" are the runner's own system-load samples (runner.sysmetrics) and are refused too.
+with "sys/" are the runner's own system-load samples (runner.trial.sysmetrics) and are refused too.
 """
 
 from __future__ import annotations
@@ -40,8 +40,17 @@ from pathlib import Path
 from typing import Any, SupportsIndex
 
 from runner import _ray_private
+from runner.protocol import (
+    CHECKPOINT_STEP_FILE,
+    INFO_KEY,
+    MAX_INFO,
+    MAX_METRIC_NAME,
+    MAX_STEP,
+    POINTS_KEY,
+    STATUS_KEY,
+)
+from runner.protocol import SYSTEM_PREFIX as SYS_PREFIX
 from runner.status import TrialStatus
-from runner.sysmetrics import PREFIX as SYS_PREFIX
 
 __all__ = [
     "FLUSH_SECONDS",
@@ -58,15 +67,6 @@ __all__ = [
 
 FLUSH_SECONDS = 0.5
 
-# What the store's columns hold; the store's schema is sized from these.
-MAX_METRIC_NAME = 64  # points.metric
-MAX_INFO = 128  # trials.device, trials.node
-MAX_STEP = 2**31 - 1  # points.step and trials.last_step/last_epoch: 32-bit on PostgreSQL
-
-# Keys the runner adds to each Ray Tune result; the driver callback takes them apart.
-POINTS_KEY = "_points"
-INFO_KEY = "_info"
-STATUS_KEY = "_status"
 
 _buffer: list[tuple[str, int, float, float]] = []
 _latest: dict[str, Any] = {}  # the last epoch's metrics, carried by every report
@@ -76,9 +76,6 @@ _ended = False  # the trial reported its own end (diverged)
 _checkpoint_every = 1  # epochs between checkpoints; 0: never (set by the runner)
 _decision_epochs: frozenset[int] = frozenset()  # epochs a scheduler judges: sent at once
 _STATE_FILE = "state.pkl"
-# The step a checkpoint was taken at: a resumed sweep continues from a checkpoint whose
-# points the store holds (runner.checkpoints).
-CHECKPOINT_STEP_FILE = "sweepscope-step.txt"
 _sink: Callable[[dict[str, Any]], None] | None = None
 _names: set[str] = set()  # metric names already checked, so a step checks none again
 _MAX_NAMES = 4096  # past this many, new names are still checked but no longer remembered
@@ -230,7 +227,7 @@ def _check_names(where: str, metrics: dict[str, Any]) -> None:
                 raise ValueError(
                     f"{where} got the metric name {_show(name)}; names beginning with "
                     f"{SYS_PREFIX!r} are the runner's own system-load samples "
-                    "(runner.sysmetrics). Fix: name it without that prefix, e.g. "
+                    "(runner.trial.sysmetrics). Fix: name it without that prefix, e.g. "
                     f"{name.replace('/', '_', 1)}."
                 )
             if len(_names) < _MAX_NAMES:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import StoreError, StoreUnavailable, SweepTakenOver
-from runner.report import MAX_INFO
+from runner.protocol import MAX_INFO
 from runner.store import DEFAULT_OUTAGE_LIMIT, Point, Store
 from runner.store._sql import bounded_calls
 

@@ -1,0 +1,104 @@
+"""The Ray a sweep runs on: this machine's own (bound to 127.0.0.1), or a cluster's.
+
+Also quiets what Ray Tune would print or write that the store and the progress line replace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from runner import _ray_private as ray_private
+from runner.errors import SweepscopeError
+
+__all__ = ["importing", "init_ray"]
+
+# Ray Tune's own loggers and tables are replaced by the store and the progress line.
+_TUNE_ENV = {
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # step flushes carry no epoch metric
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C (and SIGTERM): runner.driver.interrupts
+    "RAY_AIR_NEW_OUTPUT": "0",  # the classic output, silenced by ray_private.silent_trial_lines
+    "TUNE_GLOBAL_CHECKPOINT_S": "5",  # experiment state for resume, at most 5 s old
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+def _is_local(address: str | None) -> bool:
+    return address in (None, "local") or str(address).split(":")[0] in ("127.0.0.1", "localhost")
+
+
+def init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
+    """Start or join Ray; returns True when this process started it (and must shut it down).
+
+    ray.init mostly waits for the processes it starts: the modules named in `meanwhile`
+    (Ray Tune's, say) are imported on a thread in that time.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    for key, value in _TUNE_ENV.items():
+        os.environ.setdefault(key, value)
+    if _is_local(address):
+        # Read by Ray at import: bind every Ray service to 127.0.0.1, not the LAN address.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    # Tune's result files are off (the store has the results): silence its complaint.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # A failed trial is reported in one line by StoreCallback, its traceback kept in the store;
+    # after Ctrl-C the CLI says how to resume (with sweepscope, not Tuner.restore).
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(
+        lambda record: not str(record.msg).startswith("Trial task failed")
+    )
+    logging.getLogger("ray.tune.tune").addFilter(
+        lambda record: (
+            not str(record.msg).startswith(
+                ("Experiment has been interrupted", "Stop signal received")
+            )
+        )
+    )
+    if ray.is_initialized():
+        return False
+    if address in (None, "local"):
+        with importing(*meanwhile):
+            ray.init(
+                address="local",  # a new Ray of its own, never a cluster left on this host
+                include_dashboard=False,
+                configure_logging=False,
+                log_to_driver=False,
+                **ray_private.bind_node_ip("127.0.0.1"),
+            )
+        return True
+    try:
+        with importing(*meanwhile):
+            ray.init(address=address, configure_logging=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError) as exc:
+        raise SweepscopeError(
+            f"cannot connect to the Ray cluster at --address {address!r}: {exc}. Fix: start the "
+            "cluster (ray start --head) and pass its address, e.g. --address 10.0.0.5:6380, "
+            "or leave --address out to run on this machine."
+        ) from None
+    return True
+
+
+@contextmanager
+def importing(*modules: str) -> Iterator[None]:
+    """Import `modules` on a thread while the block runs (one that mostly waits, so the
+    import gets the interpreter meanwhile); the block's end waits for the import. A failed
+    import is left for the block's caller to meet when it imports the module itself."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            for name in modules:
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="sweepscope-import", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
