@@ -67,22 +67,17 @@ def drive(
     spill: Path | None = None,
 ) -> SweepOutcome:
     """Start Ray, fit the tuner with our callback and stopper, and settle the sweep's status.
-    `spill`: the spill file (default: SPILL_FILE in `spill_dir`)."""
+    `spill`: the spill file (default: SPILL_FILE in `spill_dir`).
+
+    One function on purpose, though long: the try/except/finally around Tune's loop must
+    see everything set up before it (the signal handlers, Ray, the writer, the callback, the
+    notifier) to settle the sweep however it ends; the decisions are in _status_after_fit,
+    _drain and _left_error."""
     from runner.driver.notify import Notifier
 
     started = time.monotonic()
     spill = spill or spill_dir(storage, sweep_id) / SPILL_FILE
-    try:
-        record_spill(store, sweep_id, spill)
-    except OSError as exc:
-        with contextlib.suppress(StoreError):
-            store.finish_sweep(sweep_id, SweepStatus.FAILED, f"cannot make the spill file: {exc}")
-        raise InfrastructureError(
-            f"sweep {sweep_id} cannot keep the writes its store may miss in {spill}: {exc}. "
-            "Fix: make that directory writable (it is beside Ray Tune's state, or "
-            "~/.sweepscope/spill for cloud storage), or pass a --storage-path this user may "
-            "write, then run the sweep again."
-        ) from exc
+    _make_spill(store, sweep_id, spill)
     writer = StoreWriter(store, sweep_id, spill_path=spill, outage_limit=outage_limit)
     line = Progress(total=spec.n_trials, metric=spec.metric) if progress else None
     webhook = spec.notify.webhook if spec.notify is not None else None
@@ -91,7 +86,8 @@ def drive(
     signals = Interrupts(writer)
     restore = contextlib.ExitStack()
     restore.enter_context(signals.installed())
-    status, message = SweepStatus.FAILED, None
+    status: str = SweepStatus.FAILED
+    message: str | None = None
     error: SweepscopeError | None = None
     owns_ray = False
     try:
@@ -128,23 +124,7 @@ def drive(
         run_config.stop = stopper
         tuner.fit()
         signals.tune_ended = True
-        counts = callback.statuses()
-        gave_up = writer.health().gave_up
-        if callback.metric_problem is not None:
-            error = callback.metric_problem
-            status, message = SweepStatus.FAILED, str(error)
-        elif gave_up is not None:
-            status = SweepStatus.STOPPED
-            message = f"stopped: {gave_up}; continue with `sweepscope resume {sweep_id}`"
-        elif signals.by is not None:
-            status = SweepStatus.STOPPED
-            message = f"interrupted with {signals.by}; continue with `sweepscope resume {sweep_id}`"
-        elif writer.stop_requests()[0]:
-            status, message = SweepStatus.STOPPED, "stopped by user"
-        elif counts and counts.get(TrialStatus.ERROR, 0) == sum(counts.values()):
-            status, message = SweepStatus.FAILED, "every trial failed"
-        else:
-            status = SweepStatus.COMPLETED
+        status, message, error = _status_after_fit(callback, writer, signals.by, sweep_id)
     except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM, or one before Tune's loop ran
         signals.tune_ended = True
         signals.by = signals.by or "Ctrl-C"
@@ -185,13 +165,6 @@ def drive(
         finally:
             restore.close()
     health = writer.health()
-    notes = []
-    if health.rejected:
-        notes.append(
-            f"the store refused {health.rejected:,} writes for good (a value it cannot hold); "
-            f"they are set aside, with the reason, in {writer.rejects_path}, and the sweep "
-            "went on without them"
-        )
     kept: str | None = None
     if left is not None:
         if signals.by is not None and not health.taken_over:
@@ -207,7 +180,56 @@ def drive(
         error=error,
         spill=kept,
         held_points=health.held_points if left is not None else 0,
-        notes=tuple(notes),
+        notes=_notes(writer),
+    )
+
+
+def _make_spill(store: Store, sweep_id: str, spill: Path) -> None:
+    """Make the spill file before anything can need it; a sweep that cannot fails at once."""
+    try:
+        record_spill(store, sweep_id, spill)
+    except OSError as exc:
+        with contextlib.suppress(StoreError):
+            store.finish_sweep(sweep_id, SweepStatus.FAILED, f"cannot make the spill file: {exc}")
+        raise InfrastructureError(
+            f"sweep {sweep_id} cannot keep the writes its store may miss in {spill}: {exc}. "
+            "Fix: make that directory writable (it is beside Ray Tune's state, or "
+            "~/.sweepscope/spill for cloud storage), or pass a --storage-path this user may "
+            "write, then run the sweep again."
+        ) from exc
+
+
+def _status_after_fit(
+    callback: StoreCallback, writer: StoreWriter, interrupted_by: str | None, sweep_id: str
+) -> tuple[str, str | None, SweepscopeError | None]:
+    """The sweep's status once Tune's loop returned, its message, and the error to report:
+    a metric the trials do not report, a store that stayed away, an interrupt, a user's
+    stop request, every trial failed, or completed."""
+    resume = f"continue with `sweepscope resume {sweep_id}`"
+    gave_up = writer.health().gave_up
+    counts = callback.statuses()
+    if callback.metric_problem is not None:
+        return SweepStatus.FAILED, str(callback.metric_problem), callback.metric_problem
+    if gave_up is not None:
+        return SweepStatus.STOPPED, f"stopped: {gave_up}; {resume}", None
+    if interrupted_by is not None:
+        return SweepStatus.STOPPED, f"interrupted with {interrupted_by}; {resume}", None
+    if writer.stop_requests()[0]:
+        return SweepStatus.STOPPED, "stopped by user", None
+    if counts and counts.get(TrialStatus.ERROR, 0) == sum(counts.values()):
+        return SweepStatus.FAILED, "every trial failed", None
+    return SweepStatus.COMPLETED, None, None
+
+
+def _notes(writer: StoreWriter) -> tuple[str, ...]:
+    """What the user should know after the summary."""
+    rejected = writer.health().rejected
+    if not rejected:
+        return ()
+    return (
+        f"the store refused {rejected:,} writes for good (a value it cannot hold); they are "
+        f"set aside, with the reason, in {writer.rejects_path}, and the sweep went on "
+        "without them",
     )
 
 

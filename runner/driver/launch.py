@@ -147,7 +147,11 @@ def resume_sweep(
 ) -> SweepOutcome:
     """Continue a stopped or interrupted sweep: finished trials are not rerun, unfinished ones
     resume from their latest checkpoints, trials never started start. Writes its store missed
-    (kept in the spill file when the store stayed away) go to the store first."""
+    (kept in the spill file when the store stayed away) go to the store first.
+
+    Long on purpose: it is the resume's checklist in the order it must run (refuse a live
+    driver before replaying, replay before reconciling, refuse a changed spec, fence older
+    drivers), each step a few lines with its refusal beside it."""
     started = time.monotonic()
     sweep = require_sweep(store, sweep_id)
     if sweep["status"] == SweepStatus.RUNNING and not driver_gone(sweep):
