@@ -10,9 +10,11 @@ logic the pages draw lives in importable modules that tests call directly:
 - `importance`: which hyperparameter matters for a final metric, over bootstrap resamples.
 - `paired`: the paired-analysis sections the BN and sweep-vs-sweep pages share.
 - `stopping`: the stop controls (confirmed 'Stop trial' and 'Stop sweep').
-- `charts`: the plotly figures (WebGL traces for the curves).
+- `charts`: the figures of trials' curves (the live and trial pages, parallel coordinates).
+- `compare_figures`: the figures comparing two groups (BN vs no BN, sweep vs sweep).
 - `control`: who may stop trials, and the stop request itself.
 - `serve`: `sweepscope dashboard` runs Streamlit on `app.py` as a subprocess.
+- `warm`: that subprocess: the pages' imports first, then Streamlit's command line.
 """
 
 from __future__ import annotations

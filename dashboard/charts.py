@@ -1,9 +1,12 @@
-"""The plotly figures of the pages, from downsampled points.
+"""The plotly figures of trials' curves: the live page's panels and the trial page, the
+hyperparameters page's parallel coordinates, and the colours every page shares.
 
 A live panel (`panel_figure`) sends at most DEFAULT_POINT_BUDGET points, shared out between
 its curves, as compact typed arrays: few enough for SVG, which every browser draws without
 a WebGL context each. Beyond PER_TRIAL_TRACES trials, a colour group's trials are joined
 into one trace with NaN gaps, so a thousand trials cost the browser a handful of traces.
+The figures comparing two groups (BN against no BN, sweep against sweep) are in
+`compare_figures`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from plotly.subplots import make_subplots
 
 from dashboard import axes
 from dashboard.bands import BANDS, DEFAULT_BAND, band_label
-from dashboard.compare import Interval
 from dashboard.data import (
     EARLY_END,
     SweepPoints,
@@ -31,18 +33,14 @@ from runner.store import TrialStatus
 
 __all__ = [
     "DEFAULT_POINT_BUDGET",
+    "LAYOUT",
     "PanelStyle",
     "TrialCurve",
-    "band_figure",
     "colour_groups",
-    "differences_figure",
     "level_colour",
     "level_label",
-    "lr_figure",
-    "pairs_figure",
     "panel_figure",
     "parallel_figure",
-    "speedup_figure",
     "trial_figure",
 ]
 
@@ -77,7 +75,7 @@ MARKERS: dict[str, tuple[str, str]] = {  # how an early end shows at the end of 
     TrialStatus.STOPPED_BY_USER: ("square-open", "#000000"),
 }
 X_TITLES = {"step": "step", "time": "seconds since the trial started"}
-_LAYOUT: dict[str, Any] = {
+LAYOUT: dict[str, Any] = {
     "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
     "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     "hovermode": "closest",
@@ -275,21 +273,32 @@ def panel_figure(
     `bands.group_band` frame), each group is its centre line and band, and only the
     highlighted and best trials are drawn as curves.
     """
-    describe = describe or {}
     emphasised = set(style.highlight) | ({style.best} if style.best is not None else set())
-    dim = 0.25 if style.highlight else 0.85
-    data: list[dict[str, Any]] = []
-    legend: set[str] = set()
+    drawn = [c for c in curves if c.trial in emphasised] if bands else list(curves)
+    plain = [c for c in drawn if c.trial not in emphasised]
+    per_trial = len(drawn) <= PER_TRIAL_TRACES
+    data = [
+        *_band_traces(bands or {}, colours, style, band_kind),
+        *_raw_traces(drawn, colours, style, emphasised),
+        *(_plain_traces if per_trial else _joined_traces)(plain, colours, style, legend=not bands),
+        *_emphasised_traces([c for c in drawn if c.trial in emphasised], colours, style),
+        _click_targets(drawn, style, describe or {}, per_trial=per_trial),
+        *_end_markers(drawn),
+        *_outside_markers(drawn, style),
+    ]
+    # Built unvalidated: plotly's validation of a hundred traces costs more than the rest
+    # of a refresh; tests validate the figures.
+    return go.Figure(data=data, layout=_panel_layout(style), _validate=False)
 
-    def show_once(name: str) -> bool:
-        new = name not in legend
-        legend.add(name)
-        return new
 
-    for label, band in (bands or {}).items():
+def _band_traces(
+    bands: Mapping[str, pd.DataFrame], colours: Mapping[str, str], style: PanelStyle, kind: str
+) -> list[dict[str, Any]]:
+    """Each group's band (filled, no hover) and its centre line (the hover gives both)."""
+    data = []
+    for label, band in bands.items():
         if band.empty:
             continue
-        meaning = band_label(band_kind)
         data.append(
             _trace(
                 x=np.concatenate([band["step"], band["step"][::-1]]),
@@ -299,7 +308,7 @@ def panel_figure(
                 opacity=0.2,
                 line={"width": 0},
                 hoverinfo="skip",
-                name=f"{label}: {BANDS[band_kind]}",
+                name=f"{label}: {BANDS[kind]}",
                 legendgroup=label,
                 showlegend=False,
             )
@@ -310,90 +319,125 @@ def panel_figure(
                 y=band["centre"].to_numpy(),
                 customdata=np.stack([band["lower"], band["upper"], band["n"]], axis=-1),
                 mode="lines",
-                name=f"{label} ({meaning})",
+                name=f"{label} ({band_label(kind)})",
                 legendgroup=label,
                 line={"color": colours[label], "width": 2.5},
                 hovertemplate=(
                     f"<b>{label}</b><br>{style.x_title} %{{x:.5~g}}<br>{style.metric} "
-                    f"%{{y:.4~g}}<br>{BANDS[band_kind]} %{{customdata[0]:.4~g}} – "
+                    f"%{{y:.4~g}}<br>{BANDS[kind]} %{{customdata[0]:.4~g}} – "
                     "%{customdata[1]:.4~g}<br>over %{customdata[2]} trials<extra></extra>"
                 ),
             )
         )
-    drawn = [c for c in curves if c.trial in emphasised] if bands else list(curves)
-    for c in drawn:  # raw values, faint, behind everything
-        if c.raw is not None and len(c.raw[0]):
-            data.append(
-                _trace(
-                    x=c.raw[0],
-                    y=c.raw[1],
-                    mode="lines",
-                    line={"color": colours[c.label], "width": 1},
-                    opacity=0.18 if not style.highlight or c.trial in emphasised else 0.06,
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=c.label,
-                    name=c.label,
-                )
-            )
-    plain = [c for c in drawn if c.trial not in emphasised]
-    if len(drawn) <= PER_TRIAL_TRACES:
-        for c in plain:
-            early = c.status in EARLY_END
-            data.append(
-                _trace(
-                    x=c.x,
-                    y=c.y,
-                    mode="lines",
-                    name=c.label,
-                    legendgroup=c.label,
-                    showlegend=not bands and show_once(c.label),
-                    line={
-                        "color": colours[c.label],
-                        "width": 1.4,
-                        "dash": "dash" if early else "solid",
-                    },
-                    opacity=dim,
-                    hoverinfo="skip",
-                )
-            )
-    else:
-        groups: dict[tuple[str, bool], list[tuple[int, np.ndarray, np.ndarray]]] = {}
-        for c in plain:
-            groups.setdefault((c.label, c.status in EARLY_END), []).append((c.trial, c.x, c.y))
-        for label in colours:
-            for early in (False, True):
-                if not (joined := groups.get((label, early))):
-                    continue
-                jx, jy, _ = _joined(joined)
-                data.append(
-                    _trace(
-                        x=jx,
-                        y=jy,
-                        mode="lines",
-                        name=label,
-                        legendgroup=label,
-                        showlegend=not bands and show_once(label),
-                        line={
-                            "color": colours[label],
-                            "width": 1.2,
-                            "dash": "dash" if early else "solid",
-                        },
-                        opacity=dim,
-                        hoverinfo="skip",
-                    )
-                )
-    for c in sorted(
-        (c for c in drawn if c.trial in emphasised), key=lambda c: c.trial == style.best
-    ):
-        best = c.trial == style.best
-        name = f"best so far: trial {c.trial}" if best else f"trial {c.trial}"
+    return data
+
+
+def _raw_traces(
+    drawn: Sequence[TrialCurve],
+    colours: Mapping[str, str],
+    style: PanelStyle,
+    emphasised: set[int],
+) -> list[dict[str, Any]]:
+    """The unsmoothed values of the curves that carry them, faint, behind everything."""
+    return [
+        _trace(
+            x=c.raw[0],
+            y=c.raw[1],
+            mode="lines",
+            line={"color": colours[c.label], "width": 1},
+            opacity=0.18 if not style.highlight or c.trial in emphasised else 0.06,
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=c.label,
+            name=c.label,
+        )
+        for c in drawn
+        if c.raw is not None and len(c.raw[0])
+    ]
+
+
+def _plain_traces(
+    plain: Sequence[TrialCurve], colours: Mapping[str, str], style: PanelStyle, *, legend: bool
+) -> list[dict[str, Any]]:
+    """A trace per trial, dimmed while some are highlighted; the legend names each colour
+    group once."""
+    data, named = [], set()
+    for c in plain:
         data.append(
             _trace(
                 x=c.x,
                 y=c.y,
                 mode="lines",
-                name=name,
+                name=c.label,
+                legendgroup=c.label,
+                showlegend=legend and c.label not in named,
+                line={
+                    "color": colours[c.label],
+                    "width": 1.4,
+                    "dash": "dash" if c.status in EARLY_END else "solid",
+                },
+                opacity=_dim(style),
+                hoverinfo="skip",
+            )
+        )
+        named.add(c.label)
+    return data
+
+
+def _joined_traces(
+    plain: Sequence[TrialCurve], colours: Mapping[str, str], style: PanelStyle, *, legend: bool
+) -> list[dict[str, Any]]:
+    """A trace per colour group and ending (ran on, ended early: dashed), its trials
+    joined with NaN gaps (`_joined`), in the order of the colours."""
+    groups: dict[tuple[str, bool], list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for c in plain:
+        groups.setdefault((c.label, c.status in EARLY_END), []).append((c.trial, c.x, c.y))
+    data, named = [], set()
+    for label in colours:
+        for early in (False, True):
+            if not (joined := groups.get((label, early))):
+                continue
+            jx, jy, _ = _joined(joined)
+            data.append(
+                _trace(
+                    x=jx,
+                    y=jy,
+                    mode="lines",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=legend and label not in named,
+                    line={
+                        "color": colours[label],
+                        "width": 1.2,
+                        "dash": "dash" if early else "solid",
+                    },
+                    opacity=_dim(style),
+                    hoverinfo="skip",
+                )
+            )
+            named.add(label)
+    return data
+
+
+def _dim(style: PanelStyle) -> float:
+    """The opacity of the curves not emphasised: faint while some trials are highlighted."""
+    return 0.25 if style.highlight else 0.85
+
+
+def _emphasised_traces(
+    emphasised: Sequence[TrialCurve], colours: Mapping[str, str], style: PanelStyle
+) -> list[dict[str, Any]]:
+    """The highlighted trials and the best, thick and in the legend; the best last (on
+    top), in black."""
+    data = []
+    for c in sorted(emphasised, key=lambda c: c.trial == style.best):
+        best = c.trial == style.best
+        data.append(
+            _trace(
+                x=c.x,
+                y=c.y,
+                mode="lines",
+                name=f"best so far: trial {c.trial}" if best else f"trial {c.trial}",
                 legendgroup=f"trial {c.trial}",
                 showlegend=True,
                 line={
@@ -405,11 +449,16 @@ def panel_figure(
                 hoverinfo="skip",
             )
         )
-    data.append(_click_targets(drawn, style, describe, per_trial=len(drawn) <= PER_TRIAL_TRACES))
+    return data
+
+
+def _end_markers(drawn: Sequence[TrialCurve]) -> list[dict[str, Any]]:
+    """A marker at the end of each curve that ended early, one trace per kind of ending."""
     ends: dict[str, list[tuple[int, float, float]]] = {}
     for c in drawn:
         if c.status in EARLY_END and len(c.x):
             ends.setdefault(c.status, []).append((c.trial, float(c.x[-1]), float(c.y[-1])))
+    data = []
     for status, where in ends.items():
         symbol, colour = MARKERS.get(status, ("circle", "#000000"))
         data.append(
@@ -428,34 +477,43 @@ def panel_figure(
                 hovertemplate=f"trial %{{customdata}}: {status_label(status)}<extra></extra>",
             )
         )
+    return data
+
+
+def _outside_markers(drawn: Sequence[TrialCurve], style: PanelStyle) -> list[dict[str, Any]]:
+    """Values beyond the y-range as a triangle at its edge; the hover gives the value."""
     outside = _outside(drawn, style)
-    if outside and style.y_range is not None:
-        low, high = style.y_range
-        edge = {True: 10**high if style.log_y else high, False: 10**low if style.log_y else low}
-        data.append(
-            _trace(
-                x=[o[1] for o in outside],
-                y=[edge[o[3]] for o in outside],
-                customdata=np.array([[o[0], o[2]] for o in outside]),
-                mode="markers",
-                name="beyond the axis",
-                marker={
-                    "symbol": ["triangle-up" if o[3] else "triangle-down" for o in outside],
-                    "size": 9,
-                    "color": "#555555",
-                },
-                cliponaxis=False,
-                hovertemplate=(
-                    f"trial %{{customdata[0]:d}}: {style.metric} %{{customdata[1]:.4~g}} "
-                    "(beyond the axis)<extra></extra>"
-                ),
-            )
+    if not outside or style.y_range is None:
+        return []
+    low, high = style.y_range
+    edge = {True: 10**high if style.log_y else high, False: 10**low if style.log_y else low}
+    return [
+        _trace(
+            x=[o[1] for o in outside],
+            y=[edge[o[3]] for o in outside],
+            customdata=np.array([[o[0], o[2]] for o in outside]),
+            mode="markers",
+            name="beyond the axis",
+            marker={
+                "symbol": ["triangle-up" if o[3] else "triangle-down" for o in outside],
+                "size": 9,
+                "color": "#555555",
+            },
+            cliponaxis=False,
+            hovertemplate=(
+                f"trial %{{customdata[0]:d}}: {style.metric} %{{customdata[1]:.4~g}} "
+                "(beyond the axis)<extra></extra>"
+            ),
         )
+    ]
+
+
+def _panel_layout(style: PanelStyle) -> dict[str, Any]:
     yaxis: dict[str, Any] = {"type": "log" if style.log_y else "linear", "automargin": True}
     if style.y_range is not None:
         yaxis |= {"range": list(style.y_range), "autorange": False}
-    layout = {
-        **_LAYOUT,
+    return {
+        **LAYOUT,
         "margin": {"l": 50, "r": 10, "t": 34, "b": 40},
         "height": style.height,
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 10}},
@@ -463,239 +521,6 @@ def panel_figure(
         "xaxis": {"title": {"text": style.x_title}, "automargin": True},
         "yaxis": yaxis,
     }
-    # Built unvalidated: plotly's validation of a hundred traces costs more than the rest
-    # of a refresh; tests validate the figures.
-    return go.Figure(data=data, layout=layout, _validate=False)
-
-
-def band_figure(
-    bands: Mapping[str, pd.DataFrame],
-    colours: Mapping[str, str],
-    *,
-    metric: str,
-    kind: str = DEFAULT_BAND,
-    x_title: str = "step",
-    log_y: bool = False,
-) -> go.Figure:
-    """Each group's centre line and band (frames from `bands.group_band` of that `kind`);
-    the legend names the band's meaning."""
-    meaning = band_label(kind)
-    centre = "median" if kind in ("iqr", "minmax") else "mean"
-    fig = go.Figure()
-    for label, band in bands.items():
-        if band.empty:
-            continue
-        colour = colours[label]
-        fig.add_trace(
-            go.Scatter(
-                x=np.concatenate([band["step"], band["step"][::-1]]),
-                y=np.concatenate([band["upper"], band["lower"][::-1]]),
-                fill="toself",
-                fillcolor=colour,
-                opacity=0.2,
-                line={"width": 0},
-                hoverinfo="skip",
-                legendgroup=label,
-                showlegend=True,
-                name=f"{label}: {BANDS[kind]}",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=band["step"],
-                y=band["centre"],
-                customdata=np.stack([band["lower"], band["upper"], band["n"]], axis=-1),
-                mode="lines",
-                name=f"{label}: {centre}",
-                legendgroup=label,
-                line={"color": colour, "width": 2.5},
-                hovertemplate=(
-                    f"{label}<br>{x_title} %{{x:.4~g}}<br>{centre} {metric} %{{y:.4~g}}"
-                    f"<br>{BANDS[kind]} %{{customdata[0]:.4~g}} – %{{customdata[1]:.4~g}}"
-                    "<br>over %{customdata[2]} trials<extra></extra>"
-                ),
-            )
-        )
-    fig.update_layout(
-        **_LAYOUT,
-        height=420,
-        xaxis_title=x_title,
-        yaxis_title=f"{metric}: {meaning}",
-        yaxis_type="log" if log_y else "linear",
-    )
-    return fig
-
-
-def pairs_figure(
-    pairs: Sequence[tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
-    names: tuple[str, str],
-    colours: tuple[str, str],
-    *,
-    metric: str,
-    log_y: bool = False,
-    columns: int = 4,
-) -> go.Figure:
-    """Small multiples: one panel per pair, A and B overlaid."""
-    rows = max(1, math.ceil(len(pairs) / columns))
-    fig = make_subplots(
-        rows=rows,
-        cols=columns,
-        subplot_titles=[p[0] for p in pairs],
-        horizontal_spacing=0.04,
-        vertical_spacing=min(0.12, 0.5 / rows),
-    )
-    for i, (_, (xa, ya), (xb, yb)) in enumerate(pairs):
-        row, col = i // columns + 1, i % columns + 1
-        for side, (x, y) in enumerate(((xa, ya), (xb, yb))):
-            fig.add_trace(
-                go.Scattergl(
-                    x=x,
-                    y=y,
-                    mode="lines",
-                    name=names[side],
-                    legendgroup=names[side],
-                    showlegend=i == 0,
-                    line={"color": colours[side], "width": 1.5},
-                    hovertemplate=(
-                        f"{names[side]}<br>step %{{x}}<br>{metric} %{{y:.4~g}}<extra></extra>"
-                    ),
-                ),
-                row=row,
-                col=col,
-            )
-    fig.update_annotations(font_size=11)
-    if log_y:
-        fig.update_yaxes(type="log")
-    fig.update_layout(
-        **{**_LAYOUT, "margin": {"l": 50, "r": 20, "t": 70, "b": 40}}, height=max(280, 220 * rows)
-    )
-    fig.update_layout(legend={"y": 1.0, "yanchor": "top", "yref": "container"})
-    return fig
-
-
-def differences_figure(
-    diffs: pd.DataFrame, interval: Interval, *, metric: str, names: tuple[str, str]
-) -> go.Figure:
-    """B - A per pair as dots, with the mean and its bootstrap interval."""
-    frame = diffs.dropna(subset=["B - A"]).sort_values("B - A")
-    fig = go.Figure(
-        go.Scatter(
-            x=frame["B - A"],
-            y=frame["pair"],
-            mode="markers",
-            marker={"size": 9, "color": "#444"},
-            name="pair",
-            hovertemplate="%{y}<br>B - A = %{x:.4~g}<extra></extra>",
-        )
-    )
-    if math.isfinite(interval.low):
-        fig.add_vrect(
-            x0=interval.low, x1=interval.high, fillcolor="#1f77b4", opacity=0.15, line_width=0
-        )
-    if math.isfinite(interval.estimate):
-        fig.add_vline(
-            x=interval.estimate,
-            line={"color": "#1f77b4", "width": 2},
-            annotation_text="mean",
-            annotation_position="top",
-        )
-    fig.add_vline(x=0, line={"color": "#999", "dash": "dot"})
-    fig.update_layout(
-        **_LAYOUT,
-        height=max(240, 24 * len(frame) + 100),
-        xaxis_title=f"final {metric}: {names[1]} − {names[0]}",
-        yaxis_title=None,
-        showlegend=False,
-    )
-    return fig
-
-
-def speedup_figure(frame: pd.DataFrame, interval: Interval, *, names: tuple[str, str]) -> go.Figure:
-    """Speed-up of B per pair (steps of A / steps of B), log x, 1 = no speed-up."""
-    both = frame.dropna(subset=["speed-up of B"]).sort_values("speed-up of B")
-    fig = go.Figure(
-        go.Scatter(
-            x=both["speed-up of B"],
-            y=both["pair"],
-            mode="markers",
-            marker={"size": 9, "color": "#2ca02c"},
-            hovertemplate="%{y}<br>speed-up %{x:.3~g}×<extra></extra>",
-        )
-    )
-    if interval.n and math.isfinite(interval.low):
-        fig.add_vrect(
-            x0=interval.low, x1=interval.high, fillcolor="#2ca02c", opacity=0.15, line_width=0
-        )
-    if interval.n:
-        fig.add_vline(
-            x=interval.estimate,
-            line={"color": "#2ca02c", "width": 2},
-            annotation_text="geometric mean",
-            annotation_position="top",
-        )
-    fig.add_vline(x=1, line={"color": "#999", "dash": "dot"})
-    shown = [1.0, *both["speed-up of B"]]
-    if interval.n and math.isfinite(interval.low):
-        shown += [interval.low, interval.high]
-    span = [math.log10(min(shown) / 1.3), math.log10(max(shown) * 1.3)]
-    fig.update_xaxes(range=span)
-    fig.update_layout(
-        **_LAYOUT,
-        height=max(240, 24 * len(both) + 100),
-        xaxis_type="log",
-        xaxis_title=f"speed-up of {names[1]}: steps({names[0]}) / steps({names[1]})",
-        showlegend=False,
-    )
-    return fig
-
-
-def lr_figure(
-    frame: pd.DataFrame, *, x: str, metric: str, colours: Mapping[str, str], log_x: bool = True
-) -> go.Figure:
-    """Final metric against a hyperparameter (the learning rate), per group: every trial as
-    a dot (diverged ones as ✕) and the group mean as a line."""
-    fig = go.Figure()
-    for label, group in frame.groupby("group", sort=False):
-        colour = colours[str(label)]
-        diverged = group["status"] == TrialStatus.DIVERGED
-        fig.add_trace(
-            go.Scatter(
-                x=group[x],
-                y=group["final"],
-                mode="markers",
-                name=str(label),
-                legendgroup=str(label),
-                marker={
-                    "color": colour,
-                    "size": 9,
-                    "opacity": 0.7,
-                    "symbol": np.where(diverged, "x", "circle"),
-                },
-                customdata=group["trial"],
-                hovertemplate=f"trial %{{customdata}}<br>{x} %{{x:.4~g}}<br>final {metric} "
-                "%{y:.4~g}<extra></extra>",
-            )
-        )
-        means = group.groupby(x)["final"].mean().sort_index()
-        fig.add_trace(
-            go.Scatter(
-                x=means.index,
-                y=means.to_numpy(),
-                mode="lines",
-                legendgroup=str(label),
-                showlegend=False,
-                line={"color": colour, "width": 2},
-                hoverinfo="skip",
-            )
-        )
-    fig.update_layout(
-        **_LAYOUT,
-        height=420,
-        xaxis_title=x,
-        yaxis_title=f"final {metric}",
-        xaxis_type="log" if log_x else "linear",
-    )
-    return fig
 
 
 def parallel_figure(table: pd.DataFrame, params: Sequence[str], metric: str) -> go.Figure:
@@ -762,5 +587,5 @@ def trial_figure(points: SweepPoints, trial_id: int, metrics: Sequence[str]) -> 
             col=1,
         )
     fig.update_xaxes(title_text="step", row=max(1, len(metrics)), col=1)
-    fig.update_layout(**_LAYOUT, height=230 * max(1, len(metrics)) + 60, showlegend=False)
+    fig.update_layout(**LAYOUT, height=230 * max(1, len(metrics)) + 60, showlegend=False)
     return fig

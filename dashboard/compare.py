@@ -10,6 +10,7 @@ on the hyperparameters they share, and the same analysis follows with sweep A ag
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -21,29 +22,42 @@ import pandas as pd
 from scipy import stats
 
 from dashboard.data import SweepPoints, _hashable, ordered
+from runner import configurations, verdicts
+from runner.configurations import finals_by_configuration
+from runner.status import TrialStatus
 
 __all__ = [
+    "ConfigPairing",
+    "ConfigVerdicts",
     "Interval",
     "SWEEP_FACTOR",
     "Pairing",
     "SweepPairing",
     "best_values",
+    "best_configuration",
     "bootstrap_mean",
+    "configuration_label",
+    "configuration_verdicts",
     "default_factor",
     "default_levels",
     "default_sweeps",
     "default_target",
     "default_x",
     "final_values",
+    "finished_finals",
     "finals_against",
     "geometric_mean_speedup",
     "levels",
     "numeric_params",
+    "pair_configurations",
     "pair_finals",
     "pair_steps",
     "pair_sweeps",
     "pair_trials",
     "paired_differences",
+    "seed_key",
+    "seed_noise",
+    "seeded",
     "sides",
     "speedups",
     "steps_to_target",
@@ -91,25 +105,9 @@ def pair_trials(
     Repeated settings (a spec with `samples` > 1 and no seed in the grid) pair in order of
     trial id.
     """
-    if factor not in params:
-        raise ValueError(
-            f"factor {factor!r} is not a hyperparameter of this sweep. "
-            f"Fix: pick one of {list(params)}."
-        )
-    a_key, b_key = _hashable(compared[0]), _hashable(compared[1])
-    if a_key == b_key:
-        raise ValueError(
-            f"both sides of the comparison are {factor}={compared[0]!r}. "
-            "Fix: pick two different values."
-        )
+    a_key, b_key = _sides(factor, compared, params)
     others = tuple(p for p in params if p != factor)
-    groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
-    for t in sorted(trials, key=lambda t: int(t["id"])):
-        side = _hashable(t["config"].get(factor))
-        if side not in (a_key, b_key):
-            continue
-        shared = _hashable([t["config"].get(p) for p in others])
-        groups.setdefault(shared, {a_key: [], b_key: []})[side].append(t)
+    groups = _grouped(trials, factor, (a_key, b_key), others)
     rows, unpaired = [], []
     for sides in groups.values():
         a_list, b_list = sides[a_key], sides[b_key]
@@ -127,6 +125,38 @@ def pair_trials(
         unpaired += [int(t["id"]) for t in a_list[n:] + b_list[n:]]
     pairs = pd.DataFrame(rows, columns=["pair", "a", "b", *others])
     return Pairing(factor, compared, others, pairs, tuple(sorted(unpaired)))
+
+
+def _sides(factor: str, compared: tuple[Any, Any], params: Sequence[str]) -> tuple[str, str]:
+    """The two levels' keys, after checking the factor and that the levels differ."""
+    if factor not in params:
+        raise ValueError(
+            f"factor {factor!r} is not a hyperparameter of this sweep. "
+            f"Fix: pick one of {list(params)}."
+        )
+    a_key, b_key = _hashable(compared[0]), _hashable(compared[1])
+    if a_key == b_key:
+        raise ValueError(
+            f"both sides of the comparison are {factor}={compared[0]!r}. "
+            "Fix: pick two different values."
+        )
+    return a_key, b_key
+
+
+def _grouped(
+    trials: Sequence[Mapping[str, Any]],
+    factor: str,
+    sides: tuple[str, str],
+    others: Sequence[str],
+) -> dict[str, dict[str, list[Mapping[str, Any]]]]:
+    """Trials at either level, by their settings of `others`, then by level, in id order."""
+    groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for t in sorted(trials, key=lambda t: int(t["id"])):
+        side = _hashable(t["config"].get(factor))
+        if side in sides:
+            shared = _hashable([t["config"].get(p) for p in others])
+            groups.setdefault(shared, {sides[0]: [], sides[1]: []})[side].append(t)
+    return groups
 
 
 def final_values(points: SweepPoints, trial_ids: Sequence[int], metric: str) -> pd.Series:
@@ -267,6 +297,145 @@ def geometric_mean_speedup(ratios: pd.Series, *, confidence: float = 0.95) -> In
     )
 
 
+# -- seeded sweeps: configurations, verdicts and the noise floor ------------------------------
+# With `seeds` in the spec every configuration (a config without its seed) runs once per seed.
+# The BN page then pairs configurations, each side with all its seeds, and judges B against A
+# with runner.verdicts' two-level bootstrap; a single trial pair would mistake a lucky seed
+# for an effect.
+def seed_key(spec: Mapping[str, Any]) -> str | None:
+    """The config key that holds a trial's seed (the spec's `seeds`), None without seeds."""
+    seeds = spec.get("seeds")
+    return str(seeds.get("key", "seed")) if isinstance(seeds, Mapping) else None
+
+
+def seeded(spec: Mapping[str, Any]) -> bool:
+    """Whether the spec runs every configuration with 2 or more seeds."""
+    seeds = spec.get("seeds")
+    return isinstance(seeds, Mapping) and int(seeds.get("n", 1)) >= 2
+
+
+@dataclass(frozen=True)
+class ConfigPairing:
+    """Configurations matched on every hyperparameter but `factor` and the seed.
+
+    `pairs` has one row per configuration pair: `pair` (a label of the shared settings),
+    `a` and `b` (tuples of trial ids, one per seed, at factor = levels[0] and levels[1]) and
+    the shared hyperparameters. `unpaired` lists trials whose configuration has no partner.
+    """
+
+    factor: str
+    levels: tuple[Any, Any]
+    others: tuple[str, ...]
+    seed_key: str
+    pairs: pd.DataFrame
+    unpaired: tuple[int, ...]
+
+
+def pair_configurations(
+    trials: Sequence[Mapping[str, Any]],
+    factor: str,
+    compared: tuple[Any, Any],
+    params: Sequence[str],
+    seed_key: str,
+) -> ConfigPairing:
+    """Pair configurations that share every hyperparameter in `params` except `factor` and
+    `seed_key`; each side keeps all its trials (seeds), however many have run."""
+    a_key, b_key = _sides(factor, compared, params)
+    others = tuple(p for p in params if p not in (factor, seed_key))
+    rows, unpaired = [], []
+    for sides in _grouped(trials, factor, (a_key, b_key), others).values():
+        a_list, b_list = sides[a_key], sides[b_key]
+        if not (a_list and b_list):
+            unpaired += [int(t["id"]) for t in a_list + b_list]
+            continue
+        config = a_list[0]["config"]
+        rows.append(
+            {
+                "pair": ", ".join(f"{p}={config.get(p)}" for p in others) or "all",
+                "a": tuple(int(t["id"]) for t in a_list),
+                "b": tuple(int(t["id"]) for t in b_list),
+                **{p: config.get(p) for p in others},
+            }
+        )
+    pairs = pd.DataFrame(rows, columns=["pair", "a", "b", *others])
+    return ConfigPairing(factor, compared, others, seed_key, pairs, tuple(sorted(unpaired)))
+
+
+def finished_finals(
+    points: SweepPoints, trials: Sequence[Mapping[str, Any]], metric: str
+) -> pd.Series:
+    """The final value of `metric` of every finished trial that reported it: its last value,
+    NaN or inf kept (a diverged run, which runner.verdicts counts and leaves out). Running
+    and pending trials are left out: their latest value is not a final one."""
+    out = {}
+    for t in trials:
+        if t["status"] in TrialStatus.finished():
+            series = points.series(int(t["id"]), metric)
+            if series is not None and len(series.value):
+                out[int(t["id"])] = float(series.value[-1])
+    return pd.Series(out, dtype="float64")
+
+
+def seed_noise(
+    trials: Sequence[Mapping[str, Any]],
+    finals: pd.Series,
+    seed_key: str | None,
+    *,
+    confidence: float = 0.95,
+) -> verdicts.NoiseFloor | None:
+    """runner.verdicts.noise_floor over the trials' configurations (each trial its own one
+    without a seed key, unless settings repeat); None before any trial has a final."""
+    by_config = finals_by_configuration(trials, finals, seed_key)
+    return verdicts.noise_floor(by_config, confidence=confidence) if by_config else None
+
+
+@dataclass(frozen=True)
+class ConfigVerdicts:
+    """B against A over configuration pairs.
+
+    `decision` is runner.verdicts.decide over every pair with a final on both sides (None
+    when none has); `table` one row per pair: its seeds with a final on each side (of all),
+    the mean final of each side, B - A with its interval over seeds (NaN below
+    runner.verdicts.MIN_SEEDS a side) and the pair's own verdict ("" without finals).
+    """
+
+    decision: verdicts.Decision | None
+    table: pd.DataFrame
+
+
+def configuration_verdicts(
+    pairing: ConfigPairing, finals: pd.Series, mode: str, *, confidence: float = 0.95
+) -> ConfigVerdicts:
+    """Judge B against A for the whole pairing and for each pair (see ConfigVerdicts);
+    `finals` as `finished_finals` gives them, `mode` the metric's."""
+    rows, compared = [], []
+    for row in pairing.pairs.itertuples():
+        a = [float(finals[i]) for i in row.a if i in finals.index]
+        b = [float(finals[i]) for i in row.b if i in finals.index]
+        finite_a, finite_b = (np.asarray(v)[np.isfinite(v)] for v in (a, b))
+        out: dict[str, Any] = {
+            "pair": row.pair,
+            "seeds A": f"{len(finite_a)}/{len(row.a)}",
+            "seeds B": f"{len(finite_b)}/{len(row.b)}",
+            "mean A": float(finite_a.mean()) if len(finite_a) else math.nan,
+            "mean B": float(finite_b.mean()) if len(finite_b) else math.nan,
+            "B - A": math.nan,
+            "low": math.nan,
+            "high": math.nan,
+            "verdict": "",
+        }
+        if len(finite_a) and len(finite_b):
+            compared.append((a, b))
+            one = verdicts.pair_verdict(a, b, mode, confidence=confidence)
+            c = one.comparison
+            out |= {"B - A": c.estimate, "low": c.low, "high": c.high, "verdict": one.verdict}
+        rows.append(out)
+    columns = ["pair", "seeds A", "seeds B", "mean A", "mean B", "B - A", "low", "high", "verdict"]
+    table = pd.DataFrame(rows, columns=columns)
+    decision = verdicts.decide(compared, mode, confidence=confidence) if compared else None
+    return ConfigVerdicts(decision, table)
+
+
 # -- what the BN page draws, chosen from the sweep --------------------------------------------
 def default_factor(params: Sequence[str]) -> str:
     """The factor a page opens on: batch_norm when the sweep varies it, else the first."""
@@ -344,7 +513,9 @@ class SweepPairing:
     of A, `b` of B); `shared` the hyperparameters paired on; `only_a` and `only_b` those
     one sweep varies and the other's trials lack (not paired on); `differing` the settings
     each sweep holds fixed at a different value (what the comparison is about, e.g. the
-    dataset); `unpaired_a` and `unpaired_b` the trials with no partner.
+    dataset); `unpaired_a` and `unpaired_b` the trials with no partner. `configurations`
+    pairs configurations (all their seeds a side) when a seed key was given, and `tagged`
+    holds both sweeps' trials with the sweep as the factor SWEEP_FACTOR.
     """
 
     pairing: Pairing
@@ -354,6 +525,8 @@ class SweepPairing:
     differing: dict[str, tuple[Any, Any]]
     unpaired_a: tuple[int, ...]
     unpaired_b: tuple[int, ...]
+    configurations: ConfigPairing | None = None
+    tagged: tuple[Mapping[str, Any], ...] = ()
 
 
 def _keys(trials: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -368,13 +541,16 @@ def _constant(trials: Sequence[Mapping[str, Any]], key: str) -> tuple[bool, Any]
 def pair_sweeps(
     a: tuple[str, Sequence[Mapping[str, Any]], Sequence[str]],
     b: tuple[str, Sequence[Mapping[str, Any]], Sequence[str]],
+    *,
+    seed_key: str | None = None,
 ) -> SweepPairing:
     """Pair the trials of two sweeps, each given as (sweep id, trials, hyperparameters).
 
     A trial of A pairs with a trial of B that has the same value of every hyperparameter
     either sweep varies and both have; where several match (a setting repeated, or a
     hyperparameter only one sweep has), they pair in order of trial id and the rest stay
-    unpaired. Trials must come from one store (their ids tell the sweeps apart).
+    unpaired. Trials must come from one store (their ids tell the sweeps apart). With a
+    `seed_key` (seeded sweeps), configurations pair as well: same settings but the seed.
     """
     (id_a, trials_a, params_a), (id_b, trials_b, params_b) = a, b
     if id_a == id_b:
@@ -392,7 +568,13 @@ def pair_sweeps(
         for sweep, trials in ((id_a, trials_a), (id_b, trials_b))
         for t in trials
     ]
-    pairing = pair_trials(tagged, SWEEP_FACTOR, (id_a, id_b), [SWEEP_FACTOR, *shared])
+    params = [SWEEP_FACTOR, *shared]
+    pairing = pair_trials(tagged, SWEEP_FACTOR, (id_a, id_b), params)
+    config_pairing = (
+        None
+        if seed_key is None
+        else pair_configurations(tagged, SWEEP_FACTOR, (id_a, id_b), params, seed_key)
+    )
     ids_a = {int(t["id"]) for t in trials_a}
     return SweepPairing(
         pairing=pairing,
@@ -402,6 +584,8 @@ def pair_sweeps(
         differing=differing,
         unpaired_a=tuple(i for i in pairing.unpaired if i in ids_a),
         unpaired_b=tuple(i for i in pairing.unpaired if i not in ids_a),
+        configurations=config_pairing,
+        tagged=tuple(tagged),
     )
 
 
@@ -451,3 +635,28 @@ def default_sweeps(ids: Sequence[str], chosen: str | None) -> tuple[str, str]:
     b = chosen if chosen is not None and chosen in ids else ids[0]
     rest = list(ids[ids.index(b) + 1 :]) + [i for i in ids if i != b]
     return rest[0], b
+
+
+# -- a seeded sweep's best configuration (the Sweeps page) ----------------------------------
+def best_configuration(
+    sweep: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], points: pd.DataFrame
+) -> verdicts.Best | None:
+    """A seeded sweep's best configuration by its mean final over seeds, with its interval,
+    as `sweepscope status` finds it: runner.verdicts.best_configuration over
+    runner.configurations' finals (`points`: store.points of the sweep's metric). None for
+    a sweep without seeds, or before any configuration has a finite final."""
+    key = seed_key(sweep["spec"])
+    if key is None:
+        return None
+    by_config = finals_by_configuration(trials, configurations.final_values(points), key)
+    if not any(math.isfinite(v) for values in by_config.values() for v in values):
+        return None
+    return verdicts.best_configuration(by_config, str(sweep["mode"]))
+
+
+def configuration_label(key: str, varied: Sequence[str]) -> str:
+    """A configuration key (runner.configurations.config_key) as `lr=0.1, layers=3`: the
+    hyperparameters the sweep varies (all of them where it varies none)."""
+    config = json.loads(key)
+    shown = {k: v for k, v in config.items() if k in varied} or config
+    return ", ".join(f"{k}={v}" for k, v in shown.items())

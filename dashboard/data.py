@@ -24,12 +24,12 @@ import pandas as pd
 from scipy.signal import lfilter
 from tsdownsample import MinMaxLTTBDownsampler
 
-from runner.progress import format_seconds
 from runner.store import (
     Store,
     TrialStatus,
     sweep_status,
 )
+from runner.timefmt import format_seconds
 
 __all__ = [
     "EARLY_END",

@@ -31,8 +31,8 @@ from dashboard.data import (
     status_label,
     trial_table,
 )
+from runner.protocol import is_system_metric
 from runner.store import Store, TrialStatus
-from runner.sysmetrics import is_system_metric
 
 __all__ = [
     "DEFAULT_SMOOTHING",
@@ -179,16 +179,68 @@ def panel(
     best: int | None = None,
 ) -> Panel | None:
     """The panel of one metric over the given trials, or None when none has a point."""
+    emphasised = set(options.highlight) | ({best} if best is not None else set())
+    labels, colours = charts.colour_groups(trials, options.group_by or options.color_by)
+    smoothed = options.smoothing > 0 and _per_step(points, [int(t["id"]) for t in trials], metric)
+    curves, unsmoothed = _curves(
+        points, trials, metric, options, labels=labels, smoothed=smoothed, emphasised=emphasised
+    )
+    if not curves:
+        return None
+    bands: dict[str, pd.DataFrame] | None = None
+    if options.group_by is not None:
+        bands = _bands(curves, colours, options.band)
+        shown = [np.concatenate([b["centre"], b["lower"], b["upper"]]) for b in bands.values()]
+        shown += [c.y for c in curves if c.trial in emphasised]
+    else:
+        shown = [c.y for c in curves]
+    values = np.concatenate(shown) if shown else np.empty(0)
+    scale = options.y_scales.get(metric, "auto")
+    log_y = axes.log_scale(values) if scale == "auto" else scale == "log"
+    style = charts.PanelStyle(
+        metric=metric,
+        x_title=charts.X_TITLES[options.x],
+        log_y=log_y,
+        y_range=axes.robust_range(shown, log=log_y, raw=unsmoothed or None),
+        highlight=frozenset(options.highlight),
+        best=best,
+    )
+    described = (
+        trials
+        if len(curves) <= charts.PER_TRIAL_TRACES
+        else [t for t in trials if int(t["id"]) in emphasised]
+    )
+    fig = charts.panel_figure(
+        curves,
+        colours,
+        style,
+        describe=describe(described, params),
+        bands=bands,
+        band_kind=options.band if bands is not None else DEFAULT_BAND,
+    )
+    n_points = sum(len(np.asarray(trace.x)) for trace in fig.data if trace.x is not None)
+    return Panel(metric=metric, figure=fig, log_y=log_y, smoothed=smoothed, n_points=n_points)
+
+
+def _curves(
+    points: SweepPoints,
+    trials: Sequence[Mapping[str, Any]],
+    metric: str,
+    options: LiveOptions,
+    *,
+    labels: Mapping[int, str],
+    smoothed: bool,
+    emphasised: set[int],
+) -> tuple[list[charts.TrialCurve], list[np.ndarray]]:
+    """(each trial's downsampled curve, smoothed when `smoothed`; every unsmoothed value
+    array, for the y-range). The budget is shared out between the trials; the raw curve is
+    kept for drawing only for a few trials, or the emphasised ones."""
     ids = [int(t["id"]) for t in trials]
     status = {int(t["id"]): str(t["status"]) for t in trials}
     per_curve = max(
         MIN_CURVE_POINTS * 10, min(MAX_POINTS_PER_CURVE, options.budget // max(1, len(ids)))
     )
-    smoothed = options.smoothing > 0 and _per_step(points, ids, metric)
     weight = options.smoothing if smoothed else 0.0
-    emphasised = set(options.highlight) | ({best} if best is not None else set())
-    group = options.group_by or options.color_by
-    labels, colours = charts.colour_groups(trials, group)
     curves, unsmoothed = [], []
     for trial in ids:
         x, y = points.curve(trial, metric, x=options.x, smoothing=weight, max_points=per_curve)
@@ -201,56 +253,21 @@ def panel(
             if len(ids) > RAW_FOR_ALL and trial not in emphasised:
                 raw = None
         curves.append(charts.TrialCurve(trial, labels[trial], x, y, raw, status[trial]))
-    if not curves:
-        return None
-    bands: dict[str, pd.DataFrame] | None = None
-    if options.group_by is not None:
-        members: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for c in curves:
-            members.setdefault(c.label, []).append((c.x, c.y))
-        bands = {
-            label: group_band(members[label], options.band, n_grid=BAND_GRID)
-            for label in colours
-            if label in members
-        }
-        shown = [np.concatenate([b["centre"], b["lower"], b["upper"]]) for b in bands.values()]
-        shown += [c.y for c in curves if c.trial in emphasised]
-    else:
-        shown = [c.y for c in curves]
-    values = np.concatenate(shown) if shown else np.empty(0)
-    auto_log = axes.log_scale(values)
-    scale = options.y_scales.get(metric, "auto")
-    log_y = auto_log if scale == "auto" else scale == "log"
-    style = charts.PanelStyle(
-        metric=metric,
-        x_title=charts.X_TITLES[options.x],
-        log_y=log_y,
-        y_range=axes.robust_range(shown, log=log_y, raw=unsmoothed or None),
-        highlight=frozenset(options.highlight),
-        best=best,
-    )
-    band_kind = options.band if bands is not None else DEFAULT_BAND
-    fig = charts.panel_figure(
-        curves,
-        colours,
-        style,
-        describe=describe(
-            trials
-            if len(curves) <= charts.PER_TRIAL_TRACES
-            else [t for t in trials if int(t["id"]) in emphasised],
-            params,
-        ),
-        bands=bands,
-        band_kind=band_kind,
-    )
-    n_points = sum(len(np.asarray(trace.x)) for trace in fig.data if trace.x is not None)
-    return Panel(
-        metric=metric,
-        figure=fig,
-        log_y=log_y,
-        smoothed=smoothed,
-        n_points=n_points,
-    )
+    return curves, unsmoothed
+
+
+def _bands(
+    curves: Sequence[charts.TrialCurve], colours: Mapping[str, str], kind: str
+) -> dict[str, pd.DataFrame]:
+    """Each colour group's band of the given kind, in the order of the colours."""
+    members: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for c in curves:
+        members.setdefault(c.label, []).append((c.x, c.y))
+    return {
+        label: group_band(members[label], kind, n_grid=BAND_GRID)
+        for label in colours
+        if label in members
+    }
 
 
 def panels(

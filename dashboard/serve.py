@@ -138,7 +138,8 @@ def pinned_options(host: str) -> dict[str, str | list[str]]:
 
 def streamlit_command(host: str, port: int) -> list[str]:
     """The command line that serves the dashboard, with pinned_options as flags (a list
-    option as one flag per value, as Streamlit's command line takes it)."""
+    option as one flag per value, as Streamlit's command line takes it). Streamlit's own
+    command line, run by dashboard.warm: the pages' imports are done before it listens."""
     pinned = [
         part
         for key, value in pinned_options(host).items()
@@ -148,7 +149,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "dashboard.warm",
         "run",
         str(APP),
         "--server.address",

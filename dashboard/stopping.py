@@ -64,11 +64,42 @@ def _stop_controls(
     params: Sequence[str],
     only: int | None,
 ) -> None:
-    confirm_key, message_key = f"{key}_confirm", f"{key}_message"
     perm = permission()
     if not perm.enabled:
         st.info(perm.reason, icon=":material/lock:")
         return
+    _stop_buttons(sweep, trials, key=key, params=params, only=only)
+    target = _confirmed_target(sweep, key=key)
+    if target is None:
+        return
+    try:
+        outcome = control.request_stop(
+            s,
+            str(sweep["id"]),
+            None if target == "sweep" else int(target),
+            permission=perm,
+            given_token=st.session_state.get(TOKEN_KEY),
+        )
+    except PermissionError as exc:
+        st.session_state[f"{key}_message"] = ("error", f"Not stopped: {exc}")
+        return
+    except SweepscopeError as exc:
+        st.session_state[f"{key}_message"] = ("error", str(exc))
+        return
+    kind = "success" if outcome.changed else "info"
+    st.session_state[f"{key}_message"] = (kind, outcome.message)
+
+
+def _stop_buttons(
+    sweep: Mapping[str, Any],
+    trials: Sequence[Mapping[str, Any]],
+    *,
+    key: str,
+    params: Sequence[str],
+    only: int | None,
+) -> None:
+    """The trial to stop (or why there is none) and the two buttons; a click asks for
+    confirmation (`_confirmed_target`) through the session state."""
     by_id = {int(t["id"]): t for t in trials}
     active = [
         int(t["id"]) for t in trials if t["status"] in (TrialStatus.PENDING, TrialStatus.RUNNING)
@@ -93,7 +124,7 @@ def _stop_controls(
         trial = None
         left.caption("No trial is running or waiting; there is nothing to stop.")
     if mid.button("Stop trial", key=f"{key}_stop_trial", disabled=trial is None):
-        st.session_state[confirm_key] = trial
+        st.session_state[f"{key}_confirm"] = trial
     sweep_running = sweep_status(dict(sweep)) == SweepStatus.RUNNING  # not an interrupted one
     if right.button(
         "Stop sweep",
@@ -101,9 +132,15 @@ def _stop_controls(
         disabled=not sweep_running,
         help=None if sweep_running else "The sweep is not running.",
     ):
-        st.session_state[confirm_key] = "sweep"
+        st.session_state[f"{key}_confirm"] = "sweep"
+
+
+def _confirmed_target(sweep: Mapping[str, Any], *, key: str) -> int | str | None:
+    """The trial id, or "sweep", once the user confirms the stop a button asked for; None
+    while no stop is asked for, the question is open, or it was cancelled."""
+    confirm_key = f"{key}_confirm"
     if confirm_key not in st.session_state:
-        return
+        return None
     target = st.session_state[confirm_key]
     slot = st.empty()
     with slot.container(border=True):
@@ -120,23 +157,7 @@ def _stop_controls(
         confirmed = yes.button("Confirm stop", key=f"{key}_confirm_yes", type="primary")
         cancelled = no.button("Cancel", key=f"{key}_confirm_no")
     if not (confirmed or cancelled):
-        return
+        return None
     del st.session_state[confirm_key]
     slot.empty()
-    if cancelled:
-        return
-    try:
-        outcome = control.request_stop(
-            s,
-            str(sweep["id"]),
-            None if target == "sweep" else int(target),
-            permission=perm,
-            given_token=st.session_state.get(TOKEN_KEY),
-        )
-    except PermissionError as exc:
-        st.session_state[message_key] = ("error", f"Not stopped: {exc}")
-        return
-    except SweepscopeError as exc:
-        st.session_state[message_key] = ("error", str(exc))
-        return
-    st.session_state[message_key] = ("success" if outcome.changed else "info", outcome.message)
+    return target if confirmed else None

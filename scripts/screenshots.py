@@ -28,9 +28,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dashboard.browser import BROWSER_ARGS, CHROMIUM
-
 REPO = Path(__file__).resolve().parents[1]
+# Run as a file (`python scripts/screenshots.py`), so the repository root, which holds the
+# test helpers, is not on the path by itself.
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402
+
 BIN = Path(sys.executable).parent
 SPEC = REPO / "experiments" / "sweeps" / "seed_grid.yaml"
 STORE = "sqlite:///sweepscope.db"  # relative to the temporary directory the tools run in

@@ -4,24 +4,18 @@ page itself with each band kind, one level only, and a sweep still running."""
 from __future__ import annotations
 
 import base64
-import json
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import compare
 from dashboard.bands import BANDS
 from dashboard.data import SweepPoints
 from runner.store import Store, open_store
+from tests.helpers.apptest import chart, open_page
 from tests.test_dashboard_data import SPEC, make_sweep
-
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
 def _trials(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -66,31 +60,8 @@ def test_best_values_and_finals_against(sqlite_store: Store) -> None:
 
 
 # -- the page ------------------------------------------------------------------------------
-@pytest.fixture
-def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("SWEEPSCOPE_STORE", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield url
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
 def _page(sweep: str = "bn_demo-1") -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params["sweep"] = sweep
-    at.run()
-    at.switch_page("views/compare.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _chart(at: AppTest, key: str) -> dict[str, Any]:
-    found = [c for c in at.get("plotly_chart") if key in c.proto.id]
-    assert found, f"no chart {key}"
-    spec: dict[str, Any] = json.loads(found[0].proto.spec)
-    return spec
+    return open_page("compare", timeout=120, sweep=sweep)
 
 
 def _values(data: Any) -> np.ndarray:
@@ -100,8 +71,8 @@ def _values(data: Any) -> np.ndarray:
     return np.array([math.nan if v is None else v for v in data], dtype=float)
 
 
-def test_band_kinds_and_their_legend(store_url: str) -> None:
-    with open_store(store_url, create=True) as s:
+def test_band_kinds_and_their_legend(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
         make_sweep(s, steps=200)
         trials = s.trials("bn_demo-1")
         points = SweepPoints("bn_demo-1")
@@ -110,7 +81,7 @@ def test_band_kinds_and_their_legend(store_url: str) -> None:
     values = np.concatenate([s.value for s in series if s is not None])
     at = _page()
     assert at.radio(key="q_cmp_band").value == "iqr"
-    spec = _chart(at, "cmp_band")
+    spec = chart(at, "cmp_band")
     names = [t["name"] for t in spec["data"]]
     assert "BN on: interquartile range" in names and "BN on: median" in names
     assert "median, interquartile range" in spec["layout"]["yaxis"]["title"]["text"]
@@ -121,13 +92,13 @@ def test_band_kinds_and_their_legend(store_url: str) -> None:
     for kind, text in BANDS.items():
         at.radio(key="q_cmp_band").set_value(kind).run()
         assert not at.exception
-        names = [t["name"] for t in _chart(at, "cmp_band")["data"]]
+        names = [t["name"] for t in chart(at, "cmp_band")["data"]]
         assert f"BN off: {text}" in names, kind
 
 
-def test_page_while_only_one_level_has_started(store_url: str) -> None:
+def test_page_while_only_one_level_has_started(dashboard_url: str) -> None:
     """Partial: the first trials of a sweep all have batch_norm=True."""
-    with open_store(store_url, create=True) as s:
+    with open_store(dashboard_url, create=True) as s:
         s.create_sweep("early", name="early", spec=SPEC, metric="val_acc", mode="max", n_trials=12)
         for i, lr in enumerate([0.1, 0.01]):
             trial = s.add_trial("early", f"e{i}", {"lr": lr, "batch_norm": True, "seed": 0})
@@ -142,14 +113,14 @@ def test_page_while_only_one_level_has_started(store_url: str) -> None:
     assert any("cmp_band" in c.proto.id for c in at.get("plotly_chart"))
 
 
-def test_page_on_a_running_sweep(store_url: str) -> None:
+def test_page_on_a_running_sweep(dashboard_url: str) -> None:
     """Partial: two trials still running, half-way; the page pairs and draws what there is."""
-    with open_store(store_url, create=True) as s:
+    with open_store(dashboard_url, create=True) as s:
         make_sweep(s, steps=200, running=[0, 6])
     at = _page()
     captions = " | ".join(c.value for c in at.caption)
     assert "6 pairs that differ only in batch_norm" in captions
     for key in ("cmp_band", "cmp_pairs", "cmp_diffs", "cmp_speed", "cmp_lr"):
-        _chart(at, key)
+        chart(at, key)
     metrics = {m.label: m.value for m in at.metric}
     assert math.isfinite(float(metrics["mean BN on − BN off"]))

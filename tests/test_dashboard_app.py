@@ -13,30 +13,15 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import control, ui
 from runner.store import Store, open_store
-from tests.faults import PrivatePostgres
+from tests.helpers.apptest import chart, open_page, texts
+from tests.helpers.faults import PrivatePostgres
 from tests.test_dashboard_data import make_sweep
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-
 
 @pytest.fixture
-def bind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts from fresh caches, bound to loopback, without a token."""
-    monkeypatch.delenv(control.TOKEN_ENV, raising=False)
-    before = config.get_option("server.address")
-    config.set_option("server.address", "127.0.0.1")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    try:
-        yield
-    finally:
-        st.cache_data.clear()
-        st.cache_resource.clear()  # closes the stores the app opened (on_release)
-        config.set_option("server.address", before)
-
-
-@pytest.fixture
-def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bind: None) -> Iterator[Store]:
+def filled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
+) -> Iterator[Store]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.setenv("SWEEPSCOPE_STORE", url)
     with open_store(url, create=True) as s:
@@ -44,33 +29,21 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bind: None) -> Itera
         yield s
 
 
-def app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    if page is not None:
-        at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return " | ".join(str(e.value) for e in getattr(at, kind))
-
-
 # -- messages instead of tracebacks ---------------------------------------------------------
 def test_missing_store_says_how_to_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bind: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
 ) -> None:
     monkeypatch.setenv("SWEEPSCOPE_STORE", f"sqlite:///{tmp_path / 'nothing.db'}")
-    at = app()
+    at = open_page()
     assert "does not exist" in texts(at, "error") and "Fix:" in texts(at, "error")
     assert not (tmp_path / "nothing.db").exists()  # the dashboard never creates a store
 
 
-def test_store_that_does_not_connect(monkeypatch: pytest.MonkeyPatch, bind: None) -> None:
+def test_store_that_does_not_connect(
+    monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
+) -> None:
     monkeypatch.setenv("SWEEPSCOPE_STORE", "postgresql+psycopg://nobody:pw-x1y2z3@127.0.0.1:9/none")
-    at = app()
+    at = open_page()
     shown = texts(at, "warning")
     assert "The store is unreachable" in shown and "OperationalError" in shown
     assert "pw-x1y2z3" not in shown + texts(at, "error") + texts(at, "caption")
@@ -78,7 +51,7 @@ def test_store_that_does_not_connect(monkeypatch: pytest.MonkeyPatch, bind: None
 
 @pytest.mark.postgres
 def test_store_going_away_while_the_page_is_open(
-    pg: PrivatePostgres, monkeypatch: pytest.MonkeyPatch, bind: None
+    pg: PrivatePostgres, monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
 ) -> None:
     """A real PostgreSQL server stopped under an open dashboard: every page says the store
     is unreachable (no traceback), and shows the sweep again once the server is back."""
@@ -86,41 +59,47 @@ def test_store_going_away_while_the_page_is_open(
     monkeypatch.setenv("SWEEPSCOPE_STORE", url)
     with open_store(url, create=True) as s:
         make_sweep(s, steps=20)
-    assert not app("live").warning
+    assert not open_page("live").warning
     pg.stop()
     st.cache_data.clear()  # the next refresh, not a cached read
     for page in (None, "live", "compare", "trial", "hparams"):
-        at = app(page)
+        at = open_page(page)
         assert "The store is unreachable" in texts(at, "warning"), page
     pg.start()
     st.cache_data.clear()
-    at = app("live")
+    at = open_page("live")
     assert not at.warning and len(at.dataframe[0].value) == 12
 
 
-def test_store_url_that_is_not_a_url(monkeypatch: pytest.MonkeyPatch, bind: None) -> None:
+def test_store_url_that_is_not_a_url(
+    monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
+) -> None:
     monkeypatch.setenv("SWEEPSCOPE_STORE", "mysql://x@y/z")
-    assert "does not support" in texts(app(), "error")
+    assert "does not support" in texts(open_page(), "error")
 
 
-def test_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bind: None) -> None:
+def test_empty_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
+) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     open_store(url, create=True).close()
     monkeypatch.setenv("SWEEPSCOPE_STORE", url)
-    assert "holds no sweeps yet" in texts(app(), "info")
-    assert "holds no sweeps yet" in texts(app("live"), "info")
+    assert "holds no sweeps yet" in texts(open_page(), "info")
+    assert "holds no sweeps yet" in texts(open_page("live"), "info")
 
 
 def test_unknown_sweep(filled: Store) -> None:
     with open_store(filled.url) as s:
         s.create_sweep("other", name="other", spec={}, metric="val_acc", mode="max", n_trials=1)
-    at = app("live", sweep="nope")
+    at = open_page("live", sweep="nope")
     assert "No sweep 'nope'" in texts(at, "error") and "Showing other instead" in texts(at, "error")
     at.selectbox(key=ui.SWEEP_KEY).set_value("bn_demo-1").run()
     assert not at.error and len(at.dataframe[0].value) == 12
 
 
-def test_sweep_without_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bind: None) -> None:
+def test_sweep_without_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
+) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.setenv("SWEEPSCOPE_STORE", url)
     with open_store(url, create=True) as s:
@@ -132,36 +111,30 @@ def test_sweep_without_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, b
             mode="max",
             n_trials=2,
         )
-        assert "no trials yet" in texts(app("live"), "info")
+        assert "no trials yet" in texts(open_page("live"), "info")
         s.add_trial("fresh", "a", {"batch_norm": True})
         s.add_trial("fresh", "b", {"batch_norm": False})
         for page in ("live", "compare", "hparams", "trial"):
-            at = app(page)
+            at = open_page(page)
             shown = texts(at, "info")
             assert "No points yet" in shown or "Nothing to draw" in shown, page
 
 
 # -- pages ----------------------------------------------------------------------------------
 def test_sweeps_page(filled: Store) -> None:
-    at = app()
+    at = open_page()
     table = at.dataframe[0].value
     assert list(table["sweep"]) == ["bn_demo-1"]
     assert table.loc[0, "progress"] == "10 done · 2 running · 1 failed of 12"
 
 
-def _chart(at: AppTest, key: str) -> dict:
-    charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith(key) or key in c.proto.id]
-    assert charts, f"no chart {key}"
-    return json.loads(charts[0].proto.spec)
-
-
 def _panels(at: AppTest) -> dict[str, dict]:
     """The live page's panels: metric -> plotly spec."""
     found = {}
-    for chart in at.get("plotly_chart"):
-        if "live_chart_" in chart.proto.id:
-            metric = chart.proto.id.split("live_chart_", 1)[1]
-            found[metric] = json.loads(chart.proto.spec)
+    for element in at.get("plotly_chart"):
+        if "live_chart_" in element.proto.id:
+            metric = element.proto.id.split("live_chart_", 1)[1]
+            found[metric] = json.loads(element.proto.spec)
     return found
 
 
@@ -171,7 +144,7 @@ def _targets(spec: dict) -> dict:
 
 
 def test_live_page_panel_grid_table_and_filters(filled: Store) -> None:
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     table = at.dataframe[0].value
     assert len(table) == 12 and table.loc[0, "status"] == "running"
     assert table.loc[0, "steps"] == 100
@@ -208,7 +181,7 @@ def test_live_page_log_axis_auto_and_per_panel(filled: Store) -> None:
     """Losses spanning decades get a log axis by themselves; each panel can be switched."""
     trial = filled.trials("bn_demo-1")[1]["id"]
     filled.add_points(trial, [("val_loss", 400 + k, 10.0**-k, 2e6) for k in range(1, 6)])
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     assert _panels(at)["val_loss"]["layout"]["yaxis"]["type"] == "log"
     assert _panels(at)["val_acc"]["layout"]["yaxis"]["type"] == "linear"
     at.button_group(key="q_y_val_loss").set_value("linear").run()
@@ -221,7 +194,7 @@ def test_live_page_log_axis_auto_and_per_panel(filled: Store) -> None:
 def test_live_page_a_spike_does_not_flatten_the_panel(filled: Store) -> None:
     trial = filled.trials("bn_demo-1")[1]["id"]
     filled.add_points(trial, [("val_acc", 301, -500.0, 2e6)])  # one absurd value
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     layout = _panels(at)["val_acc"]["layout"]["yaxis"]
     low, high = layout["range"]
     assert layout["type"] == "linear" and -1.0 < low < 0.5 and 0.9 < high < 1.2
@@ -230,7 +203,7 @@ def test_live_page_a_spike_does_not_flatten_the_panel(filled: Store) -> None:
 
 
 def test_live_page_groups_with_a_band(filled: Store) -> None:
-    at = app("live", sweep="bn_demo-1", q_group="batch_norm", q_band="min–max")  # as shown
+    at = open_page("live", sweep="bn_demo-1", q_group="batch_norm", q_band="min–max")  # as shown
     assert not at.selectbox(key="q_band").disabled
     spec = _panels(at)["val_acc"]
     fills = [t for t in spec["data"] if t.get("fill") == "toself"]
@@ -245,7 +218,7 @@ def test_live_page_groups_with_a_band(filled: Store) -> None:
 def test_live_page_state_comes_from_the_url(filled: Store) -> None:
     """Opening a copied URL shows the same view: every q_ widget takes the link's value."""
     trial = filled.trials("bn_demo-1")[2]["id"]
-    at = app(
+    at = open_page(
         "live",
         sweep="bn_demo-1",
         q_colour="lr",
@@ -271,7 +244,7 @@ def test_live_page_state_comes_from_the_url(filled: Store) -> None:
 
 
 def test_live_page_ignores_stale_url_values_with_a_notice(filled: Store) -> None:
-    at = app("live", sweep="bn_demo-1", q_colour="momentum", q_smooth="7", q_trials="999")
+    at = open_page("live", sweep="bn_demo-1", q_colour="momentum", q_smooth="7", q_trials="999")
     notices = texts(at, "toast")
     assert "q_colour=momentum" in notices and "q_smooth=7" in notices
     assert "q_trials=999" in notices and "no such trial" in notices
@@ -281,7 +254,7 @@ def test_live_page_ignores_stale_url_values_with_a_notice(filled: Store) -> None
 
 
 def test_live_page_announces_trials_that_end_badly_once(filled: Store) -> None:
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     assert not at.toast  # trials that ended before the page opened: already in the table
     running = filled.trials("bn_demo-1")[0]
     filled.set_trial_status(running["id"], "diverged", detail="loss is inf", last_step=100)
@@ -293,13 +266,13 @@ def test_live_page_announces_trials_that_end_badly_once(filled: Store) -> None:
 
 
 def test_live_page_without_points_for_the_filter(filled: Store) -> None:
-    at = app("live", sweep="bn_demo-1", q_f_status="pending")
+    at = open_page("live", sweep="bn_demo-1", q_f_status="pending")
     assert len(at.dataframe[0].value) == 0 and not _panels(at)
     assert "validation accuracy: no points from the trials shown" in texts(at, "caption")
 
 
 def test_live_page_reads_only_new_points(filled: Store) -> None:
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     points = ui._points(filled.url, "bn_demo-1")
     seen, last = points.n_points, points.last_id
     trial = filled.trials("bn_demo-1")[0]["id"]
@@ -310,7 +283,7 @@ def test_live_page_reads_only_new_points(filled: Store) -> None:
 
 
 def test_stop_trial_from_the_live_page(filled: Store) -> None:
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     running = filled.trials("bn_demo-1")[6]
     at.selectbox(key="live_trial").set_value(running["id"]).run()
     at.button(key="live_stop_trial").click().run()
@@ -326,7 +299,7 @@ def test_stop_trial_from_the_live_page(filled: Store) -> None:
 
 def test_stop_sweep_needs_confirmation_and_cancel_works(filled: Store) -> None:
     filled.heartbeat("bn_demo-1")
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     at.button(key="live_stop_sweep").click().run()
     at.button(key="live_confirm_no").click().run()
     assert filled.stop_requests("bn_demo-1")[0] is False
@@ -337,7 +310,7 @@ def test_stop_sweep_needs_confirmation_and_cancel_works(filled: Store) -> None:
 
 def test_stopping_a_finished_trial_is_a_no_op(filled: Store) -> None:
     done = filled.trials("bn_demo-1")[1]
-    at = app("trial", sweep="bn_demo-1")
+    at = open_page("trial", sweep="bn_demo-1")
     at.selectbox(key="trial_id").set_value(done["id"]).run()
     assert "has finished (completed); there is nothing to stop" in texts(at, "caption")
     assert at.button(key="trial_stop_trial").disabled
@@ -349,7 +322,7 @@ def test_stopping_a_finished_trial_is_a_no_op(filled: Store) -> None:
 
 def test_stop_disabled_on_a_public_address_without_token(filled: Store) -> None:
     config.set_option("server.address", "0.0.0.0")
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     assert "SWEEPSCOPE_TOKEN is not set" in texts(at, "info")
     assert not [b for b in at.button if b.key == "live_stop_trial"]
 
@@ -360,7 +333,7 @@ def test_stop_on_a_public_address_needs_the_token(
     token = "s3cret-long-enough-token"
     monkeypatch.setenv(control.TOKEN_ENV, token)
     config.set_option("server.address", "0.0.0.0")
-    at = app("live", sweep="bn_demo-1")
+    at = open_page("live", sweep="bn_demo-1")
     at.text_input(key=ui.TOKEN_KEY).input("wrong").run()
     at.button(key="live_stop_trial").click().run()
     at.button(key="live_confirm_yes").click().run()
@@ -373,13 +346,13 @@ def test_stop_on_a_public_address_needs_the_token(
 
 
 def test_compare_page(filled: Store) -> None:
-    at = app("compare", sweep="bn_demo-1")
+    at = open_page("compare", sweep="bn_demo-1")
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"mean BN on − BN off", "speed-up of BN on"}
     assert float(metrics["speed-up of BN on"].rstrip("×")) > 1
     assert "6 pairs that differ only in batch_norm" in texts(at, "caption")
     for key in ("cmp_band", "cmp_pairs", "cmp_diffs", "cmp_speed", "cmp_lr"):
-        _chart(at, key)
+        chart(at, key)
     at.selectbox(key="q_cmp_factor").set_value("lr").run()
     assert "4 pairs that differ only in lr" in texts(at, "caption")
     at.selectbox(key="q_cmp_b").set_value(0.001).run()  # the same as A
@@ -388,18 +361,18 @@ def test_compare_page(filled: Store) -> None:
 
 def test_trial_page(filled: Store) -> None:
     errored = filled.trials("bn_demo-1")[5]
-    at = app("trial", sweep="bn_demo-1")
+    at = open_page("trial", sweep="bn_demo-1")
     at.selectbox(key="trial_id").set_value(errored["id"]).run()
     assert "CUDA out of memory" in at.code[0].value
     events = at.dataframe[0].value
     assert list(events["status"]) == ["pending", "running", "error"]
     assert {m.label: m.value for m in at.metric}["Node"] == "testhost"
-    _chart(at, "trial_chart")
+    chart(at, "trial_chart")
 
 
 def test_hparams_page(filled: Store) -> None:
-    at = app("hparams", sweep="bn_demo-1")
-    spec = _chart(at, "hp_parcoords")
+    at = open_page("hparams", sweep="bn_demo-1")
+    spec = chart(at, "hp_parcoords")
     labels = [d["label"] for d in spec["data"][0]["dimensions"]]
     assert labels == ["batch_norm", "log10 lr", "seed", "val_acc"]  # the store sorts keys
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dashboard.browser import BROWSER_ARGS
 from runner.store import TrialStatus, open_store
+from tests.helpers.browser import BROWSER_ARGS
 
 from .conftest import REPO, SECRET, SecuredDatabase
 from .test_dashboard_data import make_sweep

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dashboard.browser import BROWSER_ARGS, CHROMIUM
 from runner.store import TrialStatus, open_store
+from tests.helpers.browser import BROWSER_ARGS, CHROMIUM
+from tests.helpers.paths import REPO
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
 # Four trials, two at a time: long enough (about a minute each) to watch and to stop.
 SPEC = """\
 name: e2e
@@ -52,22 +52,6 @@ def chromium() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def end(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:

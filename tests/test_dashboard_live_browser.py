@@ -8,23 +8,24 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dashboard.browser import BROWSER_ARGS, CHROMIUM
 from runner import report
 from runner.store import TrialStatus, open_store
+from tests.helpers.browser import BROWSER_ARGS, CHROMIUM
+from tests.helpers.paths import REPO
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
 
 SPEC = """\
 name: livebrowser
@@ -100,21 +101,6 @@ def start(
     )
     procs.append(proc)
     return proc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def panel_state(page: Any) -> list[dict[str, Any]]:

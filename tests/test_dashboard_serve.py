@@ -24,8 +24,9 @@ from dashboard import control
 from dashboard.serve import ALLOWED_HOSTS_ENV, APP, allowed_hosts, serve, streamlit_command
 from runner.errors import SweepscopeError
 from runner.store import open_store
+from tests.helpers.paths import REPO
+from tests.helpers.ports import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 FOREIGN = "http://evil.example"
 # What a careless or hostile setup would use to switch Streamlit's protections off.
 HOSTILE_ENV = {
@@ -47,7 +48,7 @@ showErrorDetails = "full"
 
 def test_command_binds_where_asked_and_pins_the_protections() -> None:
     cmd = streamlit_command("127.0.0.1", 8555)
-    assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(APP)]
+    assert cmd[:5] == [sys.executable, "-m", "dashboard.warm", "run", str(APP)]
     flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))
     assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8555"
     assert flags["--server.headless"] == "true"
@@ -153,12 +154,6 @@ def test_check_token() -> None:
             control.check_token(host, "x" * (control.TOKEN_MIN_LENGTH - 1))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _health(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
@@ -185,10 +180,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+@pytest.mark.slow  # a real Streamlit server: ~3 s
 def test_serve_runs_streamlit_and_ctrl_c_ends_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     open_store(url, create=True).close()
-    port = _free_port()
+    port = free_port()
     code = (
         "import sys; from dashboard.serve import serve; "
         f"sys.exit(serve(store_url={url!r}, port={port}))"
@@ -231,7 +227,7 @@ def _hostile_dashboard(
     for where in (home, work):
         (where / ".streamlit").mkdir(parents=True)
         (where / ".streamlit" / "config.toml").write_text(HOSTILE_TOML)
-    port = _free_port()
+    port = free_port()
     unpin = "" if pinned else "dashboard.serve.PINNED_OPTIONS.clear(); "
     swap = "" if app is None else f"dashboard.serve.APP = {str(app)!r}; "
     code = (
@@ -319,6 +315,7 @@ def _websocket_handshake(port: int, origin: str, host: str = "127.0.0.1") -> int
     return int(reply.split(b" ", 2)[1])
 
 
+@pytest.mark.slow  # a real Streamlit server: ~3 s
 def test_exposed_dashboard_keeps_xsrf_and_cors_on_whatever_the_config_says(
     pinned_dashboard: int,
 ) -> None:
@@ -350,6 +347,7 @@ def loopback_dashboard(tmp_path: Path) -> Iterator[int]:
     yield from _hostile_dashboard(tmp_path, pinned=True, host="127.0.0.1")
 
 
+@pytest.mark.slow  # a real Streamlit server: ~3 s
 def test_loopback_dashboard_refuses_a_rebound_host_name(loopback_dashboard: int) -> None:
     """DNS rebinding: a page from rebind.evil.example, whose name then resolves to
     127.0.0.1, opens the WebSocket same-origin (Origin and Host agree), and on loopback
@@ -394,6 +392,7 @@ def _exceptions(port: int) -> list[Any]:
                 return found
 
 
+@pytest.mark.slow  # a real Streamlit server: ~3 s
 @pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
 def test_remote_viewers_get_no_error_details(tmp_path: Path, host: str) -> None:
     """An uncaught exception's message and traceback (hosts, paths, queries) are shown to
@@ -411,6 +410,7 @@ def test_remote_viewers_get_no_error_details(tmp_path: Path, host: str) -> None:
             assert "secret-path" in shown.message and shown.type == "RuntimeError"
 
 
+@pytest.mark.slow  # a real Streamlit server: ~3 s
 def test_the_hostile_config_does_switch_off_an_unpinned_streamlit(
     unpinned_dashboard: int,
 ) -> None:

@@ -3,21 +3,17 @@ the paired analysis across two sweeps' points, and the page's empty and partial 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import compare
 from dashboard.data import SweepPoints
 from runner.store import Store, open_store
+from tests.helpers.apptest import open_page, texts
 from tests.test_dashboard_data import SPEC, make_sweep
-
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
 def _trials(first_id: int, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -160,50 +156,30 @@ def test_paired_analysis_reads_each_side_from_its_sweep(sqlite_store: Store) -> 
 
 
 # -- the page ------------------------------------------------------------------------------
-@pytest.fixture
-def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("SWEEPSCOPE_STORE", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield url
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
 def _page(**query: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page("views/versus.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _texts(at: AppTest, kind: str) -> str:
-    return " | ".join(str(e.value) for e in getattr(at, kind))
+    return open_page("versus", timeout=120, **query)
 
 
 def _charts(at: AppTest) -> set[str]:
     return {c.proto.id for c in at.get("plotly_chart")}
 
 
-def test_page_with_one_sweep_asks_for_another(store_url: str) -> None:
-    with open_store(store_url, create=True) as s:
+def test_page_with_one_sweep_asks_for_another(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
         make_sweep(s, steps=50)
-    assert "this page compares two" in _texts(_page(), "info")
+    assert "this page compares two" in texts(_page(), "info")
 
 
-def test_page_pairs_two_partly_overlapping_sweeps(store_url: str) -> None:
-    with open_store(store_url, create=True) as s:
+def test_page_pairs_two_partly_overlapping_sweeps(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
         _two_sweeps(s)
     at = _page()
     assert at.selectbox(key="q_vs_a").value == "bn_demo-1"  # the older one
     assert at.selectbox(key="q_vs_b").value == "bn_demo-2"
-    captions = _texts(at, "caption")
+    captions = texts(at, "caption")
     assert "8 pairs of trials with the same batch_norm, lr, seed" in captions
     assert "dataset synthetic → synthetic-v2" in captions
-    infos = _texts(at, "info")
+    infos = texts(at, "info")
     assert "4 trials of bn_demo without a partner" in infos
     assert "4 trials of bn_demo_v2 without a partner" in infos
     for key in ("vs_band", "vs_pairs", "vs_diffs"):
@@ -211,8 +187,8 @@ def test_page_pairs_two_partly_overlapping_sweeps(store_url: str) -> None:
     assert {m.label for m in at.metric} >= {"mean bn_demo_v2 − bn_demo"}
 
 
-def test_page_with_sweeps_that_share_no_setting(store_url: str) -> None:
-    with open_store(store_url, create=True) as s:
+def test_page_with_sweeps_that_share_no_setting(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
         make_sweep(s, steps=50)
         make_sweep(
             s,
@@ -221,16 +197,39 @@ def test_page_with_sweeps_that_share_no_setting(store_url: str) -> None:
             spec={**SPEC, "grid": {"lr": [0.5], "batch_norm": [True], "seed": [3]}},
         )
     at = _page()
-    assert "nothing to pair" in _texts(at, "warning")
+    assert "nothing to pair" in texts(at, "warning")
     at.selectbox(key="q_vs_b").set_value("bn_demo-3").run()
     at.selectbox(key="q_vs_a").set_value("bn_demo-3").run()
-    assert "pick two different sweeps" in _texts(at, "warning")
+    assert "pick two different sweeps" in texts(at, "warning")
 
 
-def test_page_with_a_sweep_that_has_no_points_yet(store_url: str) -> None:
-    with open_store(store_url, create=True) as s:
+def test_page_with_a_sweep_that_has_no_points_yet(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
         make_sweep(s, steps=50)
         s.create_sweep("fresh", name="fresh", spec=SPEC, metric="val_acc", mode="max", n_trials=1)
         s.add_trial("fresh", "a", {"lr": 0.1, "batch_norm": True, "seed": 0, **SPEC["fixed"]})
     at = _page(q_vs_a="bn_demo-1", q_vs_b="fresh")
-    assert "No metric has points in both sweeps yet" in _texts(at, "info")
+    assert "No metric has points in both sweeps yet" in texts(at, "info")
+
+
+def test_page_judges_two_seeded_sweeps_by_configuration(dashboard_url: str) -> None:
+    from tests.test_verdict_pages import SEEDS, seeded_bn_sweep
+
+    with open_store(dashboard_url, create=True) as s:
+        seeded_bn_sweep(s, effect=0.0, sweep_id="bn_seeded-1")
+        seeded_bn_sweep(s, effect=0.0, sweep_id="bn_seeded-2", offset=0.05)  # after a fix
+    at = _page()
+    captions = texts(at, "caption")
+    assert "8 configuration pairs with the same batch_norm, lr, each side with all its" in captions
+    assert "**bn_seeded-2** is **better** than **bn_seeded-1**" in texts(at, "success")
+    assert "Noise floor ±" in texts(at, "markdown")
+    assert {m.label: m.value for m in at.metric}["mean bn_seeded-2 − bn_seeded-1"] == "+0.05"
+    table = at.dataframe[0].value
+    assert len(table) == 8 and set(table["seeds A (bn_seeded-1)"]) == {f"{SEEDS}/{SEEDS}"}
+
+
+def test_page_with_one_seed_says_the_noise_floor_is_unknown(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
+        _two_sweeps(s)
+    warnings = texts(_page(), "warning")
+    assert "Noise floor unknown" in warnings and "seeds: 3 in the spec" in warnings

@@ -1,8 +1,11 @@
 """BN vs no-BN: trials paired by every hyperparameter but one factor (batch_norm by default).
 
-Top to bottom: what to compare; each group's curves as a band; each pair's curves; the
-final metric per pair; the steps to a target; the final metric against a hyperparameter.
-Every choice is kept in the URL (dashboard.urlstate)."""
+Top to bottom: what to compare; the final metric per pair with the verdict (B better,
+worse or undecided against A) beside the sweep's noise floor; each group's curves as a
+band; each pair's curves; the steps to a target; the final metric against a
+hyperparameter. A seeded sweep (`seeds` in the spec) pairs configurations, each side with
+all its seeds, for the verdict, and trials of the same seed for the curves. Every choice
+is kept in the URL (dashboard.urlstate)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import axes, charts, compare, paired, ui, urlstate
+from dashboard import axes, charts, compare, compare_figures, paired, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND, band_label, group_band
 from dashboard.data import hyperparameters, metric_mode
 
@@ -27,7 +30,10 @@ store = ui.store()
 sweep, trials, points = ui.loaded_sweep(store)
 st.button("↻ Refresh", key="compare_refresh")
 params = hyperparameters(trials, sweep["spec"])
-if not params:
+seed_key = compare.seed_key(sweep["spec"])
+seeded = compare.seeded(sweep["spec"])
+factors = [p for p in params if p != seed_key]  # seed against seed is no question
+if not factors:
     st.info("Every trial of this sweep has the same settings: there is no factor to compare.")
     st.stop()
 if points.n_points == 0:
@@ -38,9 +44,9 @@ if points.n_points == 0:
 c1, c2, c3, c4 = st.columns(4)
 factor = c1.selectbox(
     "Factor",
-    params,
-    index=params.index(compare.default_factor(params)),
-    **urlstate.bound("q_cmp_factor", params),
+    factors,
+    index=factors.index(compare.default_factor(factors)),
+    **urlstate.bound("q_cmp_factor", factors),
 )
 values = compare.levels(trials, factor)
 if len(values) < 2:
@@ -70,14 +76,40 @@ if a == b:
     st.stop()
 names = (charts.level_label(factor, a), charts.level_label(factor, b))
 colours = (charts.level_colour(0, a), charts.level_colour(1, b))
+mode = metric_mode(metric, sweep)
 pairing = compare.pair_trials(trials, factor, (a, b), params)
 n_pairs = len(pairing.pairs)
-st.caption(
-    f"{n_pairs} pair{'' if n_pairs == 1 else 's'} that differ{'s' if n_pairs == 1 else ''} "
-    f"only in {factor} "
-    f"({', '.join(pairing.others) or 'no other hyperparameters'} held equal); "
-    f"{len(pairing.unpaired)} trials without a partner. Differences are B − A."
-)
+finals_all = compare.finished_finals(points, trials, metric)
+floor = compare.seed_noise(trials, finals_all, seed_key if seeded else None)
+if seeded and seed_key is not None:
+    configs = compare.pair_configurations(trials, factor, (a, b), params, seed_key)
+    n_configs = len(configs.pairs)
+    st.caption(
+        f"{n_configs} configuration pair{'' if n_configs == 1 else 's'} that "
+        f"differ{'s' if n_configs == 1 else ''} only in {factor} "
+        f"({', '.join(configs.others) or 'no other hyperparameters'} held equal), each side "
+        f"with its {sweep['spec']['seeds'].get('n')} seeds ({seed_key}); "
+        f"{len(configs.unpaired)} trials without a partner. Differences are B − A."
+    )
+else:
+    st.caption(
+        f"{n_pairs} pair{'' if n_pairs == 1 else 's'} that "
+        f"differ{'s' if n_pairs == 1 else ''} only in {factor} "
+        f"({', '.join(pairing.others) or 'no other hyperparameters'} held equal); "
+        f"{len(pairing.unpaired)} trials without a partner. Differences are B − A."
+    )
+
+# -- (a) the final metric per pair, and the verdict ------------------------------------------
+if seeded and seed_key is not None:
+    st.subheader(f"Final {metric} per configuration pair")
+    paired.configurations_section(
+        configs, finals_all, floor, metric=metric, mode=mode, names=names, key="cmp"
+    )
+else:
+    st.subheader(f"Final {metric} per pair")
+    finals = compare.pair_finals(pairing, metric, points)
+    paired.finals_section(pairing, finals, floor, metric=metric, mode=mode, names=names, key="cmp")
+
 groups = dict(zip(names, compare.sides(trials, factor, (a, b)), strict=True))
 curves = {
     label: [points.curve(int(t["id"]), metric, max_points=500) for t in group]
@@ -87,7 +119,7 @@ log_y = axes.log_scale(
     np.concatenate([np.empty(0)] + [y for group in curves.values() for _, y in group])
 )
 
-# -- (a) each group's curves as a band -----------------------------------------------------------
+# -- (b) each group's curves as a band -----------------------------------------------------------
 band_kind = st.radio(
     "Band",
     list(BANDS),
@@ -101,13 +133,13 @@ band_kind = st.radio(
 st.subheader(f"{metric}: {band_label(band_kind)} per group")
 bands = {label: group_band(group, band_kind) for label, group in curves.items()}
 st.plotly_chart(
-    charts.band_figure(
+    compare_figures.band_figure(
         bands, dict(zip(names, colours, strict=True)), metric=metric, kind=band_kind, log_y=log_y
     ),
     key="cmp_band",
 )
 
-# -- (b) each pair's curves ------------------------------------------------------------------------
+# -- (c) each pair's curves ------------------------------------------------------------------------
 st.subheader("Each pair")
 MAX_PANELS = 24
 panels = [
@@ -121,16 +153,14 @@ panels = [
 if panels:
     if n_pairs > MAX_PANELS:
         st.caption(f"The first {MAX_PANELS} of {n_pairs} pairs.")
+    if seeded:
+        st.caption(f"Pairs of trials with the same {seed_key}: one panel per seed.")
     st.plotly_chart(
-        charts.pairs_figure(panels, names, colours, metric=metric, log_y=log_y), key="cmp_pairs"
+        compare_figures.pairs_figure(panels, names, colours, metric=metric, log_y=log_y),
+        key="cmp_pairs",
     )
 else:
     st.info(f"No pairs yet: no two trials differ only in {factor}.")
-
-# -- (c) final metric per pair -----------------------------------------------------------------
-st.subheader(f"Final {metric} per pair")
-finals = compare.pair_finals(pairing, metric, points)
-paired.finals_section(pairing, finals, metric=metric, names=names, key="cmp")
 
 # -- (d) steps to target -------------------------------------------------------------------
 st.subheader("Steps to target")
@@ -146,7 +176,7 @@ paired.target_section(
 
 # -- (e) final metric against a hyperparameter ------------------------------------------------
 st.subheader(f"Final {metric} against a hyperparameter")
-numeric = compare.numeric_params(trials, params, exclude=[factor])
+numeric = compare.numeric_params(trials, params, exclude=[factor, seed_key or factor])
 if not numeric:
     st.info("No numeric hyperparameter varies besides the factor.")
     st.stop()
@@ -158,7 +188,7 @@ x_param = st.selectbox(
 )
 rows = compare.finals_against(points, trials, metric, x_param, groups)
 st.plotly_chart(
-    charts.lr_figure(
+    compare_figures.lr_figure(
         rows,
         x=x_param,
         metric=metric,

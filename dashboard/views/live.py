@@ -11,7 +11,7 @@ from dashboard import live, stopping, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND
 from dashboard.data import STATUS_LABELS, Filter
 from runner.errors import SweepscopeError
-from runner.sysmetrics import is_system_metric
+from runner.protocol import is_system_metric
 
 st.title("Live sweep")
 store = ui.store()

@@ -1,22 +1,59 @@
-"""Sweeps: every sweep in the store; pick one to watch."""
+"""Sweeps: every sweep in the store; pick one to watch.
+
+A seeded sweep's "best" is its best configuration's mean final over seeds, with its
+interval, as `sweepscope status` gives it: never the single luckiest trial."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from dashboard import ui
-from dashboard.data import sweep_table
+from dashboard import compare, ui
+from dashboard.data import hyperparameters, sweep_table
+from runner.store import Store
+
+
+@st.cache_data(ttl=15.0, show_spinner=False, max_entries=256)
+def _best_configuration(
+    _store: Store, _sweep: dict[str, Any], url: str, sweep_id: str, version: tuple[Any, ...]
+) -> tuple[float, str] | None:
+    """A seeded sweep's best configuration as (mean, label); one read of its trials and
+    one of its metric's points, again only when the sweep moved on (`version`) or after
+    15 s. `url` keeps stores apart; the arguments with a leading _ are not hashed."""
+    sweep = _sweep
+    trials = _store.trials(sweep_id)
+    points = _store.points(sweep_id, metrics=[sweep["metric"]])
+    best = compare.best_configuration(sweep, trials, points)
+    if best is None:
+        return None
+    varied = [
+        p for p in hyperparameters(trials, sweep["spec"]) if p != compare.seed_key(sweep["spec"])
+    ]
+    interval = "" if best.low != best.low else f", 95% CI [{best.low:.4g}, {best.high:.4g}]"
+    tied = f"; tied with {len(best.tied_with)} more" if best.tied_with else ""
+    label = compare.configuration_label(str(best.config), varied)
+    return best.mean, f"{label}: mean of {best.n} seeds{interval}{tied}"
+
 
 st.title("Sweeps")
 store = ui.store()
 with ui.guard():
-    table = sweep_table(store.sweeps())
+    sweeps = store.sweeps()
+    table = sweep_table(sweeps)
     if table.empty:
         st.info(
             f"The store {ui.redacted(store.url)} holds no sweeps yet. Start one with "
             "`sweepscope run experiments/sweeps/smoke.yaml`; it appears here on its own."
         )
         st.stop()
+    table.insert(table.columns.get_loc("best") + 1, "best configuration", "")
+    for row, sweep in enumerate(sweeps):
+        if compare.seed_key(sweep["spec"]) is None:
+            continue
+        version = (sweep["status"], sweep.get("ended_at"), tuple(sorted(sweep["counts"].items())))
+        found = _best_configuration(store, sweep, store.url, sweep["id"], version)
+        table.loc[row, ["best", "best configuration"]] = found or (None, "no final yet")
 
     def _pick() -> None:
         rows = st.session_state["sweeps_table"].selection.rows
@@ -32,6 +69,11 @@ with ui.guard():
         hide_index=True,
         width="stretch",
         column_config={"best": st.column_config.NumberColumn(format="%.4g")},
+    )
+    st.caption(
+        "best: for a seeded sweep, its best configuration's mean final over seeds (its 95% "
+        "interval beside it), not the luckiest trial; otherwise the best value any trial "
+        "reached."
     )
     chosen = st.session_state.get(ui.SWEEP_KEY)
     st.caption(f"Chosen: **{chosen}** (click a row, or use the sidebar, to choose another).")

@@ -12,7 +12,8 @@ import streamlit as st
 from dashboard import charts, stopping, ui
 from dashboard.data import hyperparameters, status_label
 from runner.errors import SweepscopeError
-from runner.sysmetrics import LABELS, is_system_metric
+from runner.protocol import SYSTEM_LABELS as LABELS
+from runner.protocol import is_system_metric
 
 st.title("Trial detail")
 store = ui.store()

@@ -1,9 +1,11 @@
 """Sweep against sweep: two sweeps' trials paired on the hyperparameters they share.
 
 For the same spec run on two machines, or before and after a code change. Top to bottom:
-which two sweeps; what paired and what did not; both sweeps' curves overlaid, as bands and
-per pair; the final metric per pair; the steps to a target. Every choice is kept in the
-URL (dashboard.urlstate)."""
+which two sweeps; what paired and what did not; the final metric per pair with the verdict
+(B better, worse or undecided against A) beside the noise floor; both sweeps' curves
+overlaid, as bands and per pair; the steps to a target. Seeded sweeps pair configurations,
+each side with all its seeds, for the verdict. Every choice is kept in the URL
+(dashboard.urlstate)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from dashboard import axes, charts, compare, paired, ui, urlstate
+from dashboard import axes, charts, compare, compare_figures, paired, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND, band_label, group_band
 from dashboard.data import SweepPoints, hyperparameters, metric_mode
 from runner.errors import SweepscopeError
@@ -93,9 +96,14 @@ for name, sweep, trials in ((names[0], sweep_a, trials_a), (names[1], sweep_b, t
     )
 
 # -- what paired ----------------------------------------------------------------------------
+seeded = compare.seeded(sweep_a["spec"]) or compare.seeded(sweep_b["spec"])
+seed_key = (
+    (compare.seed_key(sweep_a["spec"]) or compare.seed_key(sweep_b["spec"])) if seeded else None
+)
 match = compare.pair_sweeps(
     (id_a, trials_a, hyperparameters(trials_a, sweep_a["spec"])),
     (id_b, trials_b, hyperparameters(trials_b, sweep_b["spec"])),
+    seed_key=seed_key,
 )
 pairing = match.pairing
 n_pairs = len(pairing.pairs)
@@ -103,6 +111,13 @@ st.caption(
     f"{n_pairs} pair{'' if n_pairs == 1 else 's'} of trials with the same "
     f"{', '.join(match.shared) or 'settings'}. Differences are B − A."
 )
+if match.configurations is not None:
+    n_configs = len(match.configurations.pairs)
+    st.caption(
+        f"{n_configs} configuration pair{'' if n_configs == 1 else 's'} with the same "
+        f"{', '.join(match.configurations.others) or 'settings'}, each side with all its "
+        f"seeds ({seed_key}): the verdict below is over these."
+    )
 if match.differing:
     st.caption(
         "The sweeps differ in: "
@@ -140,6 +155,25 @@ metric = st.selectbox(
     index=metrics.index(sweep_a["metric"]) if sweep_a["metric"] in metrics else 0,
     **urlstate.bound("q_vs_metric", metrics),
 )
+mode = metric_mode(metric, sweep_a)
+
+# -- final metric per pair, and the verdict ---------------------------------------------------
+finals_all = pd.concat(
+    [
+        compare.finished_finals(points_a, trials_a, metric),
+        compare.finished_finals(points_b, trials_b, metric),
+    ]
+)
+floor = compare.seed_noise(match.tagged, finals_all, seed_key)  # tagged: sweeps kept apart
+if match.configurations is not None:
+    st.subheader(f"Final {metric} per configuration pair")
+    paired.configurations_section(
+        match.configurations, finals_all, floor, metric=metric, mode=mode, names=names, key="vs"
+    )
+else:
+    st.subheader(f"Final {metric} per pair")
+    finals = compare.pair_finals(pairing, metric, points_a, points_b)
+    paired.finals_section(pairing, finals, floor, metric=metric, mode=mode, names=names, key="vs")
 
 # -- both sweeps' curves overlaid -------------------------------------------------------------
 curves = {
@@ -159,7 +193,7 @@ band_kind = st.radio(
 )
 st.subheader(f"{metric}: {band_label(band_kind)} of the paired trials")
 st.plotly_chart(
-    charts.band_figure(
+    compare_figures.band_figure(
         {label: group_band(group, band_kind) for label, group in curves.items()},
         dict(zip(names, colours, strict=True)),
         metric=metric,
@@ -177,13 +211,8 @@ panels = [
     for i, row in enumerate(pairing.pairs.head(MAX_PANELS).itertuples())
 ]
 st.plotly_chart(
-    charts.pairs_figure(panels, names, colours, metric=metric, log_y=log_y), key="vs_pairs"
+    compare_figures.pairs_figure(panels, names, colours, metric=metric, log_y=log_y), key="vs_pairs"
 )
-
-# -- final metric per pair ------------------------------------------------------------------
-st.subheader(f"Final {metric} per pair")
-finals = compare.pair_finals(pairing, metric, points_a, points_b)
-paired.finals_section(pairing, finals, metric=metric, names=names, key="vs")
 
 # -- steps to target --------------------------------------------------------------------------
 st.subheader("Steps to target")

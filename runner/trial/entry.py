@@ -8,6 +8,7 @@ where the trial runs, and samples the process's load when the spec asks for it. 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable
@@ -17,7 +18,13 @@ from runner import _ray_private as ray_private
 from runner.spec import resolve_trainable, user_config
 from runner.trial import report, sysmetrics
 
-__all__ = ["class_entry", "node_label", "trial_entry"]
+__all__ = ["TRIAL_NICE", "class_entry", "lower_priority", "node_label", "trial_entry"]
+
+# Trials run at this nice level (0 normal, 19 lowest): on a machine they keep busy, the
+# driver and the dashboard beside them still get the CPU they ask for (the live page opens
+# in about 4 s instead of 6 while trials use both cores of a 2-core machine). A sweep on
+# its own machine runs no slower: nice only orders who runs first.
+TRIAL_NICE = 10
 
 
 def trial_entry(
@@ -35,6 +42,7 @@ def trial_entry(
     def run_trial(config: dict[str, Any]) -> None:
         import ray
 
+        lower_priority()
         if not ray.get_gpu_ids():  # Ray 2.60 leaves a gpu-0 trial every GPU: hide them
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         fn = resolve_trainable(trainable)
@@ -64,6 +72,7 @@ def class_entry(cls: type, system_metrics: float | None = None) -> type:
 
     class Entry(*bases):  # type: ignore[misc]
         def setup(self, config: dict[str, Any]) -> None:
+            lower_priority()
             super().setup(user_config(config))
 
     Entry.__name__ = Entry.__qualname__ = cls.__name__
@@ -87,3 +96,20 @@ def node_label() -> str:
     except Exception:  # Ray absent or not connected: the hostname alone still helps
         return host
     return f"{host} ({node_id[:8]})"
+
+
+def lower_priority(nice: int = TRIAL_NICE) -> None:
+    """Every thread of this process at `nice` or lower priority; never raises it back.
+
+    Linux keeps a nice level per thread, and Ray's and torch's threads exist before the
+    trial starts: each one is lowered."""
+    if not hasattr(os, "setpriority"):
+        return  # Windows
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # no /proc (macOS): the whole process
+    for tid in threads:
+        with contextlib.suppress(OSError):  # a thread that has just ended
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
