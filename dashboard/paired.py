@@ -103,54 +103,71 @@ def configurations_section(
     bootstrap over pairs and seeds) with the noise floor beside it, each pair's difference
     with its interval over seeds, and the table of pairs with their own verdicts."""
     judged = compare.configuration_verdicts(pairing, finals, mode)
-    decision = judged.decision
-    if decision is None:
+    if judged.decision is None:
         st.info(f"No configuration pair has a finished trial with a final {metric} on both sides.")
         noise_note(floor, metric=metric)
     else:
-        c = decision.comparison
-        seeds = "pairs and their seeds" if c.seeds_resampled else "pairs"
-        verdict_box(
+        _verdict(judged, floor, metric=metric, mode=mode, names=names, key=key)
+    _pairs_table(judged.table, names)
+
+
+def _verdict(
+    judged: compare.ConfigVerdicts,
+    floor: verdicts.NoiseFloor | None,
+    *,
+    metric: str,
+    mode: str,
+    names: tuple[str, str],
+    key: str,
+) -> None:
+    """The whole comparison's verdict, the noise floor, the mean difference and each pair's."""
+    decision = judged.decision
+    assert decision is not None
+    c = decision.comparison
+    seeds = "pairs and their seeds" if c.seeds_resampled else "pairs"
+    verdict_box(
+        decision.verdict,
+        verdict_markdown(
             decision.verdict,
-            verdict_markdown(
-                decision.verdict,
-                c,
-                confidence=c.confidence,
-                names=names,
-                metric=metric,
-                mode=mode,
-                over=f"{c.n_pairs} configuration pair{'' if c.n_pairs == 1 else 's'}",
-            )
-            if not math.isnan(c.low)
-            else f"**{names[1]}** against **{names[0]}**: **undecided**, {decision.reason}",
+            c,
+            confidence=c.confidence,
+            names=names,
+            metric=metric,
+            mode=mode,
+            over=f"{c.n_pairs} configuration pair{'' if c.n_pairs == 1 else 's'}",
         )
-        noise_note(floor, metric=metric)
-        left, right = st.columns([1, 3])
-        left.metric(
-            f"mean {names[1]} − {names[0]}",
-            f"{c.estimate:+.4g}",
-            help="Mean over configuration pairs of B's mean final over seeds minus A's.",
+        if not math.isnan(c.low)
+        else f"**{names[1]}** against **{names[0]}**: **undecided**, {decision.reason}",
+    )
+    noise_note(floor, metric=metric)
+    left, right = st.columns([1, 3])
+    left.metric(
+        f"mean {names[1]} − {names[0]}",
+        f"{c.estimate:+.4g}",
+        help="Mean over configuration pairs of B's mean final over seeds minus A's.",
+    )
+    left.caption(f"{c.confidence:.0%} interval: two-level bootstrap over {seeds}.")
+    if c.dropped_a + c.dropped_b:
+        left.caption(
+            f"Diverged runs left out: {c.dropped_a} of {names[0]}, {c.dropped_b} of "
+            f"{names[1]}" + (f"; {c.dropped_pairs} pairs had none left" if c.dropped_pairs else "")
         )
-        left.caption(f"{c.confidence:.0%} interval: two-level bootstrap over {seeds}.")
-        dropped = c.dropped_a + c.dropped_b
-        if dropped:
-            left.caption(
-                f"Diverged runs left out: {c.dropped_a} of {names[0]}, {c.dropped_b} of "
-                f"{names[1]}"
-                + (f"; {c.dropped_pairs} pairs had none left" if c.dropped_pairs else "")
-            )
-        interval = compare.Interval(c.estimate, c.low, c.high, c.n_pairs, c.confidence)
-        right.plotly_chart(
-            compare_figures.differences_figure(
-                judged.table,
-                interval,
-                metric=metric,
-                names=names,
-                floor=floor.floor if floor is not None else None,
-            ),
-            key=f"{key}_diffs",
-        )
-    table = judged.table.copy()
+    interval = compare.Interval(c.estimate, c.low, c.high, c.n_pairs, c.confidence)
+    right.plotly_chart(
+        compare_figures.differences_figure(
+            judged.table,
+            interval,
+            metric=metric,
+            names=names,
+            floor=floor.floor if floor is not None else None,
+        ),
+        key=f"{key}_diffs",
+    )
+
+
+def _pairs_table(pairs: pd.DataFrame, names: tuple[str, str]) -> None:
+    """One row per configuration pair, with its own interval and verdict."""
+    table = pairs.copy()
     table.insert(
         6,
         "95% CI",
