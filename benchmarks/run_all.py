@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("faults", ["-m", "benchmarks.bench_faults"]),
     ("sysmetrics", ["-m", "benchmarks.bench_sysmetrics"]),
     ("importance", ["-m", "benchmarks.bench_importance"]),
+    ("decisions", ["-m", "benchmarks.bench_decisions"]),
 ]
 # The reproductions of published results (benchmarks/repro_*.py) come after the measurements.
 REPRODUCTIONS = [

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["BANDS", "DEFAULT_BAND", "band_label", "group_band"]
+__all__ = ["BANDS", "DEFAULT_BAND", "band_label", "group_band", "nan_percentiles"]
 
 #: Band kind -> what it means, as the legend says it.
 BANDS: dict[str, str] = {
@@ -74,7 +74,7 @@ def group_band(
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: gaps between curves
         if kind in ("iqr", "minmax"):
             q = (25, 50, 75) if kind == "iqr" else (0, 50, 100)
-            lower, centre, upper = np.nanpercentile(stack, q, axis=0)
+            lower, centre, upper = nan_percentiles(stack, q)
         else:
             centre = np.nanmean(stack, axis=0)
             sd = np.nanstd(stack, axis=0, ddof=1)
@@ -88,3 +88,25 @@ def group_band(
     return pd.DataFrame(
         {"step": grid, "centre": centre, "lower": lower, "upper": upper, "n": n.astype("int64")}
     )
+
+
+def nan_percentiles(stack: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """np.nanpercentile(stack, q, axis=0) (its default, linear method) for a 2-D stack of
+    finite values and NaN gaps, in one sort: numpy's own calls Python once per column, about
+    13 ms for a band of 200 steps, which a live page drawing a band per configuration (one
+    per seeded configuration, every few seconds) cannot afford. All-NaN columns give NaN.
+
+    Returns:
+        An array of shape (len(q), number of columns).
+    """
+    ordered = np.sort(stack, axis=0)  # NaN sorts last: each column's n finite values first
+    n = np.sum(~np.isnan(stack), axis=0)
+    columns = np.arange(stack.shape[1])
+    out = np.full((len(q), stack.shape[1]), np.nan)
+    for i, p in enumerate(q):
+        at = np.maximum(n - 1, 0) * (p / 100.0)
+        below = np.floor(at).astype(np.intp)
+        above = np.minimum(below + 1, np.maximum(n - 1, 0))
+        low, high = ordered[below, columns], ordered[above, columns]
+        out[i] = np.where(n > 0, low + (high - low) * (at - below), np.nan)
+    return out

@@ -261,6 +261,8 @@ def panel_figure(
     describe: Mapping[int, str] | None = None,
     bands: Mapping[str, pd.DataFrame] | None = None,
     band_kind: str = DEFAULT_BAND,
+    band_over: str = "trials",
+    band_notes: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """One metric's panel of the live page.
 
@@ -271,14 +273,17 @@ def panel_figure(
     drawn thick, on top; ended-early trials dashed with a marker at their end; values
     beyond the y-range as a marker at its edge. With `bands` (label -> a
     `bands.group_band` frame), each group is its centre line and band, and only the
-    highlighted and best trials are drawn as curves.
+    highlighted and best trials are drawn as curves. `band_over` names what a band spans
+    ("trials", or "seeds" for a configuration's); with `band_notes` (label -> a note such
+    as "3/4 seeds"), the legend's title says what the bands are once and each entry gives
+    its group's note instead.
     """
     emphasised = set(style.highlight) | ({style.best} if style.best is not None else set())
     drawn = [c for c in curves if c.trial in emphasised] if bands else list(curves)
     plain = [c for c in drawn if c.trial not in emphasised]
     per_trial = len(drawn) <= PER_TRIAL_TRACES
     data = [
-        *_band_traces(bands or {}, colours, style, band_kind),
+        *_band_traces(bands or {}, colours, style, band_kind, over=band_over, notes=band_notes),
         *_raw_traces(drawn, colours, style, emphasised),
         *(_plain_traces if per_trial else _joined_traces)(plain, colours, style, legend=not bands),
         *_emphasised_traces([c for c in drawn if c.trial in emphasised], colours, style),
@@ -288,13 +293,23 @@ def panel_figure(
     ]
     # Built unvalidated: plotly's validation of a hundred traces costs more than the rest
     # of a refresh; tests validate the figures.
-    return go.Figure(data=data, layout=_panel_layout(style), _validate=False)
+    layout = _panel_layout(style)
+    if bands and band_notes is not None:
+        layout["legend"]["title"] = {"text": f"{band_label(band_kind)} across {band_over}:"}
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 def _band_traces(
-    bands: Mapping[str, pd.DataFrame], colours: Mapping[str, str], style: PanelStyle, kind: str
+    bands: Mapping[str, pd.DataFrame],
+    colours: Mapping[str, str],
+    style: PanelStyle,
+    kind: str,
+    *,
+    over: str = "trials",
+    notes: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each group's band (filled, no hover) and its centre line (the hover gives both)."""
+    """Each group's band (filled, no hover) and its centre line (the hover gives both, and
+    how many curves the band spans at that x)."""
     data = []
     for label, band in bands.items():
         if band.empty:
@@ -317,15 +332,18 @@ def _band_traces(
             _trace(
                 x=band["step"].to_numpy(),
                 y=band["centre"].to_numpy(),
-                customdata=np.stack([band["lower"], band["upper"], band["n"]], axis=-1),
+                # first column: trial -1, none, so a click on a band highlights no trial
+                customdata=np.stack(
+                    [np.full(len(band), -1), band["lower"], band["upper"], band["n"]], axis=-1
+                ),
                 mode="lines",
-                name=f"{label} ({band_label(kind)})",
+                name=f"{label} ({band_label(kind) if notes is None else notes[label]})",
                 legendgroup=label,
                 line={"color": colours[label], "width": 2.5},
                 hovertemplate=(
                     f"<b>{label}</b><br>{style.x_title} %{{x:.5~g}}<br>{style.metric} "
-                    f"%{{y:.4~g}}<br>{BANDS[kind]} %{{customdata[0]:.4~g}} – "
-                    "%{customdata[1]:.4~g}<br>over %{customdata[2]} trials<extra></extra>"
+                    f"%{{y:.4~g}}<br>{BANDS[kind]} %{{customdata[1]:.4~g}} – "
+                    f"%{{customdata[2]:.4~g}}<br>over %{{customdata[3]}} {over}<extra></extra>"
                 ),
             )
         )

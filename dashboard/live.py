@@ -6,10 +6,17 @@ summaries. The panel grid then draws one panel per metric from cached, downsampl
 series: per-step curves smoothed (raw values faint behind), a y-range no spike can
 flatten, a log axis where the values span decades, the best trial and the highlighted
 ones on top, or each group's centre line and band.
+
+A seeded sweep (`seeds: N`, N >= 2) is drawn collapsed by default: one curve per
+configuration (a trial's config without its seed), the median over its seeds with a band
+across them, and its trial table is one row per configuration (runner.configurations).
+`Configurations` maps each trial to its configuration once, as trials appear, so a refresh
+groups by a dictionary lookup instead of reading every config again.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +25,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard import axes, charts
+from dashboard import axes, charts, compare
 from dashboard.bands import DEFAULT_BAND, band_label, group_band
 from dashboard.data import (
     MIN_CURVE_POINTS,
@@ -31,6 +38,7 @@ from dashboard.data import (
     status_label,
     trial_table,
 )
+from runner.configurations import config_key, configuration_table
 from runner.protocol import is_system_metric
 from runner.store import Store, TrialStatus
 
@@ -38,12 +46,16 @@ __all__ = [
     "DEFAULT_SMOOTHING",
     "NOTIFY",
     "Y_SCALES",
+    "Configurations",
     "LiveFrame",
     "LiveOptions",
     "Panel",
     "announcement",
     "band_legend",
+    "best_configuration",
     "best_trial",
+    "configuration_rows",
+    "configurations_for",
     "describe",
     "metric_title",
     "news",
@@ -52,6 +64,7 @@ __all__ = [
     "panels",
     "refresh",
     "shown_trials",
+    "without_points",
 ]
 
 DEFAULT_SMOOTHING = 0.95
@@ -93,6 +106,55 @@ class LiveOptions:
     highlight: frozenset[int] = frozenset()
     system: bool = False  # panels of the `sys/` metrics too
     budget: int = charts.DEFAULT_POINT_BUDGET  # points per panel, shared by its curves
+    collapse: bool = False  # a seeded sweep: one curve and band per configuration
+
+
+@dataclass
+class Configurations:
+    """A seeded sweep's trials by configuration: trial id -> configuration key
+    (runner.configurations.config_key) and key -> its label (`lr=0.1, batch_norm=True`).
+
+    Grown by `update` on every refresh; a trial's config never changes, so each trial is
+    keyed once and a refresh only looks its id up. One per page session (it is not locked).
+    """
+
+    seed_key: str
+    n_seeds: int
+    key_of: dict[int, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # in the order configurations appear
+    varied: tuple[str, ...] = ()  # the hyperparameters the labels name (seed left out)
+
+    def update(self, trials: Sequence[Mapping[str, Any]], params: Sequence[str]) -> None:
+        """Key the trials not seen yet; relabel every configuration when `params` changed."""
+        for t in trials:
+            trial = int(t["id"])
+            if trial not in self.key_of:
+                self.key_of[trial] = key = config_key(t["config"], self.seed_key)
+                self.labels.setdefault(key, "")
+        varied = tuple(p for p in params if p != self.seed_key)
+        if varied != self.varied or "" in self.labels.values():
+            self.varied = varied
+            self.labels = {k: compare.configuration_label(k, varied) for k in self.labels}
+
+    def label(self, trial: int) -> str:
+        return self.labels[self.key_of[trial]]
+
+    def members(self, trials: Iterable[Mapping[str, Any]]) -> dict[str, list[int]]:
+        """Configuration label -> ids of the given trials in it, configurations in the
+        order they appeared in the sweep."""
+        found: dict[str, list[int]] = {}
+        for t in trials:
+            found.setdefault(self.label(int(t["id"])), []).append(int(t["id"]))
+        return {label: found[label] for label in self.labels.values() if label in found}
+
+
+def configurations_for(sweep: Mapping[str, Any]) -> Configurations | None:
+    """An empty Configurations for a sweep that runs 2 or more seeds, else None."""
+    spec = sweep.get("spec") or {}
+    key = compare.seed_key(spec)
+    if key is None or not compare.seeded(spec):
+        return None
+    return Configurations(key, int(spec["seeds"].get("n", 2)))
 
 
 @dataclass(frozen=True)
@@ -102,6 +164,7 @@ class LiveFrame:
     params: list[str]
     table: pd.DataFrame
     new_points: int
+    configurations: Configurations | None = None  # a seeded sweep's, brought up to date
 
 
 @dataclass(frozen=True)
@@ -115,14 +178,23 @@ class Panel:
     n_points: int  # points sent to the browser
 
 
-def refresh(store: Store, points: SweepPoints, sweep: Mapping[str, Any]) -> LiveFrame:
-    """Read what changed since the last refresh and rebuild the trial table."""
+def refresh(
+    store: Store,
+    points: SweepPoints,
+    sweep: Mapping[str, Any],
+    configurations: Configurations | None = None,
+) -> LiveFrame:
+    """Read what changed since the last refresh and rebuild the trial table; with a
+    seeded sweep's `configurations` (held by the caller between refreshes), key the new
+    trials too."""
     now = store.sweep(str(sweep["id"]), best=False) or dict(sweep)
     trials = store.trials(str(sweep["id"]))
     new = points.refresh(store)
     params = hyperparameters(trials, sweep.get("spec"))
     table = trial_table(trials, points, sweep=sweep, params=params)
-    return LiveFrame(now, trials, params, table, new)
+    if configurations is not None:
+        configurations.update(trials, params)
+    return LiveFrame(now, trials, params, table, new, configurations)
 
 
 def shown_trials(
@@ -142,6 +214,49 @@ def best_trial(frame: LiveFrame) -> int | None:
     values = frame.table.set_index("trial")[column].dropna()
     mode = metric_mode(str(frame.sweep["metric"]), frame.sweep)
     return int(values.idxmax() if mode == "max" else values.idxmin())
+
+
+def configuration_rows(
+    frame: LiveFrame, points: SweepPoints, trials: Sequence[Mapping[str, Any]]
+) -> tuple[pd.DataFrame, list[list[int]]]:
+    """A seeded sweep's trial table collapsed: one row per configuration of the given
+    trials, best mean first (runner.configurations.configuration_table: its varied
+    hyperparameters, seeds with a final of all, mean final metric and 95 % interval over
+    seeds, statuses), and each row's trial ids. A final is a finished trial's last value:
+    a running seed's latest value is no final, so it waits out of the mean."""
+    configs = frame.configurations
+    if configs is None:
+        raise ValueError(
+            f"sweep {frame.sweep['id']} runs no seeds: it has no configurations to collapse "
+            "to. Fix: show its trials (dashboard.live.shown_trials)."
+        )
+    metric = str(frame.sweep["metric"])
+    finished = {int(t["id"]) for t in trials if t["status"] in TrialStatus.finished()}
+    latest = points.summary(metric, metric_mode(metric, frame.sweep))["latest"]
+    finals = latest[latest.index.isin(finished)]
+    table = configuration_table(
+        trials,
+        finals,
+        varied=configs.varied,
+        seed_key=configs.seed_key,
+        metric=metric,
+        mode=metric_mode(metric, frame.sweep),
+    )
+    # configuration_table numbers its rows in the order their configurations first
+    # appear in `trials`, and keeps those numbers when it sorts them
+    ids: dict[str, list[int]] = {}
+    for t in trials:
+        ids.setdefault(configs.key_of[int(t["id"])], []).append(int(t["id"]))
+    in_order = list(ids.values())
+    return table.reset_index(drop=True), [in_order[int(i)] for i in table.index]
+
+
+def best_configuration(table: pd.DataFrame, metric: str) -> pd.Series | None:
+    """The first row of a configuration table (best mean first) that has a mean."""
+    column = f"mean {metric}"
+    if table.empty or column not in table or table[column].isna().all():
+        return None
+    return table.loc[table[column].first_valid_index()]
 
 
 def describe(trials: Sequence[Mapping[str, Any]], params: Sequence[str]) -> dict[int, str]:
@@ -177,10 +292,29 @@ def panel(
     *,
     params: Sequence[str] = (),
     best: int | None = None,
+    configurations: Configurations | None = None,
 ) -> Panel | None:
-    """The panel of one metric over the given trials, or None when none has a point."""
+    """The panel of one metric over the given trials, or None when none has a point.
+
+    With `options.collapse` (and a seeded sweep's `configurations`), each configuration is
+    one median curve with a band across its seeds (`options.band`), its legend entry says
+    how many of its seeds have points, and no single trial is drawn as the best: a lucky
+    seed is no answer. Highlighted trials are still drawn on top."""
+    if options.collapse and configurations is None:
+        raise ValueError(
+            "collapse=True needs the sweep's configurations. Fix: pass "
+            "configurations=frame.configurations (a seeded sweep's), or collapse=False."
+        )
+    notes: dict[str, str] | None = None
+    if options.collapse and configurations is not None:
+        best = None
+        members = configurations.members(trials)
+        labels = {trial: label for label, ids in members.items() for trial in ids}
+        order = {label: i for i, label in enumerate(configurations.labels.values())}
+        colours = {label: charts.level_colour(order[label]) for label in members}
+    else:
+        labels, colours = charts.colour_groups(trials, options.group_by or options.color_by)
     emphasised = set(options.highlight) | ({best} if best is not None else set())
-    labels, colours = charts.colour_groups(trials, options.group_by or options.color_by)
     smoothed = options.smoothing > 0 and _per_step(points, [int(t["id"]) for t in trials], metric)
     curves, unsmoothed = _curves(
         points, trials, metric, options, labels=labels, smoothed=smoothed, emphasised=emphasised
@@ -188,8 +322,13 @@ def panel(
     if not curves:
         return None
     bands: dict[str, pd.DataFrame] | None = None
-    if options.group_by is not None:
+    if options.collapse and configurations is not None:
         bands = _bands(curves, colours, options.band)
+        drawn = Counter(c.label for c in curves)
+        notes = {label: f"{drawn[label]}/{len(members[label])} seeds" for label in bands}
+    elif options.group_by is not None:
+        bands = _bands(curves, colours, options.band)
+    if bands is not None:
         shown = [np.concatenate([b["centre"], b["lower"], b["upper"]]) for b in bands.values()]
         shown += [c.y for c in curves if c.trial in emphasised]
     else:
@@ -217,6 +356,8 @@ def panel(
         describe=describe(described, params),
         bands=bands,
         band_kind=options.band if bands is not None else DEFAULT_BAND,
+        band_over="seeds" if notes is not None else "trials",
+        band_notes=notes,
     )
     n_points = sum(len(np.asarray(trace.x)) for trace in fig.data if trace.x is not None)
     return Panel(metric=metric, figure=fig, log_y=log_y, smoothed=smoothed, n_points=n_points)
@@ -277,10 +418,19 @@ def panels(
     *,
     params: Sequence[str] = (),
     best: int | None = None,
+    configurations: Configurations | None = None,
 ) -> list[Panel]:
     """The panel grid: one panel per metric the given trials report (see panel_metrics)."""
     found = (
-        panel(points, trials, metric, options, params=params, best=best)
+        panel(
+            points,
+            trials,
+            metric,
+            options,
+            params=params,
+            best=best,
+            configurations=configurations,
+        )
         for metric in panel_metrics(points, system=options.system)
     )
     return [p for p in found if p is not None]
@@ -288,7 +438,22 @@ def panels(
 
 def band_legend(options: LiveOptions) -> str | None:
     """What the bands mean, for the page's caption; None when not grouping."""
+    if options.collapse:
+        return f"{band_label(options.band)} across seeds"
     return None if options.group_by is None else band_label(options.band)
+
+
+def without_points(
+    frame: LiveFrame, points: SweepPoints, trials: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The labels of the configurations none of whose given trials has reported a point."""
+    if frame.configurations is None:
+        return []
+    return [
+        label
+        for label, ids in frame.configurations.members(trials).items()
+        if all(points.last_step(trial) is None for trial in ids)
+    ]
 
 
 def news(trials: Sequence[Mapping[str, Any]], seen: set[int]) -> list[Mapping[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from runner.store import TrialStatus, open_store
-from tests.helpers.browser import BROWSER_ARGS, CHROMIUM
+from tests.helpers.browser import BROWSER_ARGS, require_chromium
 from tests.helpers.paths import REPO
 from tests.helpers.ports import free_port
 from tests.helpers.waiting import wait_for
@@ -44,14 +44,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = (
-            f"the browser test needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
+    return require_chromium()
 
 
 def end(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from runner import report
 from runner.store import TrialStatus, open_store
-from tests.helpers.browser import BROWSER_ARGS, CHROMIUM
+from tests.helpers.browser import BROWSER_ARGS, require_chromium
 from tests.helpers.paths import REPO
 from tests.helpers.ports import free_port
 from tests.helpers.waiting import wait_for
@@ -61,12 +61,7 @@ def spiky(config: dict[str, Any]) -> None:
 
 @pytest.fixture
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture

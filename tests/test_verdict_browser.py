@@ -6,19 +6,14 @@ keep a picture of the verdict."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runner.store import open_store
-from tests.helpers.browser import BROWSER_ARGS, CHROMIUM
-from tests.helpers.paths import REPO
-from tests.helpers.ports import free_port
-from tests.helpers.waiting import wait_for
+from tests.helpers.browser import BROWSER_ARGS, CHROMIUM, require_chromium
+from tests.helpers.served import served_dashboard
 from tests.test_verdict_pages import seeded_bn_sweep
 
 pytestmark = pytest.mark.browser
@@ -27,55 +22,13 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Iterator[str]:
     """`sweepscope dashboard` on a store holding a seeded sweep where BN adds 0.1; yields
-    its base URL, and stops it (Ctrl-C, then SIGKILL to its group) afterwards."""
-    if not CHROMIUM.exists():
-        message = f"needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    its base URL (tests.helpers.served stops it afterwards)."""
+    require_chromium()
     url = f"sqlite:///{tmp_path / 'store.db'}"
     with open_store(url, create=True) as store:
         seeded_bn_sweep(store, effect=0.1)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "SWEEPSCOPE_TOKEN"}
-    log = tmp_path / "dashboard.log"
-    proc = subprocess.Popen(
-        [
-            str(REPO / ".venv" / "bin" / "sweepscope"),
-            "dashboard",
-            "--store",
-            url,
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"the dashboard exited:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    try:
-        wait_for("the dashboard to answer", healthy, 60)
+    with served_dashboard(url, tmp_path / "dashboard.log") as base:
         yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def test_bn_page_shows_the_verdict_and_the_noise_floor(dashboard: str) -> None:

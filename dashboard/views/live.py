@@ -1,5 +1,8 @@
 """Live sweep: a panel per metric at the top, the trial table below, refreshed while the
-sweep runs. Every choice on this page is kept in the URL (dashboard.urlstate)."""
+sweep runs. Every choice on this page is kept in the URL (dashboard.urlstate).
+
+A seeded sweep opens collapsed: a curve and band per configuration across its seeds, and a
+table row per configuration; "Each seed" expands to the single trials."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import streamlit as st
 from dashboard import live, stopping, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND
 from dashboard.data import STATUS_LABELS, Filter
+from runner import verdicts
 from runner.errors import SweepscopeError
 from runner.protocol import is_system_metric
 
@@ -17,8 +21,13 @@ st.title("Live sweep")
 store = ui.store()
 sweep = ui.current_sweep(store)
 points = ui.sweep_points(sweep["id"])
+# A seeded sweep's trial -> configuration map, grown as trials appear (None without seeds)
+held = f"live_configurations_{sweep['id']}"
+if held not in st.session_state:
+    st.session_state[held] = live.configurations_for(sweep)
+configurations: live.Configurations | None = st.session_state[held]
 try:
-    first = live.refresh(store, points, sweep)
+    first = live.refresh(store, points, sweep, configurations)
 except SweepscopeError as exc:
     ui.show_error(exc)
     st.stop()
@@ -26,20 +35,34 @@ params = first.params
 fresh: dict[str, live.LiveFrame] = {"frame": first}  # the body's first run reuses it
 
 # -- how the panels draw -------------------------------------------------------------------
+each_seed = configurations is not None and st.toggle(
+    "Each seed: every trial's own curve and row",
+    help=f"Off: one curve per configuration (its settings without the seed), the median "
+    f"over its {configurations.n_seeds} seeds with a band across them, and a table row per "
+    "configuration. On: every trial, as for a sweep without seeds.",
+    **urlstate.bound_toggle("q_seeds"),
+)
 c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 2, 2, 1.2, 1.4], vertical_alignment="bottom")
+collapse = configurations is not None and not each_seed
+one_colour_each = "In the collapsed view each configuration has a colour of its own."
 choices: list[str | None] = [None, *params]
 colour = c1.selectbox(
     "Colour by",
     choices,
     index=choices.index("batch_norm") if "batch_norm" in params else 0,
     format_func=lambda p: "nothing" if p is None else p,
+    disabled=collapse,
+    help=one_colour_each if collapse else None,
     **urlstate.bound("q_colour", choices, format_func=lambda p: "nothing" if p is None else p),
 )
 group = c2.selectbox(
     "Group by",
     choices,
     format_func=lambda p: "no grouping" if p is None else p,
-    help="One curve per value of this hyperparameter with a band around it.",
+    disabled=collapse,
+    help=one_colour_each + " Turn on Each seed to group trials by a hyperparameter."
+    if collapse
+    else "One curve per value of this hyperparameter with a band around it.",
     **urlstate.bound("q_group", choices, format_func=lambda p: "no grouping" if p is None else p),
 )
 band = c3.selectbox(
@@ -47,7 +70,7 @@ band = c3.selectbox(
     list(BANDS),
     index=list(BANDS).index(DEFAULT_BAND),
     format_func=BANDS.__getitem__,
-    disabled=group is None,
+    disabled=group is None and not collapse,
     **urlstate.bound("q_band", list(BANDS), format_func=BANDS.__getitem__),
 )
 smoothing = c4.slider(
@@ -105,10 +128,11 @@ def highlight_from_chart(key: str) -> None:
 
 
 def highlight_from_table(key: str) -> None:
-    """Selecting table rows highlights those trials in every panel."""
+    """Selecting table rows highlights their trials (a configuration's: all its seeds) in
+    every panel."""
     shown = st.session_state.get("live_table_ids", [])
     rows = st.session_state[key]["selection"]["rows"]
-    st.session_state["q_trials"] = sorted({shown[r] for r in rows if r < len(shown)})
+    st.session_state["q_trials"] = sorted({t for r in rows if r < len(shown) for t in shown[r]})
 
 
 def announce(frame: live.LiveFrame) -> None:
@@ -125,7 +149,7 @@ def announce(frame: live.LiveFrame) -> None:
 @st.fragment(run_every=ui.live_settings() if ui.is_running(sweep) else None)
 def body() -> None:
     with ui.guard():
-        frame = fresh.pop("frame", None) or live.refresh(store, points, sweep)
+        frame = fresh.pop("frame", None) or live.refresh(store, points, sweep, configurations)
         if not ui.is_running(frame.sweep) and ui.is_running(sweep):
             st.rerun(scope="app")  # the sweep has ended: redraw once, then stop refreshing
         ui.sweep_header(frame.sweep, frame.trials)
@@ -145,7 +169,11 @@ def body() -> None:
             placeholder="click a curve or a table row",
             **urlstate.bound("q_trials", ids, why="no such trial in this sweep"),
         )
-        best = live.best_trial(frame)
+        best = None if collapse else live.best_trial(frame)
+        if collapse:
+            table, row_ids = live.configuration_rows(frame, points, drawn)
+        else:
+            row_ids = [[int(t)] for t in table["trial"]]
         metrics = live.panel_metrics(points, system=system)
         if points.n_points == 0 or not metrics:
             st.info(
@@ -164,24 +192,44 @@ def body() -> None:
             options = live.LiveOptions(
                 x="time" if x_axis == "time" else "step",
                 smoothing=smoothing,
-                color_by=colour,
-                group_by=group,
+                color_by=None if collapse else colour,
+                group_by=None if collapse else group,
                 band=band,
                 y_scales=scales,
                 highlight=frozenset(highlighted),
                 system=system,
+                collapse=collapse,
             )
-            note.caption(caption(frame, options, best, len(drawn)))
+            if collapse:
+                note.caption(collapsed_caption(frame, options, table, drawn))
+            else:
+                note.caption(caption(frame, options, best, len(drawn)))
             for slot, metric in zip(slots, metrics, strict=False):
-                panel = live.panel(points, drawn, metric, options, params=frame.params, best=best)
+                panel = live.panel(
+                    points,
+                    drawn,
+                    metric,
+                    options,
+                    params=frame.params,
+                    best=best,
+                    configurations=frame.configurations,
+                )
                 with slot:
                     if panel is None:
                         st.caption(f"{live.metric_title(metric)}: no points from the trials shown.")
                     else:
                         chart(panel)
-        st.subheader("Trials")
-        st.session_state["live_table_ids"] = [int(t) for t in table["trial"]]
-        table_key = f"live_table_{st.session_state.get('live_table_gen', 0)}"
+        st.subheader("Configurations" if collapse else "Trials")
+        if collapse:
+            st.caption(
+                "One row per configuration, best mean first. seeds: finished seeds with a "
+                "final value, of all; the mean and its 95% CI are over those finals (the CI "
+                f"needs {verdicts.MIN_SEEDS} or more). Select a row to draw its seeds on top."
+            )
+        st.session_state["live_table_ids"] = row_ids
+        table_key = (
+            f"live_{'configs' if collapse else 'table'}_{st.session_state.get('live_table_gen', 0)}"
+        )
         st.dataframe(
             table,
             key=table_key,
@@ -197,6 +245,12 @@ def body() -> None:
             },
         )
         st.subheader("Stop")
+        if collapse:
+            st.caption(
+                "Stopping is per trial: pick one seed of a configuration below (each names "
+                "its settings and seed), or Stop sweep for all. Turn on Each seed above to "
+                "see each trial's own curve first."
+            )
         stopping.stop_controls(store, frame.sweep, frame.trials, key="live", params=params)
 
 
@@ -213,6 +267,38 @@ def caption(frame: live.LiveFrame, options: live.LiveOptions, best: int | None, 
         parts.append(f"black: best so far, trial {best} ({frame.sweep['metric']} {value:.4g})")
     parts.append("dashed: ended early · ▲▼: beyond the axis")
     return " · ".join(parts) + ". Click a curve or a table row to highlight a trial everywhere."
+
+
+def collapsed_caption(
+    frame: live.LiveFrame, options: live.LiveOptions, table: Any, drawn: list[dict[str, Any]]
+) -> str:
+    """What the collapsed panels show: configurations, the band, which have no points yet,
+    and the best configuration so far by its mean final over seeds (never one lucky seed)."""
+    assert frame.configurations is not None  # the page collapses seeded sweeps only
+    configs = frame.configurations
+    n = len(table)
+    parts = [
+        f"{len(drawn)} trials in {n} configuration{'s' if n != 1 else ''} of "
+        f"{configs.n_seeds} seeds: a curve per configuration, {live.band_legend(options)} "
+        "(legend: seeds with points; hover: seeds at that step)"
+    ]
+    waiting = live.without_points(frame, points, drawn)
+    if waiting:
+        named = "; ".join(waiting[:3]) + (
+            f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+        )
+        parts.append(f"no points yet: {named}")
+    if options.smoothing > 0:
+        parts.append(f"per-step curves smoothed (EMA {options.smoothing:g}) before the median")
+    metric = str(frame.sweep["metric"])
+    best = live.best_configuration(table, metric)
+    if best is not None:
+        label = ", ".join(f"{p}={best[p]}" for p in configs.varied if p in best.index)
+        parts.append(
+            f"best configuration so far: {label} (mean final {metric} "
+            f"{best[f'mean {metric}']:.4g}, seeds {best['seeds']})"
+        )
+    return " · ".join(parts) + "."
 
 
 def y_scale(slot: Any, metric: str) -> str:

@@ -15,3 +15,15 @@ BROWSER_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def require_chromium() -> Path:
+    """Chromium for a browser test: skipped where it is missing, failed under CI (which
+    installs it)."""
+    if not CHROMIUM.exists():
+        from tests.helpers.ci import skip_outside_ci  # pytest: only in tests
+
+        skip_outside_ci(
+            f"the browser test needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium"
+        )
+    return CHROMIUM
