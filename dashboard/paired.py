@@ -71,11 +71,10 @@ def noise_note(floor: verdicts.NoiseFloor | None, *, metric: str) -> None:
     if floor is None:
         return
     if floor.floor is None:
-        message = floor.message or ""
         st.warning(
             f"**Noise floor unknown**: no configuration has two finished runs with different "
             f"seeds, so nothing shows how far {metric} moves by seed alone; a difference "
-            f"between two single runs may be luck. {message[:1].upper()}{message[1:]}",
+            f"between two single runs may be luck. Fix: {verdicts.MORE_SEEDS}.",
             icon=":material/help:",
         )
         return

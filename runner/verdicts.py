@@ -37,7 +37,8 @@ from numpy.typing import NDArray
 from scipy.special import stdtrit
 
 __all__ = [
-    "mean_interval",
+    "MIN_SEEDS",
+    "MORE_SEEDS",
     "Best",
     "Bounds",
     "Comparison",
@@ -48,6 +49,7 @@ __all__ = [
     "best_configuration",
     "compare",
     "decide",
+    "mean_interval",
     "noise_floor",
     "pair_verdict",
     "verdict",
