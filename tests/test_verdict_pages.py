@@ -198,3 +198,12 @@ def test_sweeps_page_shows_a_seeded_sweeps_best_configuration(dashboard_url: str
     assert math.isfinite(table.at["bn_demo-1", "best"])
     assert table.at["bn_demo-1", "best configuration"] == ""
     assert "mean final over seeds" in texts(at, "caption")
+
+
+def test_sweeps_page_without_seeded_sweeps_has_no_configuration_column(dashboard_url: str) -> None:
+    with open_store(dashboard_url, create=True) as s:
+        make_sweep(s, steps=50)
+    at = open_page("sweeps")
+    table = at.dataframe[0].value
+    assert "best configuration" not in table.columns and "best" in table.columns
+    assert "the best value any trial reached" in texts(at, "caption")

@@ -47,9 +47,11 @@ with ui.guard():
             "`sweepscope run experiments/sweeps/smoke.yaml`; it appears here on its own."
         )
         st.stop()
-    table.insert(table.columns.get_loc("best") + 1, "best configuration", "")
+    seeded = [compare.seed_key(sweep["spec"]) is not None for sweep in sweeps]
+    if any(seeded):  # the column only where a sweep has seeds
+        table.insert(table.columns.get_loc("best") + 1, "best configuration", "")
     for row, sweep in enumerate(sweeps):
-        if compare.seed_key(sweep["spec"]) is None:
+        if not seeded[row]:
             continue
         version = (sweep["status"], sweep.get("ended_at"), tuple(sorted(sweep["counts"].items())))
         found = _best_configuration(store, sweep, store.url, sweep["id"], version)
@@ -74,6 +76,9 @@ with ui.guard():
         "best: for a seeded sweep, its best configuration's mean final over seeds (its 95% "
         "interval beside it), not the luckiest trial; otherwise the best value any trial "
         "reached."
+        if any(seeded)
+        else "best: the best value any trial reached (with `seeds` in the spec, the best "
+        "configuration's mean over its seeds instead)."
     )
     chosen = st.session_state.get(ui.SWEEP_KEY)
     st.caption(f"Chosen: **{chosen}** (click a row, or use the sidebar, to choose another).")
