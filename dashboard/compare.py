@@ -10,7 +10,6 @@ on the hyperparameters they share, and the same analysis follows with sweep A ag
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from dashboard.data import SweepPoints, _hashable, ordered
-from runner import configurations, verdicts
+from runner import verdicts
 from runner.configurations import finals_by_configuration
 from runner.status import TrialStatus
 
@@ -34,9 +33,7 @@ __all__ = [
     "Pairing",
     "SweepPairing",
     "best_values",
-    "best_configuration",
     "bootstrap_mean",
-    "configuration_label",
     "configuration_verdicts",
     "default_factor",
     "default_levels",
@@ -55,7 +52,6 @@ __all__ = [
     "pair_sweeps",
     "pair_trials",
     "paired_differences",
-    "seed_key",
     "seed_noise",
     "seeded",
     "sides",
@@ -302,12 +298,6 @@ def geometric_mean_speedup(ratios: pd.Series, *, confidence: float = 0.95) -> In
 # The BN page then pairs configurations, each side with all its seeds, and judges B against A
 # with runner.verdicts' two-level bootstrap; a single trial pair would mistake a lucky seed
 # for an effect.
-def seed_key(spec: Mapping[str, Any]) -> str | None:
-    """The config key that holds a trial's seed (the spec's `seeds`), None without seeds."""
-    seeds = spec.get("seeds")
-    return str(seeds.get("key", "seed")) if isinstance(seeds, Mapping) else None
-
-
 def seeded(spec: Mapping[str, Any]) -> bool:
     """Whether the spec runs every configuration with 2 or more seeds."""
     seeds = spec.get("seeds")
@@ -635,28 +625,3 @@ def default_sweeps(ids: Sequence[str], chosen: str | None) -> tuple[str, str]:
     b = chosen if chosen is not None and chosen in ids else ids[0]
     rest = list(ids[ids.index(b) + 1 :]) + [i for i in ids if i != b]
     return rest[0], b
-
-
-# -- a seeded sweep's best configuration (the Sweeps page) ----------------------------------
-def best_configuration(
-    sweep: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], points: pd.DataFrame
-) -> verdicts.Best | None:
-    """A seeded sweep's best configuration by its mean final over seeds, with its interval,
-    as `sweepscope status` finds it: runner.verdicts.best_configuration over
-    runner.configurations' finals (`points`: store.points of the sweep's metric). None for
-    a sweep without seeds, or before any configuration has a finite final."""
-    key = seed_key(sweep["spec"])
-    if key is None:
-        return None
-    by_config = finals_by_configuration(trials, configurations.final_values(points), key)
-    if not any(math.isfinite(v) for values in by_config.values() for v in values):
-        return None
-    return verdicts.best_configuration(by_config, str(sweep["mode"]))
-
-
-def configuration_label(key: str, varied: Sequence[str]) -> str:
-    """A configuration key (runner.configurations.config_key) as `lr=0.1, layers=3`: the
-    hyperparameters the sweep varies (all of them where it varies none)."""
-    config = json.loads(key)
-    shown = {k: v for k, v in config.items() if k in varied} or config
-    return ", ".join(f"{k}={v}" for k, v in shown.items())

@@ -38,6 +38,7 @@ from dashboard.data import (
     status_label,
     trial_table,
 )
+from runner import configurations
 from runner.configurations import config_key, configuration_table
 from runner.protocol import is_system_metric
 from runner.store import Store, TrialStatus
@@ -134,7 +135,7 @@ class Configurations:
         varied = tuple(p for p in params if p != self.seed_key)
         if varied != self.varied or "" in self.labels.values():
             self.varied = varied
-            self.labels = {k: compare.configuration_label(k, varied) for k in self.labels}
+            self.labels = {k: configurations.configuration_label(k, varied) for k in self.labels}
 
     def label(self, trial: int) -> str:
         return self.labels[self.key_of[trial]]
@@ -151,7 +152,7 @@ class Configurations:
 def configurations_for(sweep: Mapping[str, Any]) -> Configurations | None:
     """An empty Configurations for a sweep that runs 2 or more seeds, else None."""
     spec = sweep.get("spec") or {}
-    key = compare.seed_key(spec)
+    key = configurations.seed_key(spec)
     if key is None or not compare.seeded(spec):
         return None
     return Configurations(key, int(spec["seeds"].get("n", 2)))

@@ -202,8 +202,9 @@ def _print_summary(store: Store, sweep_id: str) -> None:
 
 
 def _seed_key(sweep: dict[str, Any]) -> str | None:
-    seeds = sweep["spec"].get("seeds")
-    return seeds.get("key", "seed") if isinstance(seeds, dict) else None
+    from runner.configurations import seed_key
+
+    return seed_key(sweep["spec"])
 
 
 def _varied(sweep: dict[str, Any]) -> list[str]:
@@ -214,44 +215,36 @@ def _varied(sweep: dict[str, Any]) -> list[str]:
 def _print_configurations(store: Store, sweep: dict[str, Any], head: int | None = None) -> None:
     """A seeded sweep: the best configuration by its mean over seeds, with its interval and
     the configurations it cannot be told apart from, then one row per configuration."""
-    from runner import verdicts
-    from runner.configurations import configuration_table, final_values, finals_by_configuration
+    from runner.configurations import (
+        best_configuration,
+        configuration_label,
+        configuration_table,
+        final_values,
+    )
 
     trials = store.trials(sweep["id"])
-    finals = final_values(store.points(sweep["id"], metrics=[sweep["metric"]]))
-    seed_key = _seed_key(sweep)
-    by_config = finals_by_configuration(trials, finals, seed_key)
-    if by_config and any(v == v for values in by_config.values() for v in values):
-        best = verdicts.best_configuration(by_config, sweep["mode"])
+    points = store.points(sweep["id"], metrics=[sweep["metric"]])
+    best = best_configuration(sweep, trials, points)
+    if best is not None:
         interval = "" if best.low != best.low else f" [{best.low:.4g}, {best.high:.4g}]"
         print(
             f"best configuration by mean final {sweep['metric']} over seeds ({sweep['mode']}): "
-            f"{_shown(str(best.config), _varied(sweep))}: {best.mean:.4g}{interval} over "
-            f"{best.n} seeds"
+            f"{configuration_label(str(best.config), _varied(sweep))}: {best.mean:.4g}"
+            f"{interval} over {best.n} seeds"
         )
         if best.tied_with:
             print(f"  tied with {len(best.tied_with)} more within seed noise (95% confidence)")
     table = configuration_table(
         trials,
-        finals,
+        final_values(points),
         varied=_varied(sweep),
-        seed_key=seed_key,
+        seed_key=_seed_key(sweep),
         metric=sweep["metric"],
         mode=sweep["mode"],
     )
     if not table.empty:
         print(f"configurations by mean final {sweep['metric']} over seeds:")
         print((table.head(head) if head else table).to_string(index=False))
-
-
-def _shown(key: str, varied: list[str]) -> str:
-    """A configuration key (runner.configurations.config_key) as `lr=0.01, layers=3`: the
-    hyperparameters the sweep varies (all of them where it varies none)."""
-    import json
-
-    config = json.loads(key)
-    shown = {k: v for k, v in config.items() if k in varied} or config
-    return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
 def _trial_table(store: Store, sweep: dict[str, Any]) -> Any:

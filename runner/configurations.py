@@ -9,6 +9,7 @@ epoch's: a best over epochs is itself a lucky pick.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,21 @@ import pandas as pd
 from runner import verdicts
 from runner.spec import configuration
 
-__all__ = ["config_key", "configuration_table", "final_values", "finals_by_configuration"]
+__all__ = [
+    "best_configuration",
+    "config_key",
+    "configuration_label",
+    "configuration_table",
+    "final_values",
+    "finals_by_configuration",
+    "seed_key",
+]
+
+
+def seed_key(spec: Mapping[str, Any]) -> str | None:
+    """The config key that holds a trial's seed (a stored spec's `seeds`), None without."""
+    seeds = spec.get("seeds")
+    return str(seeds.get("key", "seed")) if isinstance(seeds, Mapping) else None
 
 
 def config_key(config: Mapping[str, Any], seed_key: str | None) -> str:
@@ -81,3 +96,26 @@ def configuration_table(
         )
     frame = pd.DataFrame(table)
     return frame.sort_values(f"mean {metric}", ascending=mode == "min", na_position="last")
+
+
+def configuration_label(key: str, varied: Sequence[str]) -> str:
+    """A configuration key (config_key) as `lr=0.1, layers=3`: the hyperparameters the sweep
+    varies (all of them where it varies none)."""
+    config = json.loads(key)
+    shown = {k: v for k, v in config.items() if k in varied} or config
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def best_configuration(
+    sweep: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], points: pd.DataFrame
+) -> verdicts.Best | None:
+    """A seeded sweep's best configuration by its mean final over seeds, with its interval
+    (runner.verdicts.best_configuration; `points`: the sweep's metric). None for a sweep
+    without seeds, or before any configuration has a finite final."""
+    key = seed_key(sweep["spec"])
+    if key is None:
+        return None
+    by_config = finals_by_configuration(trials, final_values(points), key)
+    if not any(math.isfinite(v) for values in by_config.values() for v in values):
+        return None
+    return verdicts.best_configuration(by_config, str(sweep["mode"]))

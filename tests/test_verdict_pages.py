@@ -17,7 +17,7 @@ import pytest
 
 from dashboard import compare
 from dashboard.data import SweepPoints
-from runner import verdicts
+from runner import configurations, verdicts
 from runner.store import Store, open_store
 from tests.helpers.apptest import open_page, texts
 from tests.test_configurations import FINALS, _seeded_sweep
@@ -77,7 +77,7 @@ def test_configurations_pair_across_seeds_and_judge_the_effect(sqlite_store: Sto
     trials = sqlite_store.trials("bn_seeded-1")
     points = SweepPoints("bn_seeded-1")
     points.refresh(sqlite_store)
-    key = compare.seed_key(sweep["spec"])
+    key = configurations.seed_key(sweep["spec"])
     assert key == "seed" and compare.seeded(sweep["spec"])
     pairing = compare.pair_configurations(
         trials, "batch_norm", (False, True), ["lr", "batch_norm", "seed"], key
@@ -115,16 +115,16 @@ def test_the_best_configuration_is_the_best_mean_not_the_luckiest_trial(
     _seeded_sweep(sqlite_store)
     sweep = sqlite_store.sweep("seeded-1")
     assert sweep is not None
-    best = compare.best_configuration(
+    best = configurations.best_configuration(
         sweep,
         sqlite_store.trials("seeded-1"),
         sqlite_store.points("seeded-1", metrics=["val_acc"]),
     )
     assert best is not None and best.mean == pytest.approx(sum(FINALS[0.1]) / 4)
-    assert compare.configuration_label(str(best.config), ["lr"]) == "lr=0.1"
+    assert configurations.configuration_label(str(best.config), ["lr"]) == "lr=0.1"
     assert best.low < best.mean < best.high
     no_seeds = {**sweep, "spec": {k: v for k, v in sweep["spec"].items() if k != "seeds"}}
-    assert compare.best_configuration(no_seeds, [], sqlite_store.points("seeded-1")) is None
+    assert configurations.best_configuration(no_seeds, [], sqlite_store.points("seeded-1")) is None
 
 
 # -- the BN page -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import axes, charts, compare, compare_figures, paired, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND, band_label, group_band
 from dashboard.data import hyperparameters, metric_mode
+from runner import configurations
 
 
 def _keep_if_valid(key: str, options: list[Any]) -> None:
@@ -30,7 +31,7 @@ store = ui.store()
 sweep, trials, points = ui.loaded_sweep(store)
 st.button("↻ Refresh", key="compare_refresh")
 params = hyperparameters(trials, sweep["spec"])
-seed_key = compare.seed_key(sweep["spec"])
+seed_key = configurations.seed_key(sweep["spec"])
 seeded = compare.seeded(sweep["spec"])
 factors = [p for p in params if p != seed_key]  # seed against seed is no question
 if not factors:

@@ -9,8 +9,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import compare, ui
+from dashboard import ui
 from dashboard.data import hyperparameters, sweep_table
+from runner import configurations
 from runner.store import Store
 
 
@@ -24,15 +25,17 @@ def _best_configuration(
     sweep = _sweep
     trials = _store.trials(sweep_id)
     points = _store.points(sweep_id, metrics=[sweep["metric"]])
-    best = compare.best_configuration(sweep, trials, points)
+    best = configurations.best_configuration(sweep, trials, points)
     if best is None:
         return None
     varied = [
-        p for p in hyperparameters(trials, sweep["spec"]) if p != compare.seed_key(sweep["spec"])
+        p
+        for p in hyperparameters(trials, sweep["spec"])
+        if p != configurations.seed_key(sweep["spec"])
     ]
     interval = "" if best.low != best.low else f", 95% CI [{best.low:.4g}, {best.high:.4g}]"
     tied = f"; tied with {len(best.tied_with)} more" if best.tied_with else ""
-    label = compare.configuration_label(str(best.config), varied)
+    label = configurations.configuration_label(str(best.config), varied)
     return best.mean, f"{label}: mean of {best.n} seeds{interval}{tied}"
 
 
@@ -47,7 +50,7 @@ with ui.guard():
             "`sweepscope run experiments/sweeps/smoke.yaml`; it appears here on its own."
         )
         st.stop()
-    seeded = [compare.seed_key(sweep["spec"]) is not None for sweep in sweeps]
+    seeded = [configurations.seed_key(sweep["spec"]) is not None for sweep in sweeps]
     if any(seeded):  # the column only where a sweep has seeds
         table.insert(table.columns.get_loc("best") + 1, "best configuration", "")
     for row, sweep in enumerate(sweeps):

@@ -19,6 +19,7 @@ import streamlit as st
 from dashboard import axes, charts, compare, compare_figures, paired, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND, band_label, group_band
 from dashboard.data import SweepPoints, hyperparameters, metric_mode
+from runner import configurations
 from runner.errors import SweepscopeError
 
 
@@ -98,7 +99,9 @@ for name, sweep, trials in ((names[0], sweep_a, trials_a), (names[1], sweep_b, t
 # -- what paired ----------------------------------------------------------------------------
 seeded = compare.seeded(sweep_a["spec"]) or compare.seeded(sweep_b["spec"])
 seed_key = (
-    (compare.seed_key(sweep_a["spec"]) or compare.seed_key(sweep_b["spec"])) if seeded else None
+    (configurations.seed_key(sweep_a["spec"]) or configurations.seed_key(sweep_b["spec"]))
+    if seeded
+    else None
 )
 match = compare.pair_sweeps(
     (id_a, trials_a, hyperparameters(trials_a, sweep_a["spec"])),
