@@ -11,12 +11,14 @@ from __future__ import annotations
 
 __all__ = [
     "CHECKPOINT_STEP_FILE",
+    "CONTINUES_KEY",
     "DEFAULT_SYSTEM_EVERY",
     "INFO_KEY",
     "MAX_INFO",
     "MAX_METRIC_NAME",
     "MAX_STEP",
     "POINTS_KEY",
+    "START_CHECKPOINT_KEY",
     "STATUS_KEY",
     "SYSTEM_LABELS",
     "SYSTEM_PREFIX",
@@ -38,6 +40,12 @@ SYS_KEY = "_sys"  # system-load samples, apart from the trial's points: never ju
 # The step a checkpoint was taken at: a resumed sweep continues from a checkpoint whose
 # points the store holds (runner.driver.checkpoints).
 CHECKPOINT_STEP_FILE = "sweepscope-step.txt"
+
+# Keys of a continued trial's config (`sweepscope extend --epochs`), taken out before the
+# trainable sees it: the store id of the trial it continues (the driver writes to that
+# trial), and the checkpoint it starts from when Ray Tune has none for it yet.
+CONTINUES_KEY = "__continues"
+START_CHECKPOINT_KEY = "__start_checkpoint"
 
 # The runner's own system-load metrics (runner.trial.sysmetrics), sampled every few seconds.
 SYSTEM_PREFIX = "sys/"

@@ -60,6 +60,7 @@ from runner.protocol import DEFAULT_SYSTEM_EVERY, is_system_metric
 __all__ = [
     "MAX_TRIALS",
     "POINT_KEY",
+    "yaml_value",
     "SEARCH_TYPES",
     "Distribution",
     "Search",
@@ -633,6 +634,11 @@ _SpecLoader.yaml_implicit_resolvers = {  # SafeLoader's, less its float rule (le
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _SpecLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+.0123456789"))
+
+
+def yaml_value(text: str) -> Any:
+    """One value written as in a spec file (1e-3 a number, true a boolean, relu a string)."""
+    return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
 
 
 def _read_yaml(text: str) -> tuple[Any, list[_Problem]]:

@@ -2,10 +2,12 @@
 
     python scripts/screenshots.py [--out docs/screenshots] [--from-store FILE]
 
-Runs experiments/sweeps/seed_grid.yaml (18 trials, about a minute) into a new store in a
-temporary directory, serves the dashboard on it, opens each page in Chromium (Playwright
-with Debian's /usr/bin/chromium; it never downloads a browser) and writes live.png,
-bn_vs_no_bn.png, hparams.png, trial.png and versus.png. The store is
+Runs experiments/sweeps/seed_grid.yaml (18 trials, about a minute) and
+experiments/sweeps/bn_seeds.yaml (BN on/off with 3 seeds each, about a minute) into a new
+store in a temporary directory, serves the dashboard on it, opens each page in Chromium
+(Playwright with Debian's /usr/bin/chromium; it never downloads a browser) and writes
+live.png, bn_vs_no_bn.png, hparams.png, trial.png and versus.png from the seed grid, and
+bn_verdict.png (the BN page's first screen: its verdict and noise floor) from bn_seeds. The store is
 `sqlite:///sweepscope.db` relative to the temporary directory, so the page shows the
 default store URL, not a temporary path. --from-store copies a SQLite file that already
 holds a finished seed grid instead of running one (for iterating on the pictures).
@@ -37,9 +39,11 @@ from tests.helpers.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SPEC = REPO / "experiments" / "sweeps" / "seed_grid.yaml"
+SEEDED = REPO / "experiments" / "sweeps" / "bn_seeds.yaml"
 STORE = "sqlite:///sweepscope.db"  # relative to the temporary directory the tools run in
 PORTS = range(8620, 8630)
 WIDTH = 1440  # pixels; each page gets the height that shows what it is about
+FIRST_SCREEN = 1000  # the height of a shot of what a page shows first
 
 
 def _env() -> dict[str, str]:
@@ -69,11 +73,11 @@ def _wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
     raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def run_seed_grid(workdir: Path) -> None:
-    """`sweepscope run` the seed grid into workdir/sweepscope.db."""
+def run_seed_grid(workdir: Path, spec: Path = SPEC) -> None:
+    """`sweepscope run` the seed grid (or `spec`) into workdir/sweepscope.db."""
     started = time.perf_counter()
     done = subprocess.run(
-        [str(BIN / "sweepscope"), "run", str(SPEC), "--store", STORE, "--storage-path", "ray"],
+        [str(BIN / "sweepscope"), "run", str(spec), "--store", STORE, "--storage-path", "ray"],
         cwd=workdir,
         env=_env(),
         capture_output=True,
@@ -81,8 +85,8 @@ def run_seed_grid(workdir: Path) -> None:
         timeout=1800,
     )
     if done.returncode != 0:
-        raise SystemExit(f"the seed grid failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    print(f"seed grid: {time.perf_counter() - started:.0f} s")
+        raise SystemExit(f"{spec.name} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    print(f"{spec.stem}: {time.perf_counter() - started:.0f} s")
 
 
 @contextmanager
@@ -120,20 +124,21 @@ def dashboard(workdir: Path) -> Iterator[str]:
         log.close()
 
 
-def sweeps_and_best_trial(workdir: Path) -> tuple[list[str], int]:
-    """The store's sweep ids (newest first) and the trial of the newest with the best final
-    val_acc."""
+def sweeps_and_best_trial(workdir: Path) -> tuple[list[str], int, str | None]:
+    """The seed grid's sweep ids (newest first), the trial of the newest with the best final
+    val_acc, and the seeded BN sweep's id (None when the store has none)."""
     sys.path.insert(0, str(REPO))
     from dashboard.compare import final_values
     from dashboard.data import SweepPoints
     from runner.store import open_store
 
     with open_store(f"sqlite:///{workdir / 'sweepscope.db'}") as store:
-        ids = [s["id"] for s in store.sweeps()]
+        seeded = next((s["id"] for s in store.sweeps() if s["name"] == SEEDED.stem), None)
+        ids = [s["id"] for s in store.sweeps() if s["name"] != SEEDED.stem]
         points = SweepPoints(ids[0])
         points.refresh(store)
         trials = [int(t["id"]) for t in store.trials(ids[0])]
-    return ids, int(final_values(points, trials, "val_acc").idxmax())
+    return ids, int(final_values(points, trials, "val_acc").idxmax()), seeded
 
 
 def settle(page: Any, heading: str, charts: int = 1) -> None:
@@ -151,16 +156,18 @@ def settle(page: Any, heading: str, charts: int = 1) -> None:
     page.wait_for_timeout(2500)  # plotly's last transitions
 
 
-def shoot(base: str, sweeps: list[str], best: int, out: Path) -> list[Path]:
+def shoot(base: str, sweeps: list[str], best: int, seeded: str | None, out: Path) -> list[Path]:
     from playwright.sync_api import ViewportSize, sync_playwright
 
     sweep = sweeps[0]
-    shots = [  # file, path, heading, charts to wait for, height
+    shots = [  # file, path, heading, charts to wait for, height (None: the first screen)
         ("live.png", f"/live?sweep={sweep}", "Live sweep", 3, 1500),
         ("bn_vs_no_bn.png", f"/compare?sweep={sweep}", "BN vs no-BN", 5, 1720),
         ("hparams.png", f"/hparams?sweep={sweep}", "Hyperparameters", 2, 1000),
         ("trial.png", f"/trial?sweep={sweep}&trial={best}", "Trial detail", 1, 1900),
     ]
+    if seeded is not None:  # the verdict, its interval and the noise floor
+        shots.append(("bn_verdict.png", f"/compare?sweep={seeded}", "BN vs no-BN", 5, None))
     if len(sweeps) > 1:
         versus = f"/versus?sweep={sweep}&q_vs_a={sweeps[1]}&q_vs_b={sweep}"
         shots.append(("versus.png", versus, "Sweep against sweep", 3, 1900))
@@ -170,11 +177,12 @@ def shoot(base: str, sweeps: list[str], best: int, out: Path) -> list[Path]:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
             for name, path, heading, charts, height in shots:
-                page = browser.new_page(viewport=ViewportSize(width=WIDTH, height=height))
+                size = ViewportSize(width=WIDTH, height=height or FIRST_SCREEN)
+                page = browser.new_page(viewport=size)
                 page.goto(base + path)
                 settle(page, heading, charts)
                 target = out / name
-                page.screenshot(path=str(target), full_page=True)
+                page.screenshot(path=str(target), full_page=height is not None)
                 written.append(target)
                 page.close()
                 print(
@@ -206,9 +214,11 @@ def main() -> int:
             run_seed_grid(workdir)
         if args.twice:
             run_seed_grid(workdir)
-        sweeps, best = sweeps_and_best_trial(workdir)
+        if not args.from_store:
+            run_seed_grid(workdir, SEEDED)
+        sweeps, best, seeded = sweeps_and_best_trial(workdir)
         with dashboard(workdir) as base:
-            shoot(base, sweeps, best, args.out.resolve())
+            shoot(base, sweeps, best, seeded, args.out.resolve())
     return 0
 
 

@@ -223,9 +223,10 @@ def test_an_earlier_store_is_refused_by_readers_and_the_runner_and_upgraded_by_m
         assert _tables(store_url) == before
 
     with migrate_store(store_url) as store:  # only migrate upgrades in place
-        steps = ["version 1 -> 2", "version 2 -> 3", "version 3 -> 4"][version - 1 :]
+        steps = ["version 1 -> 2", "version 2 -> 3", "version 3 -> 4", "version 4 -> 5"]
+        steps = steps[version - 1 :]
         assert [m[: len(s)] for m, s in zip(store.migrated, steps, strict=True)] == steps
-        assert f"rewrote {len(_old_points(first))} points" in store.migrated[-2]
+        assert f"rewrote {len(_old_points(first))} points" in store.migrated[-3]
         (sweep,) = store.sweeps()
         assert sweep["id"] == "old-sweep" and sweep["best"] == pytest.approx(0.3)
         assert sweep["spill_path"] is None and sweep["outage_limit"] is None
@@ -233,6 +234,10 @@ def test_an_earlier_store_is_refused_by_readers_and_the_runner_and_upgraded_by_m
         assert [
             (t["ray_id"], t["status"], t["created_at"], t["config"], t["last_step"]) for t in trials
         ] == [(ray_id, status, created, config, 3) for ray_id, status, created, config in TRIALS]
+        assert [(t["number"], t["round"]) for t in trials] == [
+            (i, 1) for i in range(1, len(TRIALS) + 1)
+        ]
+        assert store.rounds("old-sweep") == []
         assert [[e["status"] for e in store.trial_events(t["id"])] for t in trials] == [
             [status] for _, status, _, _ in TRIALS
         ]
@@ -315,16 +320,66 @@ def test_cli_migrate_and_readers_say_what_to_run(store_url: str) -> None:
 
 
 # -- upgrades are explicit -------------------------------------------------------------------
+def _undo_v5(conn: Connection) -> None:
+    """Take a current store back to version 4's tables: no trial numbers, rounds or
+    sweep_rounds."""
+    conn.execute(sa.text("DROP INDEX uq_trials_sweep_number"))
+    for column in ("number", '"round"'):
+        conn.execute(sa.text(f"ALTER TABLE trials DROP COLUMN {column}"))
+    conn.execute(sa.text("DROP TABLE sweep_rounds"))
+    conn.execute(t.meta.update().values(value="4"))
+
+
 def _write_v3_store(url: str) -> None:
     """A store as schema version 3 left it: today's tables without the two columns version 4
-    added to `sweeps`."""
+    added to `sweeps` and what version 5 added."""
     open_store(url, create=True).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        _undo_v5(conn)
         for column in ("spill_path", "outage_limit"):
             conn.execute(sa.text(f"ALTER TABLE sweeps DROP COLUMN {column}"))
         conn.execute(t.meta.update().values(value="3"))
     engine.dispose()
+
+
+def test_version_4_trials_are_numbered_within_their_sweep_in_creation_order(
+    store_url: str,
+) -> None:
+    """Two sweeps whose trials were created interleaved (store ids 1..6 alternate): each
+    sweep's trials become 1, 2, 3 in the order of their ids, all in round 1."""
+    open_store(store_url, create=True).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        _undo_v5(conn)
+        for sweep_id in ("a", "b"):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sweeps (id, name, spec, status, metric, mode, n_trials, "
+                    "created_at) VALUES (:id, :id, '{}', 'completed', 'loss', 'min', 3, 1.0)"
+                ),
+                {"id": sweep_id},
+            )
+        for i in range(6):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO trials (sweep_id, ray_id, config, status, created_at) "
+                    "VALUES (:s, :r, '{}', 'terminated', 1.0)"
+                ),
+                {"s": "ab"[i % 2], "r": f"t{i}"},
+            )
+    engine.dispose()
+    with migrate_store(store_url) as store:
+        assert [m[:14] for m in store.migrated] == ["version 4 -> 5"]
+        assert "numbered 6 trials" in store.migrated[0]
+        for sweep_id, rays in (("a", ["t0", "t2", "t4"]), ("b", ["t1", "t3", "t5"])):
+            trials = store.trials(sweep_id)
+            assert [(x["ray_id"], x["number"], x["round"]) for x in trials] == [
+                (r, n, 1) for n, r in enumerate(rays, 1)
+            ]
+        # New trials continue each sweep's numbering.
+        store.add_trial("a", "t6", {})
+        assert store.trials("a")[-1]["number"] == 4
 
 
 def _add_v3_sweep(url: str, sweep_id: str, *, driver: str, beat_age: float) -> None:
@@ -397,6 +452,7 @@ def test_run_and_resume_refuse_an_older_store_and_name_the_migrate_command(
     migrated = _cli("migrate", "--store", store_url)
     assert migrated.returncode == 0, migrated.stderr
     assert "version 3 -> 4" in migrated.stdout and _version(store_url) == t.SCHEMA_VERSION
+    assert "version 4 -> 5" in migrated.stdout
     assert "older than this one now refuse this store" in migrated.stdout
 
 

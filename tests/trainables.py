@@ -64,6 +64,25 @@ def checkpointed(config: dict[str, Any]) -> None:
         report.epoch(epoch + 1, step=step, state={"epoch": epoch + 1}, val_acc=acc)
 
 
+def continued(config: dict[str, Any]) -> None:
+    """`checkpointed` without the pid file, also reporting `start_epoch` (the epoch its
+    state came back at, 0 on a fresh start) with every epoch: a trial continued from a
+    checkpoint shows it, one that started over would not."""
+    steps_per_epoch = int(config.get("steps_per_epoch", 10))
+    saved = report.restore()
+    start = saved["epoch"] if saved else 0
+    step = start * steps_per_epoch
+    for epoch in range(start, config["epochs"]):
+        for _ in range(steps_per_epoch):
+            step += 1
+            report.step(step, train_loss=config.get("scale", 1.0) / step)
+            time.sleep(config.get("sleep", 0.0))
+        acc = config.get("quality", 1.0) * (1 - 1 / (step + 1))
+        report.epoch(
+            epoch + 1, step=step, state={"epoch": epoch + 1}, val_acc=acc, start_epoch=start
+        )
+
+
 def hangs(config: dict[str, Any]) -> None:
     report.step(1, train_loss=1.0)
     report.epoch(1, step=1, val_acc=0.1)

@@ -28,7 +28,7 @@ from runner.driver.stopper import StoreStopper
 from runner.driver.watchdog import SilentTrials
 from runner.driver.writer import StoreWriter
 from runner.errors import SpecError
-from runner.protocol import INFO_KEY, MAX_STEP, POINTS_KEY, STATUS_KEY, SYS_KEY
+from runner.protocol import CONTINUES_KEY, INFO_KEY, MAX_STEP, POINTS_KEY, STATUS_KEY, SYS_KEY
 from runner.spec import Spec, user_config
 from runner.status import TrialStatus
 
@@ -66,7 +66,8 @@ class StoreCallback(tune.Callback):
     # -- bookkeeping ---------------------------------------------------------------------
     def _register(self, trial: Trial) -> None:
         if trial.trial_id not in self._status:
-            self._writer.add_trial(trial.trial_id, user_config(trial.config))
+            continues = trial.config.get(CONTINUES_KEY)  # extend --epochs: the trial it goes on
+            self._writer.add_trial(trial.trial_id, user_config(trial.config), continues)
             self._status[trial.trial_id] = self._done_before.get(
                 trial.trial_id, TrialStatus.PENDING
             )

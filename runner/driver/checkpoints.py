@@ -35,7 +35,7 @@ from runner.protocol import CHECKPOINT_STEP_FILE
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-__all__ = ["SurvivingCheckpoints", "choose_checkpoint"]
+__all__ = ["SurvivingCheckpoints", "choose_checkpoint", "last_checkpoints"]
 
 _NAME = re.compile(r"checkpoint_(\d+)$")
 
@@ -98,6 +98,34 @@ def choose_checkpoint(
     want = _index(recorded)
     newer = [path for path in steps if want is None or (_index(path) or 0) > want]
     return newer[0] if newer else (list(steps)[-1] if steps else None)
+
+
+def last_checkpoints(
+    storage: str, experiments: list[str], trials: dict[str, int | None]
+) -> dict[str, str | None]:
+    """For finished trials (Ray id -> last step stored), the checkpoint each was left with:
+    the newest of runner.trial.report's (it holds its step) at or before the last stored
+    step, searched in the sweep's experiments (its rounds) under `storage`; None for a
+    trial with none (a trainable that never saved state, or a plain Ray Tune one)."""
+    fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+    dirs: list[str] = []
+    for experiment in experiments:
+        listed = fs.get_file_info(
+            pyarrow.fs.FileSelector(f"{root.rstrip('/')}/{experiment}", allow_not_found=True)
+        )
+        dirs += [i.path for i in listed if i.type == pyarrow.fs.FileType.Directory]
+    found: dict[str, str | None] = {}
+    for ray_id, last_step in trials.items():
+        found[ray_id] = None
+        for trial_dir in (d for d in dirs if f"_{ray_id}_" in _name(d)):
+            ours = [(s, p) for p in _on_storage(fs, trial_dir) if (s := _step(fs, p)) is not None]
+            held = [(s, p) for s, p in ours if last_step is None or s <= last_step]
+            if held:
+                path = max(held)[1]
+                found[ray_id] = (
+                    path if "://" not in storage else f"{storage.split('://')[0]}://{path}"
+                )
+    return found
 
 
 class SurvivingCheckpoints(tune.Callback):

@@ -65,9 +65,11 @@ def drive(
     storage_given: str | None = None,
     outage_limit: float = DEFAULT_OUTAGE_LIMIT,
     spill: Path | None = None,
+    total: int | None = None,
 ) -> SweepOutcome:
     """Start Ray, fit the tuner with our callback and stopper, and settle the sweep's status.
-    `spill`: the spill file (default: SPILL_FILE in `spill_dir`).
+    `spill`: the spill file (default: SPILL_FILE in `spill_dir`). `total`: the trials this
+    run plans, for the progress line (default: the spec's; an extension runs fewer).
 
     One function on purpose, though long: the try/except/finally around Tune's loop must
     see everything set up before it (the signal handlers, Ray, the writer, the callback, the
@@ -79,7 +81,7 @@ def drive(
     spill = spill or spill_dir(storage, sweep_id) / SPILL_FILE
     _make_spill(store, sweep_id, spill)
     writer = StoreWriter(store, sweep_id, spill_path=spill, outage_limit=outage_limit)
-    line = Progress(total=spec.n_trials, metric=spec.metric) if progress else None
+    line = Progress(total=total or spec.n_trials, metric=spec.metric) if progress else None
     webhook = spec.notify.webhook if spec.notify is not None else None
     notifier = Notifier(webhook, sweep_id=sweep_id, name=spec.name)
     callback: StoreCallback | None = None

@@ -1,8 +1,9 @@
-"""Launch a sweep on Ray Tune, or resume one: local by default, or on a cluster with `address`.
+"""Launch a sweep on Ray Tune, extend a finished one, or resume either: local by default, or
+on a cluster with `address`.
 
-What to run is decided here (a new sweep's id and store rows; for a resume, the writes its
-store missed, the refusals, the stored spec and Ray Tune's saved state); running it is
-runner.driver.drive's.
+What to run is decided here (a new sweep's id and store rows; an extension's round; for a
+resume, the writes its store missed, the refusals, the stored spec, the round to resume and
+Ray Tune's saved state); running it is runner.driver.drive's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from runner.driver.drive import SweepOutcome, drive
 from runner.driver.storage import DEFAULT_STORAGE, absolute_storage, clear_spill, spill_file
 from runner.driver.writer import replay
 from runner.errors import SpecError, SweepscopeError
+from runner.extensions import Plan
+from runner.protocol import CONTINUES_KEY, START_CHECKPOINT_KEY
 from runner.spec import (
     Spec,
     locate_trainable,
@@ -40,7 +43,7 @@ from runner.store import (
 )
 from runner.trial.entry import class_entry, trial_entry
 
-__all__ = ["SweepOutcome", "new_sweep_id", "resume_sweep", "run_sweep"]
+__all__ = ["SweepOutcome", "extend_sweep", "new_sweep_id", "resume_sweep", "run_sweep"]
 
 
 def new_sweep_id(name: str) -> str:
@@ -101,29 +104,8 @@ def run_sweep(
     if on_start is not None:
         on_start(sweep_id)
 
-    def build() -> Any:
-        from ray import tune
-
-        trainable, reuse = _trainable(spec)
-        return tune.Tuner(
-            trainable,
-            param_space=tune_spec.param_space(spec),
-            tune_config=tune_spec.tune_config(
-                spec, max_concurrent=max_concurrent, reuse_actors=reuse
-            ),
-            run_config=tune.RunConfig(
-                name=sweep_id,
-                storage_path=storage,
-                verbose=0,
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                # runner.trial.report checkpoints as it goes; a user's Trainable class need not
-                # implement save_checkpoint, which Ray would call at its end.
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_at_end=False),
-            ),
-        )
-
     return drive(
-        build,
+        lambda: _tuner(spec, sweep_id, storage, max_concurrent),
         spec=spec,
         store=store,
         sweep_id=sweep_id,
@@ -133,6 +115,106 @@ def run_sweep(
         storage_given=storage_path or spec.storage_path,
         outage_limit=outage_limit,
     )
+
+
+def _tuner(
+    spec: Spec,
+    experiment: str,
+    storage: str,
+    max_concurrent: int | None,
+    points: list[dict[str, Any]] | None = None,
+) -> Any:
+    """A new sweep's Tuner, or an extension's (`points`: the trials it runs)."""
+    from ray import tune
+
+    trainable, reuse = _trainable(spec)
+    return tune.Tuner(
+        trainable,
+        param_space=tune_spec.param_space(spec, points),
+        tune_config=tune_spec.tune_config(spec, max_concurrent=max_concurrent, reuse_actors=reuse),
+        run_config=tune.RunConfig(
+            name=experiment,
+            storage_path=storage,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            # runner.trial.report checkpoints as it goes; a user's Trainable class need not
+            # implement save_checkpoint, which Ray would call at its end.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_at_end=False),
+        ),
+    )
+
+
+def extend_sweep(
+    sweep_id: str,
+    plan: Plan,
+    *,
+    store: Store,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    progress: bool = True,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT,
+    on_start: Callable[[str, int], None] | None = None,
+) -> SweepOutcome:
+    """Run an extension of a finished sweep (runner.extensions plans it) as its next round:
+    the same sweep id and store rows, a Ray Tune experiment of its own beside the sweep's
+    (`SWEEP-roundN`), so that Ctrl-C and `resume` work on it as on any sweep."""
+    sweep = require_sweep(store, sweep_id)
+    storage = sweep["storage_path"] or absolute_storage(DEFAULT_STORAGE)
+    points = plan.points
+    if plan.kind == "epochs":
+        points = _with_checkpoints(store, sweep_id, storage, points)
+    round_ = store.add_round(
+        sweep_id,
+        kind=plan.kind,
+        detail=plan.detail,
+        points=points,
+        experiment=f"{sweep_id}-round{{round}}",
+        spec=stored_spec(plan.spec) if plan.kind in ("grid", "epochs") else None,
+        outage_limit=outage_limit,
+    )
+    if on_start is not None:
+        on_start(sweep_id, round_)
+    return drive(
+        lambda: _tuner(plan.spec, f"{sweep_id}-round{round_}", storage, max_concurrent, points),
+        spec=plan.spec,
+        store=store,
+        sweep_id=sweep_id,
+        address=address,
+        progress=progress,
+        storage=storage,
+        storage_given=sweep["storage_path"],
+        outage_limit=outage_limit,
+        total=len(points),
+    )
+
+
+def _with_checkpoints(
+    store: Store, sweep_id: str, storage: str, points: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Continued trials' points with the checkpoint each starts from; refused where a trial
+    has none that runner.trial.report wrote (only those carry the step they were taken at,
+    and only report.restore() can be handed one for a new Ray trial)."""
+    from runner.driver.checkpoints import last_checkpoints
+
+    trials = {t["id"]: t for t in store.trials(sweep_id)}
+    continued = [trials[p[CONTINUES_KEY]] for p in points]
+    experiments = [sweep_id, *(r["experiment"] for r in store.rounds(sweep_id))]
+    found = last_checkpoints(storage, experiments, {t["ray_id"]: t["last_step"] for t in continued})
+    missing = [t["number"] for t in continued if found[t["ray_id"]] is None]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise SweepscopeError(
+            f"--epochs: trial {shown} of sweep {sweep_id} left no checkpoint to continue from "
+            f"under {storage}. A trial continues from the state it passed to "
+            "runner.report.epoch(..., state=...) and reads it back with report.restore(); a "
+            "trainable that never does (or a plain Ray Tune one, or checkpoint_every: 0) can "
+            "only be run again. Fix: checkpoint in the trainable, run the sweep again, then "
+            "extend it; or extend with --seeds."
+        )
+    return [
+        {**p, START_CHECKPOINT_KEY: found[t["ray_id"]]}
+        for p, t in zip(points, continued, strict=True)
+    ]
 
 
 def resume_sweep(
@@ -198,7 +280,9 @@ def resume_sweep(
     spec, note = restore_webhook(spec, spec_file, os.environ)  # the store keeps its host only
     if note is not None:
         print(note, file=sys.stderr)
-    path = f"{storage.rstrip('/')}/{sweep_id}"
+    rounds = store.rounds(sweep_id)  # an extension resumes its own round's experiment
+    last = rounds[-1] if rounds else None
+    path = f"{storage.rstrip('/')}/{last['experiment'] if last else sweep_id}"
     if "://" not in storage and not Path(path, "tuner.pkl").exists():
         raise SweepscopeError(
             f"sweep {sweep_id} has no Ray Tune state at {path}, so it cannot resume. Fix: run "
@@ -207,9 +291,10 @@ def resume_sweep(
     store.reopen_sweep(sweep_id, outage_limit=outage_limit)  # fences out any older driver
     if on_start is not None:
         on_start(sweep_id)
-    trials = store.trials(sweep_id)
+    trials = store.trials(sweep_id)  # Ray ids are per experiment: others' never show up
     done = {t["ray_id"]: t["status"] for t in trials if TrialStatus(t["status"]).is_final}
     stored_steps = {t["ray_id"]: t["last_step"] for t in trials}
+    points = last["points"] if last else None
 
     def build() -> Any:
         from ray import tune
@@ -220,7 +305,7 @@ def resume_sweep(
             trainable=trainable,
             # Tune saves the space's sample_from functions as placeholders: give them back
             # (a searcher's state, the trials it suggested and their results, Tune restores)
-            param_space=tune_spec.param_space(spec),
+            param_space=tune_spec.param_space(spec, points),
             resume_unfinished=True,
             resume_errored=False,
             restart_errored=False,
@@ -239,6 +324,7 @@ def resume_sweep(
         storage_given=sweep["storage_path"],
         outage_limit=outage_limit,
         spill=spill,
+        total=len(points) if points is not None else None,
     )
 
 

@@ -27,7 +27,7 @@ __all__ = ["SearchSpace", "decision_epochs", "param_space", "scheduler", "search
 
 
 # -- the param space ---------------------------------------------------------------------
-def param_space(spec: Spec) -> dict[str, Any]:
+def param_space(spec: Spec, points: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The Ray Tune param_space: fixed values, the grid (unless a searcher suggests it),
     samplers, stop.
 
@@ -35,18 +35,21 @@ def param_space(spec: Spec) -> dict[str, Any]:
     trial's point (see Spec.points), each grid key then taking its value from that point
     through tune.sample_from, which keeps a list or dict value whole; samplers are drawn per
     trial. For a searched sweep the searcher suggests every grid and sample key, and the space
-    holds only what is the same in every trial.
+    holds only what is the same in every trial. `points` given (an extension's: its
+    configurations with their seeds, or the whole configs of the trials it continues), the
+    trials run exactly those, in that order.
     """
     from ray import tune
 
     space: dict[str, Any] = dict(spec.fixed)
-    if spec.search.type == "grid" or spec.seeds is not None:
-        points = spec.points() if spec.search.type == "grid" else random_points(spec)
+    if points is not None or spec.search.type == "grid" or spec.seeds is not None:
+        if points is None:
+            points = spec.points() if spec.search.type == "grid" else random_points(spec)
         space[POINT_KEY] = tune.grid_search(list(range(len(points))))
         for key in points[0]:
             space[key] = tune.sample_from(_from_point(points, key))
-        if spec.search.type == "grid":
-            space.update({k: _sampler(d) for k, d in spec.sample.items()})
+        if spec.search.type == "grid":  # drawn per trial, unless the points hold them
+            space.update({k: _sampler(d) for k, d in spec.sample.items() if k not in points[0]})
     if spec.stop.epochs is not None:
         space["epochs"] = spec.stop.epochs
     if spec.stop.steps is not None:

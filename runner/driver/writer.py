@@ -250,8 +250,12 @@ class StoreWriter:
         return None if self.spill_path is None else self.spill_path.with_name(REJECTS_FILE)
 
     # -- what the callback calls: each returns at once --------------------------------------
-    def add_trial(self, ray_id: str, config: dict[str, Any]) -> None:
-        self._put(("trial", ray_id, {"config": config, "at": time.time()}))
+    def add_trial(self, ray_id: str, config: dict[str, Any], continues: int | None = None) -> None:
+        """Register a trial; `continues`: the store id of the finished trial it continues."""
+        args: dict[str, Any] = {"config": config, "at": time.time()}
+        if continues is not None:
+            args["continues"] = continues
+        self._put(("trial", ray_id, args))
 
     def set_status(
         self, ray_id: str, status: str, *, detail: str | None = None, **fields: Any

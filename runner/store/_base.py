@@ -125,6 +125,41 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def add_round(
+        self,
+        sweep_id: str,
+        *,
+        kind: str,
+        detail: str,
+        points: list[dict[str, Any]],
+        experiment: str,
+        spec: dict[str, Any] | None = None,
+        outage_limit: float | None = None,
+    ) -> int:
+        """Start an extension of a sweep that is not running (`sweepscope extend`): record the
+        round and mark the sweep running again, driven by this process, with `len(points)`
+        more planned trials (none for "epochs": it continues trials the sweep has). Trials
+        added from then on belong to the new round.
+
+        Args:
+            sweep_id: the sweep to extend.
+            kind: "seeds", "grid" or "epochs": what the round adds.
+            detail: what the user asked for, in words (shown with the round).
+            points: the configurations the round runs, in order (its resume needs them).
+            experiment: the round's Ray Tune experiment name (under the sweep's storage);
+                `{round}` in it becomes the round's number.
+            spec: the sweep's spec as it is from now on (`--grid` adds values); None keeps it.
+            outage_limit: as in `create_sweep`.
+
+        Returns:
+            The new round's number: 2 for the first extension.
+
+        Raises:
+            StoreError: no such sweep, or it is running; or the store cannot be written
+                (StoreUnavailable: it did not answer).
+        """
+
+    @abc.abstractmethod
     def finish_sweep(
         self,
         sweep_id: str,
@@ -187,23 +222,33 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def add_trial(
-        self, sweep_id: str, ray_id: str, config: dict[str, Any], *, at: float | None = None
+        self,
+        sweep_id: str,
+        ray_id: str,
+        config: dict[str, Any],
+        *,
+        at: float | None = None,
+        continues: int | None = None,
     ) -> int:
         """Register a trial as pending (status and history). Idempotent per (sweep, ray_id):
-        registering it again changes nothing and returns the same id.
+        registering it again changes nothing and returns the same id. New trials take the
+        next number of their sweep and the sweep's latest round.
 
         Args:
             sweep_id: the sweep the trial belongs to.
             ray_id: Ray Tune's id of the trial.
             config: its hyperparameters, stored as JSON and read back as `config`.
             at: when it was created, in Unix seconds (default now).
+            continues: the store id of a finished trial of the sweep that this Ray trial
+                continues (`sweepscope extend --epochs`): that trial takes `ray_id` and
+                `config` and is pending again, keeping its number, round and points.
 
         Returns:
             The trial's store id: what every other trial call takes.
 
         Raises:
-            StoreError: no such sweep, or the store cannot be written (StoreUnavailable: it
-                did not answer).
+            StoreError: no such sweep, no trial `continues` in it, or the store cannot be
+                written (StoreUnavailable: it did not answer).
         """
 
     @abc.abstractmethod
@@ -378,8 +423,9 @@ class Store(abc.ABC):
             sweep_id: the sweep; an unknown one has no trials.
 
         Returns:
-            One dict a trial: its columns (id, sweep_id, ray_id, config decoded, status,
-            created_at, started_at, ended_at, device, node, error, last_step, last_epoch,
+            One dict a trial: its columns (id, sweep_id, ray_id, number: 1..N within the
+            sweep, what users see; round: 1, or the extension that added it; config decoded,
+            status, created_at, started_at, ended_at, device, node, error, last_step, last_epoch,
             stop_requested_at).
 
         Raises:
@@ -399,6 +445,18 @@ class Store(abc.ABC):
         Raises:
             StoreError: no such trial, or the store cannot be read (StoreUnavailable: it did
                 not answer).
+        """
+
+    @abc.abstractmethod
+    def rounds(self, sweep_id: str) -> list[dict[str, Any]]:
+        """A sweep's extensions, oldest first (empty for a sweep never extended).
+
+        Returns:
+            One dict per round: sweep_id, round (2, 3, ...), kind, detail, points (the
+            configurations it runs, decoded), experiment, created_at.
+
+        Raises:
+            StoreUnavailable: the store did not answer.
         """
 
     @abc.abstractmethod

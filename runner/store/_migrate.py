@@ -5,8 +5,9 @@ had no `sweeps.storage_path` / `sweeps.driver` and a NOT NULL `points.value`). V
 added the version table. Version 3 made points compact: a metric id instead of the name,
 the wall time as milliseconds after the trial's creation, no row id, and the
 `point_writes` log for incremental reads. Version 4 added `sweeps.spill_path` and
-`sweeps.outage_limit`. Each step runs inside the caller's transaction, so a failed upgrade
-leaves the store as it was.
+`sweeps.outage_limit`. Version 5 numbered trials within their sweep, recorded the round
+that added each trial and added `sweep_rounds`. Each step runs inside the caller's
+transaction, so a failed upgrade leaves the store as it was.
 
 Only `sweepscope migrate` runs these steps (runner.store.migrate_store): `run` and `resume`
 refuse an older store rather than change it under older readers and drivers.
@@ -171,4 +172,42 @@ def _v3_to_v4(conn: Connection) -> str:
     )
 
 
-_STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(conn: Connection) -> str:
+    """Number each sweep's trials 1..N in creation order (the order of their ids), put every
+    existing trial in round 1, and add the table of extension rounds."""
+    postgres = conn.dialect.name == "postgresql"
+    readers = _readers(conn, "trials") if postgres else []
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("trials")}
+    if "number" not in columns:
+        conn.execute(sa.text("ALTER TABLE trials ADD COLUMN number INTEGER NOT NULL DEFAULT 0"))
+    if "round" not in columns:
+        conn.execute(sa.text('ALTER TABLE trials ADD COLUMN "round" INTEGER NOT NULL DEFAULT 1'))
+    numbered = conn.execute(
+        sa.text(
+            "UPDATE trials SET number = n.number FROM (SELECT id, row_number() OVER "
+            "(PARTITION BY sweep_id ORDER BY id) AS number FROM trials) AS n "
+            "WHERE trials.id = n.id"
+        )
+    ).rowcount
+    if postgres:  # new rows always give their number; SQLite cannot drop a default
+        conn.execute(sa.text("ALTER TABLE trials ALTER COLUMN number DROP DEFAULT"))
+    conn.execute(
+        sa.text(
+            "CREATE UNIQUE INDEX IF NOT EXISTS uq_trials_sweep_number ON trials (sweep_id, number)"
+        )
+    )
+    t.sweep_rounds.create(conn, checkfirst=True)
+    for who in readers:  # e.g. the dashboard role: it reads rounds as it reads trials
+        conn.execute(sa.text(f"GRANT SELECT ON sweep_rounds TO {who}".replace(":", "\\:")))
+    return (
+        f"version 4 -> 5: numbered {numbered:,} trials within their sweeps (1..N, what users "
+        "see), recorded each trial's round and added sweep_rounds for `sweepscope extend`"
+    )
+
+
+_STEPS: dict[int, Callable[[Connection], str]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}

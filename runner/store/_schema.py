@@ -31,7 +31,10 @@ metadata = MetaData()
 # 4: `sweeps.spill_path` (where the driver keeps writes its store missed) and
 # `sweeps.outage_limit` (how long its driver tolerates the store away: others judge its
 # heartbeat by it).
-SCHEMA_VERSION = 4
+# 5: trials numbered within their sweep (`trials.number`, 1..N: what users see; `id` stays
+# internal), `trials.round` (1 for the sweep's own trials, 2.. for each `sweepscope extend`)
+# and the `sweep_rounds` table (what each extension runs, for its resume).
+SCHEMA_VERSION = 5
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -65,6 +68,8 @@ trials = Table(
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("sweep_id", String(128), ForeignKey("sweeps.id"), nullable=False),
     Column("ray_id", String(64), nullable=False),
+    Column("number", Integer, nullable=False),  # 1..N within the sweep, in creation order
+    Column("round", Integer, nullable=False, server_default="1"),  # the round that added it
     Column("config", Text, nullable=False),  # JSON
     Column("status", String(32), nullable=False),
     Column("created_at", Float, nullable=False),
@@ -77,6 +82,22 @@ trials = Table(
     Column("last_epoch", Integer),
     Column("stop_requested_at", Float),
     UniqueConstraint("sweep_id", "ray_id", name="uq_trials_sweep_ray"),
+)
+
+# One row per extension of a sweep (`sweepscope extend`): round 2, 3, ...; round 1 is the
+# sweep itself. `points` (JSON) are the configurations the round runs, in order: Ray Tune
+# resumes the round from them. `experiment` is the round's Ray Tune experiment name.
+sweep_rounds = Table(
+    "sweep_rounds",
+    metadata,
+    Column("sweep_id", String(128), ForeignKey("sweeps.id"), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # seeds | grid | epochs
+    Column("detail", Text, nullable=False),  # what the user asked, in words
+    Column("points", Text, nullable=False),
+    Column("experiment", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("sweep_id", "round", name="pk_sweep_rounds"),
 )
 
 # Metric names, once per store: a point carries the small integer id.
@@ -135,5 +156,6 @@ meta = Table(
 )
 
 Index("ix_trials_sweep", trials.c.sweep_id)
+Index("uq_trials_sweep_number", trials.c.sweep_id, trials.c.number, unique=True)
 Index("ix_events_trial", events.c.trial_id)
 Index("ix_point_writes_trial", point_writes.c.trial_id, point_writes.c.seq)

@@ -623,6 +623,63 @@ class SqlStore(Store):
                     f"{sweep_id}) to resume it here."
                 )
 
+    def add_round(
+        self,
+        sweep_id: str,
+        *,
+        kind: str,
+        detail: str,
+        points: list[dict[str, Any]],
+        experiment: str,
+        spec: dict[str, Any] | None = None,
+        outage_limit: float | None = None,
+    ) -> int:
+        s, r = t.sweeps.c, t.sweep_rounds.c
+        values: dict[str, Any] = {
+            "status": SweepStatus.RUNNING,
+            "n_trials": s.n_trials + (0 if kind == "epochs" else len(points)),
+            "ended_at": None,
+            "message": None,
+            "stop_requested_at": None,
+            "heartbeat_at": _db_now(self._dialect),
+            "driver": self.driver,
+            "outage_limit": DEFAULT_OUTAGE_LIMIT if outage_limit is None else outage_limit,
+        }
+        if spec is not None:
+            values["spec"] = _json(spec)
+        with self._tx() as conn:
+            # Guarded like reopen_sweep: of two extensions at once, one takes the sweep.
+            taken = conn.execute(
+                t.sweeps.update()
+                .where(s.id == sweep_id, s.status != SweepStatus.RUNNING)
+                .values(**values)
+            ).rowcount
+            if not taken:
+                row = conn.execute(sa.select(s.driver).where(s.id == sweep_id)).first()
+                if row is None:
+                    raise self._no_sweep(sweep_id)
+                raise StoreError(
+                    f"sweep {sweep_id} in {self.url} is running ({driver_label(row.driver)}). "
+                    f"Fix: wait for it to end, or stop it (sweepscope stop {sweep_id}), then "
+                    "extend."
+                )
+            last = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(r.round), 1)).where(r.sweep_id == sweep_id)
+            ).scalar_one()
+            round_ = int(last) + 1
+            conn.execute(
+                t.sweep_rounds.insert().values(
+                    sweep_id=sweep_id,
+                    round=round_,
+                    kind=kind,
+                    detail=detail,
+                    points=_json(points),
+                    experiment=experiment.format(round=round_),
+                    created_at=time.time(),
+                )
+            )
+        return round_
+
     def finish_sweep(
         self,
         sweep_id: str,
@@ -698,7 +755,13 @@ class SqlStore(Store):
         )
 
     def add_trial(
-        self, sweep_id: str, ray_id: str, config: dict[str, Any], *, at: float | None = None
+        self,
+        sweep_id: str,
+        ray_id: str,
+        config: dict[str, Any],
+        *,
+        at: float | None = None,
+        continues: int | None = None,
     ) -> int:
         now = at or time.time()
         key = (t.trials.c.sweep_id == sweep_id, t.trials.c.ray_id == ray_id)
@@ -706,13 +769,47 @@ class SqlStore(Store):
             found = conn.execute(sa.select(t.trials.c.id).where(*key)).scalar()
             if found is not None:
                 return int(found)
+            if continues is not None:  # the finished trial goes on under its new Ray id
+                moved = conn.execute(
+                    t.trials.update()
+                    .where(t.trials.c.id == continues, t.trials.c.sweep_id == sweep_id)
+                    .values(
+                        ray_id=ray_id,
+                        config=_json(config),
+                        status=TrialStatus.PENDING,
+                        ended_at=None,
+                        stop_requested_at=None,
+                    )
+                ).rowcount
+                if not moved:
+                    raise self._no_trial(continues)
+                conn.execute(
+                    t.events.insert().values(
+                        trial_id=continues,
+                        at=now,
+                        status=TrialStatus.PENDING,
+                        detail="continued for more epochs (sweepscope extend --epochs)",
+                    )
+                )
+                return continues
             sweep = conn.execute(sa.select(t.sweeps.c.id).where(t.sweeps.c.id == sweep_id))
             if sweep.first() is None:
                 raise self._no_sweep(sweep_id)
+            tr, r = t.trials.c, t.sweep_rounds.c
+            number = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(tr.number), 0)).where(
+                    tr.sweep_id == sweep_id
+                )
+            ).scalar_one()
+            round_ = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(r.round), 1)).where(r.sweep_id == sweep_id)
+            ).scalar_one()
             trial_id = conn.execute(
                 t.trials.insert().values(
                     sweep_id=sweep_id,
                     ray_id=ray_id,
+                    number=int(number) + 1,
+                    round=int(round_),
                     config=_json(config),
                     status=TrialStatus.PENDING,
                     created_at=now,
@@ -948,6 +1045,19 @@ class SqlStore(Store):
             ]
         for row in rows:
             row["config"] = json.loads(row["config"])
+        return rows
+
+    def rounds(self, sweep_id: str) -> list[dict[str, Any]]:
+        r = t.sweep_rounds.c
+        with self._tx() as conn:
+            rows = [
+                dict(row._mapping)
+                for row in conn.execute(
+                    sa.select(t.sweep_rounds).where(r.sweep_id == sweep_id).order_by(r.round)
+                )
+            ]
+        for row in rows:
+            row["points"] = json.loads(row["points"])
         return rows
 
     def trial_events(self, trial_id: int) -> list[dict[str, Any]]:

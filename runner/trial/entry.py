@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner import _ray_private as ray_private
+from runner.protocol import START_CHECKPOINT_KEY
 from runner.spec import resolve_trainable, user_config
 from runner.trial import report, sysmetrics
 
@@ -46,7 +47,7 @@ def trial_entry(
         if not ray.get_gpu_ids():  # Ray 2.60 leaves a gpu-0 trial every GPU: hide them
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         fn = resolve_trainable(trainable)
-        report._reset(checkpoint_every, decision_epochs)
+        report._reset(checkpoint_every, decision_epochs, config.get(START_CHECKPOINT_KEY))
         report.info(node=node_label())
         try:
             fn(user_config(config))

@@ -74,6 +74,9 @@ _info: dict[str, Any] = {}
 _last_flush = time.monotonic()
 _ended = False  # the trial reported its own end (diverged)
 _checkpoint_every = 1  # epochs between checkpoints; 0: never (set by the runner)
+# A continued trial's checkpoint (`sweepscope extend --epochs`), for restore() when Ray Tune
+# has none of the trial's own yet; set by the runner.
+_start_checkpoint: str | None = None
 _decision_epochs: frozenset[int] = frozenset()  # epochs a scheduler judges: sent at once
 _STATE_FILE = "state.pkl"
 _sink: Callable[[dict[str, Any]], None] | None = None
@@ -145,12 +148,15 @@ def epoch(
 
 
 def restore() -> Any:
-    """The `state` of the trial's latest checkpoint, or None on a fresh start."""
+    """The `state` of the trial's latest checkpoint, or None on a fresh start. A trial that
+    continues a finished one (`sweepscope extend --epochs`) starts from that one's last."""
     if not _in_tune():
         return None
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
+    if checkpoint is None and _start_checkpoint is not None:
+        checkpoint = tune.Checkpoint(_start_checkpoint)
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
@@ -287,11 +293,16 @@ def collect() -> Iterator[list[dict[str, Any]]]:
         _sink = previous
 
 
-def _reset(checkpoint_every: int = 1, decision_epochs: frozenset[int] = frozenset()) -> None:
-    global _last_flush, _ended, _checkpoint_every, _decision_epochs
+def _reset(
+    checkpoint_every: int = 1,
+    decision_epochs: frozenset[int] = frozenset(),
+    start_checkpoint: str | None = None,
+) -> None:
+    global _last_flush, _ended, _checkpoint_every, _decision_epochs, _start_checkpoint
     _ended = False
     _checkpoint_every = checkpoint_every
     _decision_epochs = decision_epochs
+    _start_checkpoint = start_checkpoint
     _buffer.clear()
     _latest.clear()
     _info.clear()
