@@ -44,6 +44,7 @@ import yaml
 from benchmarks._common import RESULTS, markdown_table, run_cli, stamp, write_fragment
 from runner import verdicts
 from runner.configurations import config_key, final_values
+from runner.extensions import undecided
 from runner.store import open_store
 
 SPEC = Path("experiments/sweeps/seed_grid.yaml")
@@ -123,9 +124,8 @@ def gated(replay: Replay, budget: int) -> str:
     for config in replay.drawn:
         replay.deal(config, 2)
     while True:
-        best = verdicts.best_configuration(replay.drawn, "max", n_resamples=1000)
-        contenders = [str(best.config), *map(str, best.tied_with)]
-        if not best.tied_with or any(len(replay.drawn[c]) >= budget for c in contenders):
+        contenders, best = undecided(replay.drawn, "max", n_resamples=1000)
+        if not contenders or any(len(replay.drawn[c]) >= budget for c in contenders):
             return str(best.config)
         for config in contenders:
             replay.deal(config)

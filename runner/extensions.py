@@ -45,6 +45,7 @@ __all__ = [
     "parse_grid_values",
     "refuse_unfinished",
     "seeds_plan",
+    "undecided",
 ]
 
 WHERE = ("all", "top", "undecided")
@@ -163,10 +164,23 @@ def _choose(
         )
     if where == "top":
         return ranked[: top or 0], None
-    best = verdicts.best_configuration({c: finals[c] for c in ranked}, mode)
-    if best.distinguishable is not False:
+    contenders, best = undecided({c: finals[c] for c in ranked}, mode)
+    if not contenders:
         return [], f"decided: {best.message}; no configuration needs more seeds"
-    return [str(best.config), *(str(c) for c in best.tied_with)], None
+    return contenders, None
+
+
+def undecided(
+    finals: Mapping[str, Sequence[float]], mode: str, n_resamples: int = 4000
+) -> tuple[list[str], verdicts.Best]:
+    """What `--where undecided` gives more seeds: the best configuration by its mean and
+    every one its comparison with the best leaves undecided; none once the best is told
+    apart from the rest (or is the only one). Also the verdict behind it.
+    benchmarks/bench_decisions replays this rule against a ground truth."""
+    best = verdicts.best_configuration(finals, mode, n_resamples=n_resamples)
+    if best.distinguishable is not False:
+        return [], best
+    return [str(best.config), *(str(c) for c in best.tied_with)], best
 
 
 def parse_grid_values(items: Sequence[str]) -> dict[str, list[Any]]:
