@@ -48,5 +48,10 @@ bench: install
 screenshots: install
 	$(BIN)/python scripts/screenshots.py
 
+## docs: the documentation site (mkdocs.yml, docs/*.md) into site/; any warning fails it
+.PHONY: docs
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .sweepscope sweepscope.db sweepscope.db-wal sweepscope.db-shm
+	rm -rf $(VENV) .sweepscope sweepscope.db sweepscope.db-wal sweepscope.db-shm site

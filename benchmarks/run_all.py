@@ -23,6 +23,7 @@ BENCHMARKS = [
     ("streaming", ["-m", "benchmarks.bench_streaming"]),
     ("ingest", ["-m", "benchmarks.bench_ingest"]),
     ("dashboard", ["-m", "benchmarks.bench_dashboard"]),
+    ("api", ["-m", "benchmarks.bench_api"]),
     ("browser", ["-m", "benchmarks.bench_browser"]),
     ("asha", ["-m", "benchmarks.bench_asha"]),
     ("search", ["-m", "benchmarks.bench_search"]),

@@ -1,21 +1,28 @@
-"""The `sweepscope` command line: run, resume, ls, status, export, stop, migrate, dashboard.
+"""The `sweepscope` command line: run, resume, extend, ls, status, export, stop, migrate,
+import, mcp, dashboard.
 
 Exit status: 0 completed, 2 a mistake in the input (a bad spec, an unknown sweep, a store
 URL that holds no store: one paragraph naming the field, the value and the fix), 1 a
 failure of the infrastructure (a store that does not answer) or an unexpected error (one
 paragraph; the traceback goes to a log file it names), 130 stopped.
+
+For programs: `ls`, `status` and `export` take --json (one document, runner.views), `run`
+and `resume` take --progress json (JSON lines, runner.driver.progress); the schemas are in
+runner/schemas/, described in docs/json.md. A trial is named everywhere by its number in
+its sweep, never by the store's id.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.errors import InfrastructureError, SpecError, SweepscopeError
 from runner.redact import mask_url, redact
@@ -29,6 +36,9 @@ from runner.store import (
     require_sweep,
     sweep_status,
 )
+
+if TYPE_CHECKING:
+    from runner.driver.progress import JsonProgress
 
 __all__ = ["main"]
 
@@ -52,14 +62,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.name:
         spec = spec.renamed(args.name)
     store = _open_for_writing(args.store)
+    events = _events(args, total=spec.n_trials, metric=spec.metric)
     for sweep_id in reconcile(store):
-        print(
-            f"note: sweep {sweep_id} had lost its driver: marked stopped (should that driver "
+        note = (
+            f"sweep {sweep_id} had lost its driver: marked stopped (should that driver "
             f"still run, it stops at its next heartbeat); resume with `sweepscope resume "
             f"{sweep_id}`"
         )
+        if events is None:
+            print(f"note: {note}")
+        else:
+            events.note(note)
 
     def announce(sweep_id: str) -> None:
+        if events is not None:
+            events.emit(
+                "sweep_started",
+                schema=_progress_schema(),
+                sweep_id=sweep_id,
+                name=spec.name,
+                resumed=False,
+                n_trials=spec.n_trials,
+                trainable=spec.trainable,
+                metric=spec.metric,
+                mode=spec.mode,
+                store=store.url,
+            )
+            return
         print(f"sweep {sweep_id}: {spec.n_trials} trials of {spec.trainable}")
         print(f"store: {store.url}")
         print(f"watch: sweepscope dashboard --store {store.url}   stop: sweepscope stop {sweep_id}")
@@ -77,7 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             storage_path=args.storage_path,
             outage_limit=args.store_outage_limit,
             on_start=announce,
+            progress=True if events is None else events,
         ),
+        events,
     )
 
 
@@ -87,8 +118,27 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     spec_file = load_spec(args.spec) if args.spec else None
     store = _open_for_writing(args.store)
+    events = None
+    if args.progress == "json":
+        sweep = require_sweep(store, args.sweep)
+        events = _events(args, total=sweep["n_trials"], metric=sweep["metric"])
 
     def announce(sweep_id: str) -> None:
+        if events is not None:
+            sweep = require_sweep(store, sweep_id)
+            events.emit(
+                "sweep_started",
+                schema=_progress_schema(),
+                sweep_id=sweep_id,
+                name=sweep["name"],
+                resumed=True,
+                n_trials=sweep["n_trials"],
+                trainable=sweep["spec"].get("trainable"),
+                metric=sweep["metric"],
+                mode=sweep["mode"],
+                store=store.url,
+            )
+            return
         print(f"resuming sweep {sweep_id}; store: {store.url}")
         sys.stdout.flush()
 
@@ -103,8 +153,123 @@ def cmd_resume(args: argparse.Namespace) -> int:
             spec_file=spec_file,
             outage_limit=args.store_outage_limit,
             on_start=announce,
+            progress=True if events is None else events,
         ),
+        events,
     )
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from runner.driver.launch import extend_sweep
+    from runner.extensions import (
+        epochs_plan,
+        grid_plan,
+        parse_grid_values,
+        refuse_unfinished,
+        seeds_plan,
+    )
+    from runner.store import reconcile
+
+    _check_extend_flags(args)
+    store = _open_for_writing(args.store)
+    reconcile(store)  # a sweep whose driver is gone is stopped, and says it has trials left
+    sweep = require_sweep(store, args.sweep)
+    trials = store.trials(sweep["id"])
+    refuse_unfinished(sweep, trials)
+    finals = store.points(sweep["id"], metrics=[sweep["metric"]])
+    if args.seeds is not None:
+        where = "top" if args.top else ("all" if args.all else args.where or "all")
+        plan = seeds_plan(
+            sweep,
+            trials,
+            finals,
+            n=args.seeds,
+            where=where,
+            top=args.top,
+            allow_large=args.allow_large,
+        )
+    elif args.grid:
+        plan = grid_plan(sweep, trials, parse_grid_values(args.grid), allow_large=args.allow_large)
+    else:
+        plan = epochs_plan(sweep, trials, finals, n=args.epochs, top=args.top)
+    if not plan.points:
+        store.close()
+        print(f"sweep {sweep['id']}: {plan.note}")
+        return 0
+    events = _events(args, total=len(plan.points), metric=sweep["metric"])
+
+    def announce(sweep_id: str, round_: int) -> None:
+        if events is not None:
+            events.emit(
+                "sweep_started",
+                schema=_progress_schema(),
+                sweep_id=sweep_id,
+                name=sweep["name"],
+                resumed=False,
+                n_trials=len(plan.points),
+                trainable=plan.spec.trainable,
+                metric=sweep["metric"],
+                mode=sweep["mode"],
+                store=store.url,
+            )
+            return
+        print(f"sweep {sweep_id}, round {round_}: {plan.detail}")
+        print(f"store: {store.url}")
+        print(f"stop: sweepscope stop {sweep_id}   resume: sweepscope resume {sweep_id}")
+        sys.stdout.flush()
+
+    return _finish(
+        store,
+        args.store,
+        f"the spec of sweep {sweep['id']}",
+        lambda: extend_sweep(
+            sweep["id"],
+            plan,
+            store=store,
+            address=args.address,
+            max_concurrent=args.max_concurrent,
+            outage_limit=args.store_outage_limit,
+            on_start=announce,
+            progress=True if events is None else events,
+        ),
+        events,
+    )
+
+
+def _check_extend_flags(args: argparse.Namespace) -> None:
+    """One kind of extension per round, and only the options that go with it."""
+    kinds = [args.seeds is not None, bool(args.grid), args.epochs is not None]
+    if sum(kinds) != 1:
+        raise SweepscopeError(
+            "extend: give one of --seeds N, --grid KEY=V1,V2 or --epochs N (a round adds one "
+            "kind). Fix: e.g. sweepscope extend SWEEP --seeds 2 --where undecided"
+        )
+    if (args.where or args.all) and args.seeds is None:
+        raise SweepscopeError(
+            "extend: --where goes with --seeds (which configurations get more seeds). Fix: "
+            "use --top K to choose which trials --epochs continues"
+        )
+    if args.top and args.grid:
+        raise SweepscopeError(
+            "extend: --top goes with --seeds or --epochs; --grid runs every new combination. "
+            "Fix: drop --top"
+        )
+
+
+def _progress_schema() -> str:
+    from runner.views import schema_id
+
+    return schema_id("progress")
+
+
+def _events(args: argparse.Namespace, *, total: int, metric: str) -> JsonProgress | None:
+    """With `--progress json`: the JSON progress, written to the stream main() set aside
+    for it (stdout); None for the human line."""
+    if args.progress != "json":
+        return None
+    from runner.driver.progress import JsonProgress
+
+    return JsonProgress(total=total, metric=metric, stream=args.json_stream)
 
 
 def _open_for_writing(url: str | None) -> Store:
@@ -143,8 +308,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finish(store: Store, url: str | None, source: str, start: Any) -> int:
-    """Run or resume, then print the summary; the exit status follows the sweep's status.
+def _finish(
+    store: Store, url: str | None, source: str, start: Any, events: JsonProgress | None = None
+) -> int:
+    """Run or resume, then print the summary (with `events`: the sweep_ended event); the
+    exit status follows the sweep's status.
 
     `source` names the spec in the error for a metric the trials do not report."""
     from runner.status import SweepStatus
@@ -158,11 +326,15 @@ def _finish(store: Store, url: str | None, source: str, start: Any) -> int:
             "resume SWEEP`) to go on.",
             file=sys.stderr,
         )
+        if events is not None:
+            events.emit("error", message="interrupted before the sweep's trials ran", exit=130)
         return EXIT_INTERRUPTED
     finally:
         store.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
+        if events is not None:
+            events.note(note)
     if isinstance(outcome.error, SpecError):
         raise SpecError(source, outcome.error.problems)  # main() prints it: exit 2
     if outcome.error is not None:
@@ -178,13 +350,52 @@ def _finish(store: Store, url: str | None, source: str, start: Any) -> int:
             f"`{resume}` writes them first, then continues the sweep.",
             file=sys.stderr,
         )
+        if events is not None:
+            _sweep_ended(events, outcome, None, resume)
         return EXIT_INTERRUPTED
     with open_store(url) as reader:
-        _print_summary(reader, outcome.sweep_id)
+        if events is None:
+            _print_summary(reader, outcome.sweep_id)
+        else:
+            _sweep_ended(events, outcome, reader, resume)
     if outcome.status == SweepStatus.STOPPED:
-        print(f"resume with: {resume}")
+        if events is None:
+            print(f"resume with: {resume}")
         return EXIT_INTERRUPTED
     return 0 if outcome.status == SweepStatus.COMPLETED else EXIT_FAILED
+
+
+def _sweep_ended(events: JsonProgress, outcome: Any, reader: Store | None, resume: str) -> None:
+    """The last progress event: the sweep's status, its trials' counts and its best trial,
+    as the store has them (`reader`), else as the driver saw them (the store was away)."""
+    from runner.status import SweepStatus
+    from runner.views import best_values, finite
+
+    counts = {str(s): int(n) for s, n in sorted(outcome.counts.items())}
+    best, best_trial, message = finite(outcome.best), None, None
+    if reader is not None:
+        sweep = require_sweep(reader, outcome.sweep_id)
+        counts = {str(s): int(n) for s, n in sorted(sweep["counts"].items())}
+        best, message = finite(sweep["best"]), sweep["message"]
+        values = {k: v for k, v in best_values(reader, sweep).items() if math.isfinite(v)}
+        if values:
+            pick = max if sweep["mode"] == "max" else min
+            store_id = pick(values, key=lambda k: values[k])
+            number = {t["id"]: t["number"] for t in reader.trials(outcome.sweep_id)}
+            best_trial = {"number": number[store_id], "value": finite(values[store_id])}
+    events.emit(
+        "sweep_ended",
+        sweep_id=outcome.sweep_id,
+        status=str(outcome.status),
+        counts=counts,
+        n_trials=events.total if reader is None else sweep["n_trials"],
+        best=best,
+        best_trial=best_trial,
+        elapsed=round(outcome.elapsed, 3),
+        message=message,
+        spill=outcome.spill,
+        resume=resume if outcome.status == SweepStatus.STOPPED else None,
+    )
 
 
 def _print_summary(store: Store, sweep_id: str) -> None:
@@ -207,11 +418,6 @@ def _seed_key(sweep: dict[str, Any]) -> str | None:
     return seed_key(sweep["spec"])
 
 
-def _varied(sweep: dict[str, Any]) -> list[str]:
-    spec = sweep["spec"]
-    return list(spec.get("grid", {})) + list(spec.get("sample", {}))
-
-
 def _print_configurations(store: Store, sweep: dict[str, Any], head: int | None = None) -> None:
     """A seeded sweep: the best configuration by its mean over seeds, with its interval and
     the configurations it cannot be told apart from, then one row per configuration."""
@@ -221,6 +427,7 @@ def _print_configurations(store: Store, sweep: dict[str, Any], head: int | None 
         configuration_table,
         final_values,
     )
+    from runner.views import varied
 
     trials = store.trials(sweep["id"])
     points = store.points(sweep["id"], metrics=[sweep["metric"]])
@@ -229,7 +436,7 @@ def _print_configurations(store: Store, sweep: dict[str, Any], head: int | None 
         interval = "" if best.low != best.low else f" [{best.low:.4g}, {best.high:.4g}]"
         print(
             f"best configuration by mean final {sweep['metric']} over seeds ({sweep['mode']}): "
-            f"{configuration_label(str(best.config), _varied(sweep))}: {best.mean:.4g}"
+            f"{configuration_label(str(best.config), varied(sweep))}: {best.mean:.4g}"
             f"{interval} over {best.n} seeds"
         )
         if best.tied_with:
@@ -237,7 +444,7 @@ def _print_configurations(store: Store, sweep: dict[str, Any], head: int | None 
     table = configuration_table(
         trials,
         final_values(points),
-        varied=_varied(sweep),
+        varied=varied(sweep),
         seed_key=_seed_key(sweep),
         metric=sweep["metric"],
         mode=sweep["mode"],
@@ -248,33 +455,45 @@ def _print_configurations(store: Store, sweep: dict[str, Any], head: int | None 
 
 
 def _trial_table(store: Store, sweep: dict[str, Any]) -> Any:
-    """One row per trial: id, status, the varied hyperparameters, epochs, best metric."""
+    """One row per trial: its number in the sweep (and its round, once the sweep was
+    extended), status, the varied hyperparameters, epochs, best metric; best first."""
     import pandas as pd
 
-    trials = store.trials(sweep["id"])
+    from runner.views import trial_views, varied
+
+    trials = trial_views(store, sweep)
     if not trials:
         return pd.DataFrame()
     seed_key = _seed_key(sweep)
-    varied = _varied(sweep) + ([seed_key] if seed_key is not None else [])
-    points = store.points(sweep["id"], metrics=[sweep["metric"]])
-    agg = "max" if sweep["mode"] == "max" else "min"
-    best = (
-        points.groupby("trial_id")["value"].agg(agg) if not points.empty else pd.Series(dtype=float)
-    )
+    shown = varied(sweep) + ([seed_key] if seed_key is not None else [])
+    extended = any(t["round"] > 1 for t in trials)
     rows = []
     for t in trials:
-        row = {"trial": t["id"], "status": t["status"]}
-        row.update({k: t["config"].get(k) for k in varied})
+        row = {"trial": t["number"]} | ({"round": t["round"]} if extended else {})
+        row["status"] = t["status"]
+        row.update({k: t["config"].get(k) for k in shown})
         row["epochs"] = t["last_epoch"]
-        row[f"best {sweep['metric']}"] = best.get(t["id"])
+        row[f"best {sweep['metric']}"] = t["best"]
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame.sort_values(f"best {sweep['metric']}", ascending=agg == "min", na_position="last")
+    ascending = sweep["mode"] != "max"
+    return frame.sort_values(f"best {sweep['metric']}", ascending=ascending, na_position="last")
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    from runner.views import dumps
+
+    print(dumps(document))
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         sweeps = store.sweeps()
+    if args.json:
+        from runner.views import ls_view
+
+        _print_json(ls_view(args.store or default_url(), sweeps))
+        return 0
     if not sweeps:
         print(f"no sweeps in {mask_url(args.store or default_url())}")
         return 0
@@ -293,6 +512,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         sweep = require_sweep(store, args.sweep)
+        if args.json:
+            from runner.views import status_view
+
+            _print_json(status_view(store, sweep))
+            return 0
         counts = (
             ", ".join(f"{n} {s}" for s, n in sorted(sweep["counts"].items())) or "no trials yet"
         )
@@ -311,7 +535,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_to(args: argparse.Namespace) -> int:
+    """`--to tensorboard DIR` or `--to mlflow URI`: one run per trial (runner.exporters)."""
+    from runner.exporters import export_sweep
+
+    if args.json:
+        raise SweepscopeError(
+            "--json: only with -o (it describes the table written). Fix: leave out --json."
+        )
+    target, dest = args.to
+    with open_store(args.store) as store:
+        print(export_sweep(store, args.sweep, target, dest))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    """Every point of the sweep, one row each, with its trial's number, round, status and
+    config (the store's internal ids left out: they mean nothing outside it)."""
+    if args.to:
+        return _export_to(args)
     import pandas as pd
 
     out = Path(args.output)
@@ -325,11 +567,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         trials = store.trials(sweep["id"])
         points = store.points(sweep["id"])
     info = pd.DataFrame(
-        [{"trial_id": t["id"], "status": t["status"], **t["config"]} for t in trials]
+        [
+            {
+                "trial_id": t["id"],
+                "trial": t["number"],
+                "round": t["round"],
+                "status": t["status"],
+                **t["config"],
+            }
+            for t in trials
+        ]
     )
-    frame = (
-        points.drop(columns="id").merge(info, on="trial_id", how="left") if len(info) else points
-    )
+    if info.empty:  # no trials yet: the same columns, no rows
+        info = pd.DataFrame(columns=["trial_id", "trial", "round", "status"], dtype="int64")
+    frame = points.drop(columns="id").merge(info, on="trial_id", how="left")
+    frame.insert(0, "trial", frame.pop("trial"))
+    frame = frame.drop(columns="trial_id")
     frame.insert(0, "sweep_id", sweep["id"])
     if out.suffix == ".csv":
         frame.to_csv(out, index=False)
@@ -340,20 +593,46 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise SweepscopeError(
                 "parquet export needs pyarrow. Fix: pip install 'sweepscope[parquet]' or use .csv."
             ) from exc
-    print(f"wrote {len(frame)} points of {len(trials)} trials to {out}")
+    if args.json:
+        from runner.views import export_view
+
+        _print_json(
+            export_view(
+                sweep["id"],
+                out,
+                points=len(frame),
+                trials=len(trials),
+                columns=[str(c) for c in frame.columns],
+            )
+        )
+    else:
+        print(f"wrote {len(frame)} points of {len(trials)} trials to {out}")
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         require_sweep(store, args.sweep)
-        changed = store.request_stop(args.sweep, args.trial)
+        store_id = None if args.trial is None else _trial_id(store, args.sweep, args.trial)
+        changed = store.request_stop(args.sweep, store_id)
     target = f"trial {args.trial} of sweep {args.sweep}" if args.trial else f"sweep {args.sweep}"
     if changed:
         print(f"stop requested for {target}; the runner ends it within a few seconds.")
     else:
         print(f"{target} has already finished; nothing to stop.")
     return 0
+
+
+def _trial_id(store: Store, sweep_id: str, number: int) -> int:
+    """The store's id of the sweep's trial `number` (as `sweepscope status` shows it)."""
+    ids = {t["number"]: t["id"] for t in store.trials(sweep_id)}
+    if number in ids:
+        return int(ids[number])
+    valid = f"1 to {max(ids)}" if ids else "none yet: the sweep has no trials"
+    raise SweepscopeError(
+        f"--trial {number}: sweep {sweep_id} has no trial {number} (its trials: {valid}). "
+        f"Fix: pass a trial number that `sweepscope status {sweep_id}` lists."
+    )
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -380,6 +659,13 @@ def build_parser() -> argparse.ArgumentParser:
         "help": "how long the store may stay away before the sweep stops, resumable "
         f"(default {DEFAULT_OUTAGE_LIMIT:g}); its writes are held meanwhile",
     }
+    progress: dict[str, Any] = {
+        "choices": ["line", "json"],
+        "default": "line",
+        "help": "line: one live line on stderr (default); json: JSON lines on stdout, one "
+        "object an event, and nothing else there (docs/json.md)",
+    }
+    as_json = "print one JSON document instead (schema: docs/json.md)"
 
     run = sub.add_parser("run", help="run a sweep from a YAML spec")
     run.add_argument("spec", help="sweep spec, e.g. experiments/sweeps/seed_grid.yaml")
@@ -397,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-large", action="store_true", help="allow grids larger than the trial limit"
     )
     run.add_argument("--store-outage-limit", **outage)
+    run.add_argument("--progress", **progress)
     run.set_defaults(func=cmd_run)
 
     resume = sub.add_parser("resume", help="continue a stopped or interrupted sweep")
@@ -409,7 +696,54 @@ def build_parser() -> argparse.ArgumentParser:
         "full URL, which the store keeps as scheme and host only (or set SWEEPSCOPE_WEBHOOK)",
     )
     resume.add_argument("--store-outage-limit", **outage)
+    resume.add_argument("--progress", **progress)
     resume.set_defaults(func=cmd_resume)
+
+    extend = sub.add_parser(
+        "extend",
+        help="add seeds, grid values or epochs to a finished sweep, as its next round",
+    )
+    extend.add_argument("sweep")
+    what = extend.add_argument_group("what the round adds (one of)")
+    what.add_argument(
+        "--seeds", type=_positive_int, metavar="N", help="N more seeds per chosen configuration"
+    )
+    what.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="more values for a grid key (repeatable): only the new combinations run",
+    )
+    what.add_argument(
+        "--epochs",
+        type=_positive_int,
+        metavar="N",
+        help="continue completed trials from their last checkpoint for N more epochs",
+    )
+    which = extend.add_mutually_exclusive_group()
+    which.add_argument(
+        "--where",
+        choices=["undecided", "all"],
+        help="with --seeds: 'undecided' = the best configuration and those not told apart "
+        "from it (significance-gated replication); 'all' (the default) = every one",
+    )
+    which.add_argument("--all", action="store_true", help="with --seeds: every configuration")
+    which.add_argument(
+        "--top",
+        type=_positive_int,
+        metavar="K",
+        help="only the K best configurations (--seeds), or trials (--epochs; with seeds: "
+        "every seed of the K best configurations)",
+    )
+    extend.add_argument("--store", help=store_help)
+    extend.add_argument("--address", help="Ray cluster address (default: this machine)")
+    extend.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
+    extend.add_argument(
+        "--allow-large", action="store_true", help="allow the sweep beyond the trial limit"
+    )
+    extend.add_argument("--store-outage-limit", **outage)
+    extend.add_argument("--progress", **progress)
+    extend.set_defaults(func=cmd_extend)
 
     migrate = sub.add_parser(
         "migrate",
@@ -440,22 +774,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("ls", help="list the sweeps in the store")
     ls.add_argument("--store", help=store_help)
+    ls.add_argument("--json", action="store_true", help=as_json)
     ls.set_defaults(func=cmd_ls)
 
     status = sub.add_parser("status", help="show a sweep and its trials")
     status.add_argument("sweep")
     status.add_argument("--store", help=store_help)
+    status.add_argument("--json", action="store_true", help=as_json)
     status.set_defaults(func=cmd_status)
 
-    export = sub.add_parser("export", help="write a sweep's points to CSV or Parquet")
+    export = sub.add_parser(
+        "export", help="write a sweep's points to CSV or Parquet, or to TensorBoard or MLflow"
+    )
     export.add_argument("sweep")
-    export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.parquet")
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", help="FILE.csv or FILE.parquet: one row per point")
+    where.add_argument(
+        "--to",
+        nargs=2,
+        metavar=("TARGET", "DEST"),
+        help="tensorboard DIR (a new or empty log directory) or mlflow TRACKING_URI (e.g. "
+        "sqlite:///mlflow.db): one run per trial",
+    )
     export.add_argument("--store", help=store_help)
+    export.add_argument("--json", action="store_true", help=f"after writing, {as_json}")
     export.set_defaults(func=cmd_export)
 
     stop = sub.add_parser("stop", help="stop a running sweep, or one trial of it")
     stop.add_argument("sweep")
-    stop.add_argument("--trial", type=_positive_int, help="trial id (see `sweepscope status`)")
+    stop.add_argument(
+        "--trial",
+        type=_positive_int,
+        metavar="N",
+        help="the sweep's trial number N (as `sweepscope status` lists them)",
+    )
     stop.add_argument("--store", help=store_help)
     stop.set_defaults(func=cmd_stop)
 
@@ -468,6 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to bind (default 127.0.0.1; others need SWEEPSCOPE_TOKEN to stop trials)",
     )
     dash.set_defaults(func=cmd_dashboard)
+    from runner.importer import register as register_import
+
+    register_import(sub, store_help)
     return parser
 
 
@@ -499,27 +854,49 @@ def _log_failure(command: str) -> Path:
     return path.resolve()
 
 
+def _set_aside_stdout() -> TextIO:
+    """stdout for the JSON progress alone: the stream the events go to, while whatever else
+    this process (Ray, a library, a C extension) would print on file descriptor 1 goes to
+    stderr instead. Where stdout has no descriptor (a test's capture), stdout itself."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout
+    sys.stdout.flush()
+    events = os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), fd)
+    return events
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prefix = f"sweepscope {args.command}: error:"
+    args.json_stream = _set_aside_stdout() if getattr(args, "progress", None) == "json" else None
+
+    def failed(text: str, status: int) -> int:
+        print(f"{prefix} {text}", file=sys.stderr)
+        if args.json_stream is not None:  # the last event says why the sweep did not end
+            from runner.driver.progress import event_line
+
+            args.json_stream.write(event_line("error", message=text, exit=status))
+            args.json_stream.flush()
+        return status
+
     try:
         return int(args.func(args))
     except InfrastructureError as exc:
         log = _log_failure(args.command)
-        print(f"{prefix} {redact(str(exc))} (details: {log})", file=sys.stderr)
-        return EXIT_FAILED
+        return failed(f"{redact(str(exc))} (details: {log})", EXIT_FAILED)
     except SweepscopeError as exc:
-        print(f"{prefix} {redact(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
+        return failed(redact(str(exc)), EXIT_USAGE)
     except Exception as exc:
         log = _log_failure(args.command)
         first = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else ""
-        print(
-            f"{prefix} unexpected failure: {exc.__class__.__name__}: {first}. The traceback is "
+        return failed(
+            f"unexpected failure: {exc.__class__.__name__}: {first}. The traceback is "
             f"in {log}. Fix: if the cause is not clear from it, report it with that file.",
-            file=sys.stderr,
+            EXIT_FAILED,
         )
-        return EXIT_FAILED
 
 
 if __name__ == "__main__":

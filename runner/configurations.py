@@ -41,10 +41,13 @@ def config_key(config: Mapping[str, Any], seed_key: str | None) -> str:
 
 
 def final_values(points: pd.DataFrame) -> pd.Series:
-    """Each trial's last stored value (by step) of the one metric in `points`."""
+    """Each trial's last stored value (by step) of the one metric in `points`: NaN for a
+    trial whose last value is NaN (it diverged), so the verdicts count it as dropped rather
+    than take an earlier value for its final."""
     if points.empty:
         return pd.Series(dtype=float)
-    return points.sort_values(["trial_id", "step"]).groupby("trial_id")["value"].last()
+    last = points.sort_values(["trial_id", "step"]).drop_duplicates("trial_id", keep="last")
+    return last.set_index("trial_id")["value"]
 
 
 def finals_by_configuration(

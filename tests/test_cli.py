@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from runner.cli import main
 from runner.errors import StoreError
 from runner.store import Store, open_store
 from tests.helpers.cli import SWEEPSCOPE, cli, write_spec
@@ -79,9 +80,14 @@ def test_run_records_every_ending_and_runs_trials_in_parallel(tmp_path: Path) ->
         assert exported.returncode == 0, exported.stderr
         frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
         assert len(frame) == len(points)
-        assert {"sweep_id", "trial_id", "metric", "step", "value", "status", "kind"} <= set(
+        assert {"sweep_id", "trial", "metric", "step", "value", "status", "kind"} <= set(
             frame.columns
         )
+        assert "trial_id" not in frame.columns  # the store's own ids stay in the store
+        numbers = {t["id"]: t["number"] for t in trials}
+        assert sorted(frame["trial"].unique()) == sorted(numbers.values())
+        kind = frame.groupby("trial")["kind"].first().to_dict()
+        assert kind == {numbers[t["id"]]: t["config"]["kind"] for t in trials}
 
 
 LONG = """\
@@ -140,7 +146,7 @@ def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
         wait_for("two running trials", lambda: len(running()) == 2, 60)
         sweep_id = store.sweeps()[0]["id"]
         victim = running()[0]
-        stopped = cli("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
+        stopped = cli("stop", sweep_id, "--trial", str(victim["number"]), "--store", url)
         assert stopped.returncode == 0 and "stop requested" in stopped.stdout
         wait_for(
             "the trial to stop",
@@ -162,13 +168,64 @@ def test_stop_one_trial_then_ctrl_c_the_sweep(tmp_path: Path) -> None:
         statuses = {t["id"]: t["status"] for t in store.trials(sweep_id)}
         assert statuses[victim["id"]] == "stopped_by_user"
         assert "running" not in statuses.values() and "pending" not in statuses.values()
-        again = cli("stop", sweep_id, "--trial", str(victim["id"]), "--store", url)
+        again = cli("stop", sweep_id, "--trial", str(victim["number"]), "--store", url)
         assert again.returncode == 0 and "already finished" in again.stdout
         store.close()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _two_sweeps(store: Store) -> dict[str, list[int]]:
+    """Sweeps `a` (2 trials) and `b` (3 trials, store ids 3-5 but numbers 1-3), all
+    running; their trials' store ids, by sweep."""
+    ids: dict[str, list[int]] = {}
+    for sweep_id, n in (("a", 2), ("b", 3)):
+        spec = {"trainable": "tests.trainables:steady", "grid": {"lr": list(range(n))}}
+        store.create_sweep(sweep_id, name=sweep_id, spec=spec, metric="m", mode="min", n_trials=n)
+        ids[sweep_id] = []
+        for i in range(n):
+            trial_id = store.add_trial(sweep_id, f"{sweep_id}{i}", {"lr": i})
+            store.set_trial_status(trial_id, "running")
+            ids[sweep_id].append(trial_id)
+    return ids
+
+
+# SQLite only, here and below: the CLI maps numbers to ids alike on every backend; the
+# store's numbering itself is checked on both in tests/test_store.py.
+def test_stop_takes_the_trial_number_within_the_sweep(
+    sqlite_store: Store, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = _two_sweeps(sqlite_store)
+    assert main(["stop", "b", "--trial", "2", "--store", sqlite_url]) == 0
+    assert "stop requested for trial 2 of sweep b" in capsys.readouterr().out
+    requested = {
+        (sweep_id, number + 1): sqlite_store.trial(trial_id)["stop_requested_at"] is not None
+        for sweep_id, trials in ids.items()
+        for number, trial_id in enumerate(trials)
+    }
+    assert [key for key, asked in requested.items() if asked] == [("b", 2)]
+
+    assert main(["stop", "b", "--trial", "4", "--store", sqlite_url]) == 2
+    err = capsys.readouterr().err
+    assert "--trial 4" in err and "1 to 3" in err and "Traceback" not in err
+
+
+def test_status_shows_trial_numbers_not_store_ids(
+    sqlite_store: Store, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _two_sweeps(sqlite_store)
+    capsys.readouterr()
+    assert main(["status", "b", "--store", sqlite_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "status"])
+    rows = [line.split() for line in lines[header + 1 :]]
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        ("1", "running", "0"),
+        ("2", "running", "1"),
+        ("3", "running", "2"),
+    ]
 
 
 def test_bad_spec_exits_2_with_one_paragraph_and_writes_nothing(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -103,3 +104,15 @@ def test_a_sweep_without_seeds_keeps_its_trial_table(
     assert main(["status", "plain-1", "--store", sqlite_url]) == 0
     out = capsys.readouterr().out
     assert "best configuration" not in out and "best val_acc" in out
+
+
+def test_a_trial_that_diverged_last_has_a_nan_final_not_an_earlier_value() -> None:
+    points = pd.DataFrame(
+        {
+            "trial_id": [1, 1, 1, 2, 2],
+            "step": [1, 2, 3, 2, 1],
+            "value": [0.5, 0.4, np.nan, 0.7, 0.6],
+        }
+    )
+    finals = final_values(points)
+    assert math.isnan(finals[1]) and finals[2] == 0.7

@@ -170,7 +170,7 @@ def test_every_command_works_on_a_server_that_checks_passwords(
 
         trial = wait_for("a running trial with points", a_trial_with_points, 120)
         sweep_id = owner.sweeps()[0]["id"]
-        stop = cli("stop", sweep_id, "--trial", str(trial["id"]), cwd=workdir, env=env)
+        stop = cli("stop", sweep_id, "--trial", str(trial["number"]), cwd=workdir, env=env)
         assert stop.returncode == 0 and "stop requested" in stop.stdout, stop.stderr
         outputs.append(stop)
         wait_for(

@@ -70,7 +70,7 @@ def test_seeds_for_every_configuration_continue_each_ones_seeds(store: Store) ->
     assert sorted({p["seed"] for p in plan.points}) == [3, 4]
     # A point holds the grid values and the seed: the spec gives the fixed values.
     assert all(set(p) == {"lr", "bn", "seed"} for p in plan.points)
-    assert "2 more seed(s) for every configuration (4): 8 trials" == plan.detail
+    assert plan.detail == "2 more seed(s) for every configuration (4): 8 trials"
 
 
 def test_seeds_for_the_top_configurations_by_mean(store: Store) -> None:

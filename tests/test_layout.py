@@ -1,8 +1,10 @@
 """The folders say where code runs: these import rules keep them true.
 
 A trial (runner/trial/) runs inside a Ray worker: it must never pull in the driver or open
-the store. The shared modules are imported by both sides and by the dashboard, so they import
-neither side. The dashboard reads the store and the shared modules only.
+the store. The shared modules (every module at runner/'s top level but the command line, and
+the store and exporters packages) are imported by both sides, the dashboard and the Python
+API, so they import neither side. The dashboard and the Python API (sweepscope/) read the
+store and the shared modules only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ["spec", "status", "protocol", "errors", "redact", "timefmt", "_ray_private", "webhook"]
+SHARED = sorted(p.stem for p in (ROOT / "runner").glob("*.py") if p.stem not in ("cli", "__init__"))
+SIDES = ("runner.driver", "runner.trial", "runner.cli")
 
 
 def _imports(path: Path) -> set[str]:
@@ -49,14 +52,18 @@ def test_shared_modules_import_neither_side(module: str) -> None:
     assert _offending([path], ("runner.driver", "runner.trial", "runner.cli")) == []
 
 
-def test_the_store_imports_neither_side() -> None:
-    store = sorted((ROOT / "runner" / "store").glob("*.py"))
-    assert _offending(store, ("runner.driver", "runner.trial", "runner.cli")) == []
+@pytest.mark.parametrize("package", ["runner/store", "runner/exporters"])
+def test_shared_packages_import_neither_side(package: str) -> None:
+    modules = sorted((ROOT / package).glob("*.py"))
+    assert modules, f"{package}/ holds no module"
+    assert _offending(modules, SIDES) == []
 
 
-def test_the_dashboard_reads_only_shared_modules() -> None:
-    dashboard = sorted((ROOT / "dashboard").rglob("*.py"))
-    assert _offending(dashboard, ("runner.driver", "runner.trial", "runner.cli")) == []
+@pytest.mark.parametrize("reader", ["dashboard", "sweepscope"])
+def test_the_dashboard_and_the_api_read_only_shared_modules(reader: str) -> None:
+    modules = sorted((ROOT / reader).rglob("*.py"))
+    assert modules, f"{reader}/ holds no module"
+    assert _offending(modules, SIDES) == []
 
 
 def test_a_lazy_import_inside_a_function_counts(tmp_path: Path) -> None:

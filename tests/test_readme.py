@@ -1,9 +1,11 @@
-"""The README's own-experiment example runs as written."""
+"""The README's own-experiment example runs as written, with the results it promises.
+
+tests/test_docs.py runs every other block of the README and the docs; this test runs the
+README's sweep itself and checks what it stored."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -11,14 +13,14 @@ import pytest
 
 from runner.store import open_store
 from tests.helpers.cli import SWEEPSCOPE
+from tests.helpers.docs import blocks
 from tests.helpers.paths import REPO
 
 
 def _block(language: str, first_line: str) -> str:
-    readme = (REPO / "README.md").read_text()
-    for body in re.findall(rf"```{language}\n(.*?)```", readme, flags=re.S):
-        if body.startswith(first_line):
-            return body
+    for block in blocks(REPO / "README.md"):
+        if block.language == language and block.body.startswith(first_line):
+            return block.body
     raise AssertionError(f"README has no {language} block starting {first_line!r}")
 
 

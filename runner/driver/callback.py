@@ -71,11 +71,15 @@ class StoreCallback(tune.Callback):
             self._status[trial.trial_id] = self._done_before.get(
                 trial.trial_id, TrialStatus.PENDING
             )
+            if self._progress is not None:  # it numbers the trial as the store will
+                self._progress.trial_added(trial.trial_id, user_config(trial.config))
 
     def _set(self, trial: Trial, status: str, detail: str | None = None, **fields: Any) -> None:
         self._register(trial)
         self._writer.set_status(trial.trial_id, status, detail=detail, **fields)
         self._status[trial.trial_id] = status
+        if self._progress is not None:
+            self._progress.trial_status(trial.trial_id, status, detail)
 
     def statuses(self) -> Counter[str]:
         return Counter(self._status.values())
@@ -160,6 +164,10 @@ class StoreCallback(tune.Callback):
         if isinstance(value, int | float) and math.isfinite(value):
             better = max if self._spec.mode == "max" else min
             self._best = value if self._best is None else better(self._best, value)
+        if self._progress is not None:
+            self._progress.trial_reported(
+                trial.trial_id, epoch=last.get("epoch"), step=last.get("step"), value=value
+            )
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -185,11 +193,7 @@ class StoreCallback(tune.Callback):
         self._set(trial, TrialStatus.ERROR, text, error=text)
         self._notify("trial_failed", trial, TrialStatus.ERROR, text)
         if self._progress is not None:
-            last_line = text.strip().splitlines()[-1] if text.strip() else "unknown error"
-            self._progress.note(
-                f"trial {trial.trial_id} failed: {last_line} "
-                f"(traceback: sweepscope status {self._writer.sweep_id})"
-            )
+            self._progress.trial_failed(trial.trial_id, text, self._writer.sweep_id)
 
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -216,3 +220,5 @@ class StoreCallback(tune.Callback):
                 )
                 self._writer.set_status(ray_id, final, detail=reason)
                 self._status[ray_id] = final
+                if self._progress is not None:
+                    self._progress.trial_status(ray_id, final, reason)

@@ -58,7 +58,7 @@ def drive(
     store: Store,
     sweep_id: str,
     address: str | None,
-    progress: bool,
+    progress: bool | Progress,
     storage: str,
     done_before: dict[str, str] | None = None,
     stored_steps: dict[str, int | None] | None = None,
@@ -81,7 +81,12 @@ def drive(
     spill = spill or spill_dir(storage, sweep_id) / SPILL_FILE
     _make_spill(store, sweep_id, spill)
     writer = StoreWriter(store, sweep_id, spill_path=spill, outage_limit=outage_limit)
-    line = Progress(total=total or spec.n_trials, metric=spec.metric) if progress else None
+    if isinstance(progress, Progress):  # the CLI's choice: JSON lines (runner.driver.progress)
+        line: Progress | None = progress
+    else:
+        line = Progress(total=total or spec.n_trials, metric=spec.metric) if progress else None
+    if line is not None:  # trials the store holds keep their numbers (a resume, an extension)
+        line.know(store.trials(sweep_id))
     webhook = spec.notify.webhook if spec.notify is not None else None
     notifier = Notifier(webhook, sweep_id=sweep_id, name=spec.name)
     callback: StoreCallback | None = None

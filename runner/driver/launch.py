@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from runner.driver import tune_spec
 from runner.driver.drive import SweepOutcome, drive
+from runner.driver.progress import Progress
 from runner.driver.storage import DEFAULT_STORAGE, absolute_storage, clear_spill, spill_file
 from runner.driver.writer import replay
 from runner.errors import SpecError, SweepscopeError
@@ -79,7 +80,7 @@ def run_sweep(
     max_concurrent: int | None = None,
     sweep_id: str | None = None,
     storage_path: str | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     outage_limit: float = DEFAULT_OUTAGE_LIMIT,
     on_start: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
@@ -151,7 +152,7 @@ def extend_sweep(
     store: Store,
     address: str | None = None,
     max_concurrent: int | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     outage_limit: float = DEFAULT_OUTAGE_LIMIT,
     on_start: Callable[[str, int], None] | None = None,
 ) -> SweepOutcome:
@@ -223,7 +224,7 @@ def resume_sweep(
     store: Store,
     address: str | None = None,
     spec_file: Spec | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     outage_limit: float = DEFAULT_OUTAGE_LIMIT,
     on_start: Callable[[str], None] | None = None,
 ) -> SweepOutcome:

@@ -3,6 +3,7 @@
 - apptest: the dashboard under Streamlit's AppTest (open a page, read it, fresh caches)
 - browser: the Chromium that drives the dashboard (tests, benchmarks, `make screenshots`)
 - ci: skip a test outside CI only (in CI a missing tool or server fails it)
+- docs: the code blocks of the README and the docs pages, with their test marks
 - faults: real faults: a private PostgreSQL server to stop and start, held locks
 - cli: the `sweepscope` command as a user runs it
 - fakes: stand-ins for Ray's objects (a trial) for tests without a Ray runtime
