@@ -646,6 +646,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options. Long on purpose: the command line in one place, read
+    top to bottom as `--help` lists it; commands with option groups of their own are added by
+    their own functions (_add_extend, runner.importer.register)."""
     parser = argparse.ArgumentParser(
         prog="sweepscope",
         description="Run hyperparameter sweeps on Ray Tune and watch them live.",
@@ -699,51 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--progress", **progress)
     resume.set_defaults(func=cmd_resume)
 
-    extend = sub.add_parser(
-        "extend",
-        help="add seeds, grid values or epochs to a finished sweep, as its next round",
-    )
-    extend.add_argument("sweep")
-    what = extend.add_argument_group("what the round adds (one of)")
-    what.add_argument(
-        "--seeds", type=_positive_int, metavar="N", help="N more seeds per chosen configuration"
-    )
-    what.add_argument(
-        "--grid",
-        action="append",
-        metavar="KEY=V1,V2",
-        help="more values for a grid key (repeatable): only the new combinations run",
-    )
-    what.add_argument(
-        "--epochs",
-        type=_positive_int,
-        metavar="N",
-        help="continue completed trials from their last checkpoint for N more epochs",
-    )
-    which = extend.add_mutually_exclusive_group()
-    which.add_argument(
-        "--where",
-        choices=["undecided", "all"],
-        help="with --seeds: 'undecided' = the best configuration and those not told apart "
-        "from it (significance-gated replication); 'all' (the default) = every one",
-    )
-    which.add_argument("--all", action="store_true", help="with --seeds: every configuration")
-    which.add_argument(
-        "--top",
-        type=_positive_int,
-        metavar="K",
-        help="only the K best configurations (--seeds), or trials (--epochs; with seeds: "
-        "every seed of the K best configurations)",
-    )
-    extend.add_argument("--store", help=store_help)
-    extend.add_argument("--address", help="Ray cluster address (default: this machine)")
-    extend.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
-    extend.add_argument(
-        "--allow-large", action="store_true", help="allow the sweep beyond the trial limit"
-    )
-    extend.add_argument("--store-outage-limit", **outage)
-    extend.add_argument("--progress", **progress)
-    extend.set_defaults(func=cmd_extend)
+    _add_extend(sub, store_help, {"outage": outage, "progress": progress})
 
     migrate = sub.add_parser(
         "migrate",
@@ -824,6 +783,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_import(sub, store_help)
     return parser
+
+
+def _add_extend(sub: Any, store_help: str, shared: dict[str, dict[str, Any]]) -> None:
+    """The `extend` command's options: one kind of round, and which configurations or
+    trials it is for."""
+    extend = sub.add_parser(
+        "extend",
+        help="add seeds, grid values or epochs to a finished sweep, as its next round",
+    )
+    extend.add_argument("sweep")
+    what = extend.add_argument_group("what the round adds (one of)")
+    what.add_argument(
+        "--seeds", type=_positive_int, metavar="N", help="N more seeds per chosen configuration"
+    )
+    what.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="more values for a grid key (repeatable): only the new combinations run",
+    )
+    what.add_argument(
+        "--epochs",
+        type=_positive_int,
+        metavar="N",
+        help="continue completed trials from their last checkpoint for N more epochs",
+    )
+    which = extend.add_mutually_exclusive_group()
+    which.add_argument(
+        "--where",
+        choices=["undecided", "all"],
+        help="with --seeds: 'undecided' = the best configuration and those not told apart "
+        "from it (significance-gated replication); 'all' (the default) = every one",
+    )
+    which.add_argument("--all", action="store_true", help="with --seeds: every configuration")
+    which.add_argument(
+        "--top",
+        type=_positive_int,
+        metavar="K",
+        help="only the K best configurations (--seeds), or trials (--epochs; with seeds: "
+        "every seed of the K best configurations)",
+    )
+    extend.add_argument("--store", help=store_help)
+    extend.add_argument("--address", help="Ray cluster address (default: this machine)")
+    extend.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
+    extend.add_argument(
+        "--allow-large", action="store_true", help="allow the sweep beyond the trial limit"
+    )
+    extend.add_argument("--store-outage-limit", **shared["outage"])
+    extend.add_argument("--progress", **shared["progress"])
+    extend.set_defaults(func=cmd_extend)
 
 
 def _positive_int(text: str) -> int:
