@@ -65,10 +65,7 @@ def group_band(
     lo = min(float(x[0]) for x, _ in kept)
     hi = max(float(x[-1]) for x, _ in kept)
     grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo])
-    stack = np.full((len(kept), len(grid)), np.nan)
-    for i, (x, y) in enumerate(kept):
-        inside = (grid >= x[0]) & (grid <= x[-1])
-        stack[i, inside] = np.interp(grid[inside], x, y)
+    stack = _on_grid(kept, grid)
     n = np.sum(np.isfinite(stack), axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: gaps between curves
@@ -88,6 +85,35 @@ def group_band(
     return pd.DataFrame(
         {"step": grid, "centre": centre, "lower": lower, "upper": upper, "n": n.astype("int64")}
     )
+
+
+def _on_grid(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> np.ndarray:
+    """Each curve (x ascending, finite) interpolated linearly on `grid`, NaN outside its own
+    x range: shape (len(curves), len(grid)), what np.interp gives row by row.
+
+    Curves with the same x (trials at the same steps: most of a large sweep's) share one
+    lookup of the grid and are interpolated together: np.interp one curve at a time costs
+    about 10 µs each, a tenth of a second a refresh for 10,000 trials."""
+    stack = np.full((len(curves), len(grid)), np.nan)
+    same: dict[bytes, list[int]] = {}
+    for i, (x, _) in enumerate(curves):
+        same.setdefault(x.tobytes(), []).append(i)
+    for rows in same.values():
+        x = curves[rows[0]][0]
+        inside = np.flatnonzero((grid >= x[0]) & (grid <= x[-1]))
+        at = grid[inside]
+        if len(rows) == 1:
+            stack[rows[0], inside] = np.interp(at, x, curves[rows[0]][1])
+            continue
+        ys = np.stack([curves[i][1] for i in rows])
+        left = np.clip(np.searchsorted(x, at, side="right") - 1, 0, len(x) - 1)
+        right = np.minimum(left + 1, len(x) - 1)
+        span = x[right] - x[left]
+        weight = np.where(span > 0, (at - x[left]) / np.where(span > 0, span, 1.0), 0.0)
+        stack[np.ix_(np.asarray(rows, dtype=np.intp), inside)] = ys[:, left] + weight * (
+            ys[:, right] - ys[:, left]
+        )
+    return stack
 
 
 def nan_percentiles(stack: np.ndarray, q: Sequence[float]) -> np.ndarray:

@@ -12,7 +12,7 @@ The figures comparing two groups (BN against no BN, sweep against sweep) are in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +163,12 @@ class TrialCurve:
     y: np.ndarray
     raw: tuple[np.ndarray, np.ndarray] | None = None
     status: str = TrialStatus.RUNNING
+    number: int | None = None  # within its sweep, what the page shows (None: the id)
+
+    @property
+    def shown(self) -> int:
+        """The trial as a user knows it: its number within the sweep."""
+        return self.trial if self.number is None else self.number
 
 
 @dataclass(frozen=True)
@@ -234,21 +240,22 @@ def _click_targets(
         every = max(1, math.ceil(len(c.x) / per_curve))
         xs.append(c.x[::every])
         ys.append(c.y[::every])
-        ids.append(np.full(len(xs[-1]), c.trial, dtype=np.int64))
+        # (store id: what a click selects, number: what the hover shows)
+        ids.append(np.tile(np.array([c.trial, c.shown], dtype=np.int64), (len(xs[-1]), 1)))
         if per_trial:
             text += [f"{describe.get(c.trial, c.label)} ({status_label(c.status)})"] * len(xs[-1])
     x = np.concatenate(xs) if xs else np.empty(0)
     return _trace(
         x=x,
         y=np.concatenate(ys) if ys else np.empty(0),
-        customdata=np.concatenate(ids) if ids else np.empty(0, np.int64),
+        customdata=np.concatenate(ids) if ids else np.empty((0, 2), np.int64),
         hovertext=text or None,
         mode="markers",
         marker={"size": 10, "opacity": 0},
         showlegend=False,
         name="click to highlight",
         hovertemplate=_hover(
-            style, "<b>trial %{customdata}</b>" + ("<br>%{hovertext}" if per_trial else "")
+            style, "<b>trial %{customdata[1]}</b>" + ("<br>%{hovertext}" if per_trial else "")
         ),
     )
 
@@ -263,6 +270,7 @@ def panel_figure(
     band_kind: str = DEFAULT_BAND,
     band_over: str = "trials",
     band_notes: Mapping[str, str] | None = None,
+    shown: Collection[int] = (),
 ) -> go.Figure:
     """One metric's panel of the live page.
 
@@ -276,10 +284,13 @@ def panel_figure(
     highlighted and best trials are drawn as curves. `band_over` names what a band spans
     ("trials", or "seeds" for a configuration's); with `band_notes` (label -> a note such
     as "3/4 seeds"), the legend's title says what the bands are once and each entry gives
-    its group's note instead.
+    its group's note instead. With bands, the trials in `shown` are drawn as curves too,
+    thin, in their group's colour (a many-trial panel's best trials).
     """
     emphasised = set(style.highlight) | ({style.best} if style.best is not None else set())
-    drawn = [c for c in curves if c.trial in emphasised] if bands else list(curves)
+    drawn = (
+        [c for c in curves if c.trial in emphasised or c.trial in shown] if bands else list(curves)
+    )
     plain = [c for c in drawn if c.trial not in emphasised]
     per_trial = len(drawn) <= PER_TRIAL_TRACES
     data = [
@@ -455,7 +466,7 @@ def _emphasised_traces(
                 x=c.x,
                 y=c.y,
                 mode="lines",
-                name=f"best so far: trial {c.trial}" if best else f"trial {c.trial}",
+                name=f"best so far: trial {c.shown}" if best else f"trial {c.shown}",
                 legendgroup=f"trial {c.trial}",
                 showlegend=True,
                 line={
@@ -472,10 +483,11 @@ def _emphasised_traces(
 
 def _end_markers(drawn: Sequence[TrialCurve]) -> list[dict[str, Any]]:
     """A marker at the end of each curve that ended early, one trace per kind of ending."""
-    ends: dict[str, list[tuple[int, float, float]]] = {}
+    ends: dict[str, list[tuple[list[int], float, float]]] = {}
     for c in drawn:
         if c.status in EARLY_END and len(c.x):
-            ends.setdefault(c.status, []).append((c.trial, float(c.x[-1]), float(c.y[-1])))
+            end = ([c.trial, c.shown], float(c.x[-1]), float(c.y[-1]))
+            ends.setdefault(c.status, []).append(end)
     data = []
     for status, where in ends.items():
         symbol, colour = MARKERS.get(status, ("circle", "#000000"))
@@ -492,7 +504,7 @@ def _end_markers(drawn: Sequence[TrialCurve]) -> list[dict[str, Any]]:
                     "color": colour,
                     "line": {"width": 2, "color": colour},
                 },
-                hovertemplate=f"trial %{{customdata}}: {status_label(status)}<extra></extra>",
+                hovertemplate=f"trial %{{customdata[1]}}: {status_label(status)}<extra></extra>",
             )
         )
     return data
@@ -505,11 +517,12 @@ def _outside_markers(drawn: Sequence[TrialCurve], style: PanelStyle) -> list[dic
         return []
     low, high = style.y_range
     edge = {True: 10**high if style.log_y else high, False: 10**low if style.log_y else low}
+    shown = {c.trial: c.shown for c in drawn}
     return [
         _trace(
             x=[o[1] for o in outside],
             y=[edge[o[3]] for o in outside],
-            customdata=np.array([[o[0], o[2]] for o in outside]),
+            customdata=np.array([[o[0], o[2], shown[o[0]]] for o in outside]),
             mode="markers",
             name="beyond the axis",
             marker={
@@ -519,7 +532,7 @@ def _outside_markers(drawn: Sequence[TrialCurve], style: PanelStyle) -> list[dic
             },
             cliponaxis=False,
             hovertemplate=(
-                f"trial %{{customdata[0]:d}}: {style.metric} %{{customdata[1]:.4~g}} "
+                f"trial %{{customdata[2]:d}}: {style.metric} %{{customdata[1]:.4~g}} "
                 "(beyond the axis)<extra></extra>"
             ),
         )

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dashboard.data import SweepPoints, _hashable, ordered
+from dashboard.data import SweepPoints, _hashable, ordered, trial_number
 from runner import verdicts
 from runner.configurations import finals_by_configuration
 from runner.status import TrialStatus
@@ -157,12 +157,7 @@ def _grouped(
 
 def final_values(points: SweepPoints, trial_ids: Sequence[int], metric: str) -> pd.Series:
     """Each trial's last finite value of `metric` (NaN when it has none)."""
-    out = {}
-    for trial in trial_ids:
-        series = points.series(int(trial), metric)
-        finite = series.value[np.isfinite(series.value)] if series is not None else []
-        out[int(trial)] = float(finite[-1]) if len(finite) else math.nan
-    return pd.Series(out, dtype="float64")
+    return pd.Series(points.finals(trial_ids, metric), dtype="float64")
 
 
 def paired_differences(pairing: Pairing, finals: pd.Series) -> pd.DataFrame:
@@ -479,14 +474,21 @@ def finals_against(
     x: str,
     groups: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> pd.DataFrame:
-    """One row per trial of each group with a final `metric`: trial, x, status, group and
-    final, for a plot of the final metric against the hyperparameter `x`."""
+    """One row per trial of each group with a final `metric`: trial (its store id), x,
+    status, group, final and number (within the sweep, what the hover shows), for a plot
+    of the final metric against the hyperparameter `x`."""
     rows = [
-        {"trial": int(t["id"]), x: t["config"].get(x), "status": t["status"], "group": label}
+        {
+            "trial": int(t["id"]),
+            x: t["config"].get(x),
+            "status": t["status"],
+            "group": label,
+            "number": trial_number(t),
+        }
         for label, group in groups.items()
         for t in group
     ]
-    frame = pd.DataFrame(rows, columns=["trial", x, "status", "group"])
+    frame = pd.DataFrame(rows, columns=["trial", x, "status", "group", "number"])
     frame["final"] = frame["trial"].map(final_values(points, list(frame["trial"]), metric))
     return frame.dropna(subset=["final"])
 

@@ -263,7 +263,7 @@ def lr_figure(
                     "opacity": 0.7,
                     "symbol": np.where(diverged, "x", "circle"),
                 },
-                customdata=group["trial"],
+                customdata=group["number"],
                 hovertemplate=f"trial %{{customdata}}<br>{x} %{{x:.4~g}}<br>final {metric} "
                 "%{y:.4~g}<extra></extra>",
             )

@@ -15,7 +15,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from dashboard.data import status_label
+from dashboard.data import status_label, trial_number
 from runner.errors import SweepscopeError
 from runner.store import Store, TrialStatus
 
@@ -134,8 +134,10 @@ def request_stop(
     *,
     permission: StopPermission,
     given_token: str | None = None,
+    number: int | None = None,
 ) -> StopOutcome:
     """Write a stop request for a trial (or the whole sweep, trial_id None) to the store.
+    The message names the trial by `number`, its number within the sweep (None: looked up).
 
     Idempotent; a finished target is a no-op and the message says so.
 
@@ -150,7 +152,10 @@ def request_stop(
             f"the token does not match {TOKEN_ENV}. Fix: type the value of {TOKEN_ENV} that "
             "the dashboard was started with."
         )
-    target = f"trial {trial_id}" if trial_id is not None else f"sweep {sweep_id}"
+    if trial_id is not None and number is None:
+        found = [t for t in store.trials(sweep_id) if int(t["id"]) == trial_id]
+        number = trial_number(found[0]) if found else trial_id
+    target = f"trial {number}" if trial_id is not None else f"sweep {sweep_id}"
     if store.request_stop(sweep_id, trial_id):
         return StopOutcome(
             True,

@@ -43,9 +43,12 @@ __all__ = [
     "filter_trials",
     "hyperparameters",
     "metric_mode",
+    "shown_table",
     "status_label",
     "sweep_progress",
     "sweep_table",
+    "trial_number",
+    "trial_numbers",
     "trial_table",
 ]
 
@@ -76,6 +79,19 @@ EARLY_END = frozenset(
         "timeout",
     }
 )
+
+
+def trial_number(trial: Mapping[str, Any]) -> int:
+    """A trial's number within its sweep (1..N, `store.trials`' "number"): what every page
+    shows a user. The store's `id` stays internal (keys, clicks, stop requests). A dict
+    made without a store (a test's, a benchmark's) that has no number shows its id."""
+    number = trial.get("number")
+    return int(number) if number is not None else int(trial["id"])
+
+
+def trial_numbers(trials: Iterable[Mapping[str, Any]]) -> dict[int, int]:
+    """Store id -> number within the sweep, for every given trial."""
+    return {int(t["id"]): trial_number(t) for t in trials}
 
 
 def status_label(status: str) -> str:
@@ -308,6 +324,28 @@ class SweepPoints:
             found = self._series.get((trial_id, metric))
             return dataclasses.replace(found) if found is not None else None
 
+    def lengths(self, trial_ids: Iterable[int], metric: str) -> list[int]:
+        """How many points each given trial holds of `metric` (trials without: left out);
+        no copy of any series."""
+        with self._lock:
+            found = (self._series.get((int(t), metric)) for t in trial_ids)
+            return [len(s.step) for s in found if s is not None]
+
+    def finals(self, trial_ids: Iterable[int], metric: str) -> dict[int, float]:
+        """Each given trial's last finite value of `metric` (NaN when it has none)."""
+        out = {}
+        with self._lock:
+            for trial in trial_ids:
+                series = self._series.get((int(trial), metric))
+                if series is None:
+                    out[int(trial)] = math.nan
+                elif math.isfinite(series.last):
+                    out[int(trial)] = series.last
+                else:
+                    finite = series.value[np.isfinite(series.value)]
+                    out[int(trial)] = float(finite[-1]) if len(finite) else math.nan
+        return out
+
     def last_step(self, trial_id: int) -> int | None:
         with self._lock:
             return self._steps.get(trial_id)
@@ -368,6 +406,16 @@ def _hashable(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _value_key(value: Any) -> Any:
+    """A key that tells config values apart as `_hashable` does (1, 1.0 and True differ),
+    without JSON for the scalars most configs hold: a 10,000-trial sweep is read on every
+    refresh."""
+    return (type(value), value) if isinstance(value, _SCALARS) else _hashable(value)
+
+
 def ordered(values: Iterable[Any]) -> list[Any]:
     """Hyperparameter values in a stable order: numbers, then strings, ..., None last.
 
@@ -397,7 +445,7 @@ def hyperparameters(
     declared = [*(spec or {}).get("grid", {}), *(spec or {}).get("sample", {})]
     configs = [t["config"] for t in trials]
     keys = sorted({k for c in configs for k in c})
-    varied = [k for k in keys if len({_hashable(c.get(k)) for c in configs}) > 1]
+    varied = [k for k in keys if len({_value_key(c.get(k)) for c in configs}) > 1]
     return list(dict.fromkeys([*declared, *varied]))
 
 
@@ -415,16 +463,21 @@ def trial_table(
     sweep: Mapping[str, Any],
     params: Sequence[str],
 ) -> pd.DataFrame:
-    """One row per trial: id, status, hyperparameters, steps done, latest value of every
+    """One row per trial: its store id ("trial", internal: `shown_table` swaps it for the
+    number), its number within the sweep, its round when the sweep was extended (a
+    "round" column only then), status, hyperparameters, steps done, latest value of every
     metric and the best value of the sweep's metric."""
     metric = str(sweep["metric"])
-    columns = ["trial", "status", *params, "steps"]
+    rounds = any(int(t.get("round") or 1) > 1 for t in trials)
+    columns = ["trial", "number", *(["round"] if rounds else []), "status", *params, "steps"]
     rows = []
     for t in trials:
         steps = points.last_step(int(t["id"]))
         rows.append(
             [
                 t["id"],
+                trial_number(t),
+                *([int(t.get("round") or 1)] if rounds else []),
                 status_label(t["status"]),
                 *(_cell(t["config"].get(p)) for p in params),
                 steps if steps is not None else t.get("last_step"),
@@ -432,6 +485,7 @@ def trial_table(
         )
     table = pd.DataFrame(rows, columns=columns)
     table["trial"] = table["trial"].astype("int64")
+    table["number"] = table["number"].astype("int64")
     table["steps"] = pd.to_numeric(table["steps"]).astype("Int64")
     for name in points.metrics():
         summary = points.summary(name, metric_mode(name, sweep))
@@ -439,6 +493,14 @@ def trial_table(
         if name == metric:
             table[f"best {name}"] = table["trial"].map(summary["best"]).astype("float64")
     return table
+
+
+def shown_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A trial table as a page shows it: the number within the sweep in the "trial"
+    column, the store's id gone (a table without numbers is returned as it is)."""
+    if "number" not in table.columns:
+        return table
+    return table.drop(columns=["trial"]).rename(columns={"number": "trial"})
 
 
 @dataclass(frozen=True)

@@ -165,9 +165,12 @@ def importance(
     n_resamples: int = 20,
     seed: int = 0,
     confidence: float = 0.95,
+    max_trials: int | None = None,
 ) -> Importance:
     """The importance of each hyperparameter in `params` for the final values `finals`
-    (trial id -> value), over bootstrap resamples of the trials.
+    (trial id -> value), over bootstrap resamples of the trials; with `max_trials`, of a
+    random sample of that many of them (seeded by `seed`: the same sample every time), as
+    a large sweep's cost grows with its trials and its answer hardly does.
 
     Raises ValueError when there is nothing to explain: too few trials with a value, no
     hyperparameter that varies, or one value for every trial.
@@ -175,6 +178,10 @@ def importance(
     if method not in METHODS:
         raise ValueError(f"unknown importance method {method!r}. Fix: use one of {list(METHODS)}.")
     frame, y = design_matrix(trials, params, finals)
+    if max_trials is not None and len(y) > max_trials:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), max_trials, replace=False))
+        frame, y = frame.iloc[keep], y[keep]
+        frame = frame.loc[:, frame.nunique() > 1]  # a sample may leave one value
     if len(y) < MIN_TRIALS:
         raise ValueError(
             f"{len(y)} trials have a final {metric}; importance needs at least {MIN_TRIALS}."

@@ -36,6 +36,8 @@ from dashboard.data import (
     hyperparameters,
     metric_mode,
     status_label,
+    trial_number,
+    trial_numbers,
     trial_table,
 )
 from runner import configurations
@@ -45,7 +47,9 @@ from runner.store import Store, TrialStatus
 
 __all__ = [
     "DEFAULT_SMOOTHING",
+    "MANY_TRIALS",
     "NOTIFY",
+    "TOP_CURVES",
     "Y_SCALES",
     "Configurations",
     "LiveFrame",
@@ -58,11 +62,13 @@ __all__ = [
     "configuration_rows",
     "configurations_for",
     "describe",
+    "many",
     "metric_title",
     "news",
     "panel",
     "panel_metrics",
     "panels",
+    "ranked_trials",
     "refresh",
     "shown_trials",
     "without_points",
@@ -78,6 +84,13 @@ RAW_FOR_ALL = 6
 # Points per curve at most: about a panel's width in pixels, a little more (MinMaxLTTB
 # keeps the extremes of each pixel column).
 MAX_POINTS_PER_CURVE = 600
+# Above this many trials in a panel (not grouped, not collapsed), no curve is drawn for
+# every trial: each colour group is its centre line and band over all of its trials, and
+# only the TOP_CURVES best trials (by the sweep's metric), the best and the highlighted
+# ones are drawn as curves on top. Ten thousand curves say nothing one by one, and would
+# cost the browser megabytes a refresh.
+MANY_TRIALS = 1_000
+TOP_CURVES = 50
 BAND_GRID = 200
 Y_SCALES = ("auto", "linear", "log")
 # Trial endings the live page announces as they happen.
@@ -207,6 +220,22 @@ def shown_trials(
     return table, [t for t in frame.trials if int(t["id"]) in wanted]
 
 
+def ranked_trials(frame: LiveFrame) -> list[int]:
+    """The trials with a value of the sweep's metric, best first (by their best so far,
+    in the sweep's mode): the order in which a many-trial panel picks its curves."""
+    column = f"best {frame.sweep['metric']}"
+    if column not in frame.table:
+        return []
+    values = frame.table.set_index("trial")[column].dropna()
+    mode = metric_mode(str(frame.sweep["metric"]), frame.sweep)
+    return [int(t) for t in values.sort_values(ascending=mode != "max", kind="stable").index]
+
+
+def many(trials: Sequence[Any], options: LiveOptions) -> bool:
+    """Whether a panel of these trials draws bands and the best curves only (MANY_TRIALS)."""
+    return len(trials) > MANY_TRIALS and options.group_by is None and not options.collapse
+
+
 def best_trial(frame: LiveFrame) -> int | None:
     """The trial with the best value so far of the sweep's metric, in the sweep's mode."""
     column = f"best {frame.sweep['metric']}"
@@ -277,11 +306,7 @@ def panel_metrics(points: SweepPoints, *, system: bool = False) -> list[str]:
 
 
 def _per_step(points: SweepPoints, trials: Sequence[int], metric: str) -> bool:
-    lengths = []
-    for trial in trials:
-        series = points.series(trial, metric)
-        if series is not None:
-            lengths.append(len(series.step))
+    lengths = points.lengths(trials, metric)
     return bool(lengths) and float(np.median(lengths)) >= PER_STEP_POINTS
 
 
@@ -294,13 +319,18 @@ def panel(
     params: Sequence[str] = (),
     best: int | None = None,
     configurations: Configurations | None = None,
+    ranked: Sequence[int] = (),
 ) -> Panel | None:
     """The panel of one metric over the given trials, or None when none has a point.
 
     With `options.collapse` (and a seeded sweep's `configurations`), each configuration is
     one median curve with a band across its seeds (`options.band`), its legend entry says
     how many of its seeds have points, and no single trial is drawn as the best: a lucky
-    seed is no answer. Highlighted trials are still drawn on top."""
+    seed is no answer. Highlighted trials are still drawn on top.
+
+    Over MANY_TRIALS trials (`many`), each colour group is its band over its trials, and
+    the first TOP_CURVES of `ranked` (trial ids, best first: `ranked_trials`) among the
+    given trials are drawn as curves, with the best and the highlighted ones."""
     if options.collapse and configurations is None:
         raise ValueError(
             "collapse=True needs the sweep's configurations. Fix: pass "
@@ -316,9 +346,20 @@ def panel(
     else:
         labels, colours = charts.colour_groups(trials, options.group_by or options.color_by)
     emphasised = set(options.highlight) | ({best} if best is not None else set())
+    top: set[int] = set()
+    if many(trials, options):
+        present = {int(t["id"]) for t in trials}
+        top = set([t for t in ranked if t in present][:TOP_CURVES])
     smoothed = options.smoothing > 0 and _per_step(points, [int(t["id"]) for t in trials], metric)
     curves, unsmoothed = _curves(
-        points, trials, metric, options, labels=labels, smoothed=smoothed, emphasised=emphasised
+        points,
+        trials,
+        metric,
+        options,
+        labels=labels,
+        smoothed=smoothed,
+        emphasised=emphasised,
+        only_raw=emphasised | top if many(trials, options) else None,
     )
     if not curves:
         return None
@@ -327,11 +368,11 @@ def panel(
         bands = _bands(curves, colours, options.band)
         drawn = Counter(c.label for c in curves)
         notes = {label: f"{drawn[label]}/{len(members[label])} seeds" for label in bands}
-    elif options.group_by is not None:
+    elif options.group_by is not None or many(trials, options):
         bands = _bands(curves, colours, options.band)
     if bands is not None:
         shown = [np.concatenate([b["centre"], b["lower"], b["upper"]]) for b in bands.values()]
-        shown += [c.y for c in curves if c.trial in emphasised]
+        shown += [c.y for c in curves if c.trial in emphasised or c.trial in top]
     else:
         shown = [c.y for c in curves]
     values = np.concatenate(shown) if shown else np.empty(0)
@@ -348,7 +389,7 @@ def panel(
     described = (
         trials
         if len(curves) <= charts.PER_TRIAL_TRACES
-        else [t for t in trials if int(t["id"]) in emphasised]
+        else [t for t in trials if int(t["id"]) in emphasised or int(t["id"]) in top]
     )
     fig = charts.panel_figure(
         curves,
@@ -356,6 +397,7 @@ def panel(
         style,
         describe=describe(described, params),
         bands=bands,
+        shown=top,
         band_kind=options.band if bands is not None else DEFAULT_BAND,
         band_over="seeds" if notes is not None else "trials",
         band_notes=notes,
@@ -373,12 +415,15 @@ def _curves(
     labels: Mapping[int, str],
     smoothed: bool,
     emphasised: set[int],
+    only_raw: set[int] | None = None,
 ) -> tuple[list[charts.TrialCurve], list[np.ndarray]]:
     """(each trial's downsampled curve, smoothed when `smoothed`; every unsmoothed value
     array, for the y-range). The budget is shared out between the trials; the raw curve is
-    kept for drawing only for a few trials, or the emphasised ones."""
+    kept for drawing only for a few trials, or the emphasised ones. With `only_raw`, only
+    those trials' raw values are read at all (a many-trial panel draws no others)."""
     ids = [int(t["id"]) for t in trials]
     status = {int(t["id"]): str(t["status"]) for t in trials}
+    numbers = trial_numbers(trials)
     per_curve = max(
         MIN_CURVE_POINTS * 10, min(MAX_POINTS_PER_CURVE, options.budget // max(1, len(ids)))
     )
@@ -389,12 +434,14 @@ def _curves(
         if not len(x):
             continue
         raw = None
-        if smoothed:  # drawn for a few trials; for the y-range of all
+        if smoothed and (only_raw is None or trial in only_raw):  # for the y-range too
             raw = points.curve(trial, metric, x=options.x, max_points=per_curve)
             unsmoothed.append(raw[1])
             if len(ids) > RAW_FOR_ALL and trial not in emphasised:
                 raw = None
-        curves.append(charts.TrialCurve(trial, labels[trial], x, y, raw, status[trial]))
+        curves.append(
+            charts.TrialCurve(trial, labels[trial], x, y, raw, status[trial], numbers[trial])
+        )
     return curves, unsmoothed
 
 
@@ -420,6 +467,7 @@ def panels(
     params: Sequence[str] = (),
     best: int | None = None,
     configurations: Configurations | None = None,
+    ranked: Sequence[int] = (),
 ) -> list[Panel]:
     """The panel grid: one panel per metric the given trials report (see panel_metrics)."""
     found = (
@@ -431,17 +479,19 @@ def panels(
             params=params,
             best=best,
             configurations=configurations,
+            ranked=ranked,
         )
         for metric in panel_metrics(points, system=options.system)
     )
     return [p for p in found if p is not None]
 
 
-def band_legend(options: LiveOptions) -> str | None:
-    """What the bands mean, for the page's caption; None when not grouping."""
+def band_legend(options: LiveOptions, *, crowded: bool = False) -> str | None:
+    """What the bands mean, for the page's caption; None when not grouping (`crowded`:
+    a many-trial panel, which draws bands without grouping)."""
     if options.collapse:
         return f"{band_label(options.band)} across seeds"
-    return None if options.group_by is None else band_label(options.band)
+    return None if options.group_by is None and not crowded else band_label(options.band)
 
 
 def without_points(
@@ -479,7 +529,7 @@ def announcement(trial: Mapping[str, Any], params: Sequence[str]) -> str:
         TrialStatus.PRUNED: "was pruned",
     }
     what = verbs.get(str(trial["status"]), status_label(str(trial["status"])))
-    text = f"Trial {trial['id']} {what}{where}"
+    text = f"Trial {trial_number(trial)} {what}{where}"
     if settings:
         text += f" ({settings})"
     error = trial.get("error")

@@ -18,7 +18,6 @@ from runner.store._sql import LOGIN_REFUSED
 __all__ = ["check_login", "login_refused"]
 
 
-
 def login_refused(exc: BaseException) -> bool:
     """Whether `exc` (a driver error, or the store's error raised from one) is the server
     refusing the user or its password: SQLSTATE class 28, or libpq's own words for it."""

@@ -9,7 +9,7 @@ runner.verdicts'; this module only lays them out."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -33,7 +33,16 @@ BOXES = {  # how each verdict is drawn: a coloured box, readable at a glance
 }
 
 
-def _renamed(frame: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
+def _renamed(
+    frame: pd.DataFrame, names: tuple[str, str], numbers: Mapping[int, int] | None = None
+) -> pd.DataFrame:
+    """The pairs as a table shows them: each side's trial by its number within its sweep
+    (`numbers`: store id -> number), the columns named after the sides."""
+    if numbers is not None:
+        frame = frame.assign(
+            a=[numbers.get(int(t), int(t)) for t in frame["a"]],
+            b=[numbers.get(int(t), int(t)) for t in frame["b"]],
+        )
     return frame.rename(columns={"a": f"trial A ({names[0]})", "b": f"trial B ({names[1]})"})
 
 
@@ -206,10 +215,12 @@ def finals_section(
     mode: str,
     names: tuple[str, str],
     key: str,
+    numbers: Mapping[int, int] | None = None,
 ) -> None:
     """One seed per configuration: the mean of B − A over trial pairs with its 95 % BCa
     interval and the verdict it gives, the noise floor (unknown unless settings repeat),
-    each pair's difference, and the table of final values."""
+    each pair's difference, and the table of final values (trials by their number within
+    their sweep, `numbers`: store id -> number)."""
     diffs = compare.paired_differences(pairing, finals)
     interval = compare.bootstrap_mean(diffs["B - A"])
     if interval.n and not math.isnan(interval.low):
@@ -253,7 +264,7 @@ def finals_section(
     else:
         left.info(f"No pair has a final {metric} on both sides yet.")
     st.dataframe(
-        _renamed(diffs, names),
+        _renamed(diffs, names, numbers),
         hide_index=True,
         width="stretch",
         column_config={
@@ -271,9 +282,11 @@ def target_section(
     best_of: Callable[[str, str], list[float]],
     names: tuple[str, str],
     key: str,
+    numbers: Mapping[int, int] | None = None,
 ) -> None:
     """Pick a target metric and value, then the steps each side needed to reach it and the
-    geometric-mean speed-up of B over the pairs where both did.
+    geometric-mean speed-up of B over the pairs where both did (trials shown by their
+    number, `numbers`: store id -> number).
 
     `steps_of(metric, target, mode)` gives the steps of every paired trial,
     `best_of(metric, mode)` every trial's best value (for the suggested target) and
@@ -321,7 +334,7 @@ def target_section(
     outcomes = speed["outcome"].value_counts()
     st.caption(" · ".join(f"{n} {said[str(o)]}" for o, n in outcomes.items()))
     st.dataframe(
-        _renamed(speed, names),
+        _renamed(speed, names, numbers),
         hide_index=True,
         width="stretch",
         column_config={"speed-up of B": st.column_config.NumberColumn(format="%.3g×")},

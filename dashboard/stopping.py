@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import control
-from dashboard.data import status_label
+from dashboard.data import status_label, trial_number, trial_numbers
 from runner.errors import SweepscopeError
 from runner.store import Store, SweepStatus, TrialStatus, sweep_status
 
@@ -29,7 +29,8 @@ def permission() -> control.StopPermission:
 
 def _describe(t: Mapping[str, Any], params: Sequence[str]) -> str:
     settings = ", ".join(f"{p}={t['config'].get(p)}" for p in params)
-    return f"trial {t['id']} ({status_label(t['status'])}{'; ' + settings if settings else ''})"
+    shown = f"{status_label(t['status'])}{'; ' + settings if settings else ''}"
+    return f"trial {trial_number(t)} ({shown})"
 
 
 def stop_controls(
@@ -69,7 +70,8 @@ def _stop_controls(
         st.info(perm.reason, icon=":material/lock:")
         return
     _stop_buttons(sweep, trials, key=key, params=params, only=only)
-    target = _confirmed_target(sweep, key=key)
+    numbers = trial_numbers(trials)
+    target = _confirmed_target(sweep, key=key, numbers=numbers)
     if target is None:
         return
     try:
@@ -79,6 +81,7 @@ def _stop_controls(
             None if target == "sweep" else int(target),
             permission=perm,
             given_token=st.session_state.get(TOKEN_KEY),
+            number=None if target == "sweep" else numbers.get(int(target)),
         )
     except PermissionError as exc:
         st.session_state[f"{key}_message"] = ("error", f"Not stopped: {exc}")
@@ -110,7 +113,7 @@ def _stop_buttons(
         trial = only if only in active else None
         if trial is None and only in by_id:
             left.caption(
-                f"Trial {only} has finished "
+                f"Trial {trial_number(by_id[only])} has finished "
                 f"({status_label(by_id[only]['status'])}); there is nothing to stop."
             )
     elif active:
@@ -135,9 +138,12 @@ def _stop_buttons(
         st.session_state[f"{key}_confirm"] = "sweep"
 
 
-def _confirmed_target(sweep: Mapping[str, Any], *, key: str) -> int | str | None:
+def _confirmed_target(
+    sweep: Mapping[str, Any], *, key: str, numbers: Mapping[int, int]
+) -> int | str | None:
     """The trial id, or "sweep", once the user confirms the stop a button asked for; None
-    while no stop is asked for, the question is open, or it was cancelled."""
+    while no stop is asked for, the question is open, or it was cancelled. The question
+    names the trial by its number (`numbers`: id -> number)."""
     confirm_key = f"{key}_confirm"
     if confirm_key not in st.session_state:
         return None
@@ -147,7 +153,7 @@ def _confirmed_target(sweep: Mapping[str, Any], *, key: str) -> int | str | None
         what = (
             f"every running and waiting trial of sweep {sweep['id']}"
             if target == "sweep"
-            else f"trial {target}"
+            else f"trial {numbers.get(int(target), target)}"
         )
         st.warning(
             f"Stop {what}? The runner ends it within a few seconds as “stopped by "

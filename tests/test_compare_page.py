@@ -51,8 +51,10 @@ def test_best_values_and_finals_against(sqlite_store: Store) -> None:
         zip(("off", "on"), compare.sides(trials, "batch_norm", (False, True)), strict=True)
     )
     frame = compare.finals_against(points, trials, "val_acc", "lr", groups)
-    assert list(frame.columns) == ["trial", "lr", "status", "group", "final"]
+    assert list(frame.columns) == ["trial", "lr", "status", "group", "number", "final"]
     assert set(frame["group"]) == {"off", "on"} and frame["final"].notna().all()
+    number = {t["id"]: t["number"] for t in trials}
+    assert list(frame["number"]) == [number[t] for t in frame["trial"]]  # what the hover shows
     assert (
         frame.set_index("trial")["final"][ids[0]]
         == compare.final_values(points, [ids[0]], "val_acc")[ids[0]]

@@ -217,14 +217,15 @@ def test_live_page_groups_with_a_band(filled: Store) -> None:
 
 def test_live_page_state_comes_from_the_url(filled: Store) -> None:
     """Opening a copied URL shows the same view: every q_ widget takes the link's value."""
-    trial = filled.trials("bn_demo-1")[2]["id"]
+    third = filled.trials("bn_demo-1")[2]
+    trial, number = third["id"], third["number"]  # the URL and the legend name the number
     at = open_page(
         "live",
         sweep="bn_demo-1",
         q_colour="lr",
         q_smooth="0.5",
         q_x="wall time",
-        q_trials=str(trial),
+        q_trials=str(number),
         q_f_status="completed",
         q_y_val_acc="log",
     )
@@ -237,7 +238,7 @@ def test_live_page_state_comes_from_the_url(filled: Store) -> None:
     assert (
         panels["val_acc"]["layout"]["xaxis"]["title"]["text"] == "seconds since the trial started"
     )
-    thick = [t for t in panels["val_loss"]["data"] if t.get("name") == f"trial {trial}"]
+    thick = [t for t in panels["val_loss"]["data"] if t.get("name") == f"trial {number}"]
     assert len(thick) == 1 and thick[0]["line"]["width"] > 2  # highlighted in every panel
     assert "EMA 0.5" in texts(at, "caption")
     assert not at.toast

@@ -75,13 +75,14 @@ def test_the_dashboard_role_reads_and_stops_through_the_dashboard(
             expect(page.get_by_text("bn_demo-1").first).to_be_visible(timeout=60_000)
             expect(page.get_by_text(f"{ROLE}:***@").first).to_be_visible()
 
-            page.goto(f"{base}/trial?sweep=bn_demo-1&trial={victim}")
+            page.goto(f"{base}/trial?sweep=bn_demo-1&trial={ids.index(victim) + 1}")
             expect(page.get_by_role("heading", name="Trial detail")).to_be_visible(timeout=60_000)
             page.wait_for_selector(".js-plotly-plot", timeout=60_000)
             assert wait_for("the trial's curves", lambda: curves_drawn(page) > 0, 30)
             page.get_by_role("button", name="Stop trial").click()
             page.get_by_role("button", name="Confirm stop").click()
-            expect(page.get_by_text(f"Stop requested for trial {victim}")).to_be_visible(
+            number = ids.index(victim) + 1  # the page names trials by number within the sweep
+            expect(page.get_by_text(f"Stop requested for trial {number}")).to_be_visible(
                 timeout=30_000
             )
             page.screenshot(path=str(tmp_path / "trial_stop_as_dashboard_role.png"))

@@ -94,7 +94,8 @@ def make_sweep(
             s, loss = s[:n], loss[:n]
         t0 = 1_000_000.0 + i
         pts = [
-            ("train_loss", int(k), float(v), t0 + 0.01 * k) for k, v in zip(s, loss, strict=True)
+            ("train_loss", int(k), float(v), float(t0 + 0.01 * k))
+            for k, v in zip(s, loss, strict=True)
         ]
         for k in range(eval_every, n + 1, eval_every):
             acc = 1.0 - float(loss[k - 1]) / 2.5

@@ -182,7 +182,7 @@ def test_live_dashboard_in_a_browser(
                 trials = s.trials(sweep_id)
             victim = next(t for t in trials if t["status"] == TrialStatus.RUNNING)
             page.get_by_label("Running trial").click()
-            page.get_by_role("option", name=f"trial {victim['id']} (running").click()
+            page.get_by_role("option", name=f"trial {victim['number']} (running").click()
             page.get_by_role("button", name="Stop trial").click()
             page.get_by_role("button", name="Confirm stop").click()
             expect(page.get_by_text("Stop requested for trial")).to_be_visible(timeout=15_000)

@@ -82,7 +82,8 @@ def test_panels_one_per_metric_with_the_best_trial(sqlite_store: Store) -> None:
     assert train.smoothed and not acc.smoothed  # per step vs every 50 steps
     assert 0 < train.n_points <= charts.DEFAULT_POINT_BUDGET * 2
     names = [t.name for t in train.figure.data]
-    assert f"best so far: trial {best}" in names
+    number = {t["id"]: t["number"] for t in frame.trials}
+    assert f"best so far: trial {number[best]}" in names
     go.Figure(train.figure.to_dict())  # a valid figure (it is built unvalidated)
 
 

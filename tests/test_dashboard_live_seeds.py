@@ -163,7 +163,8 @@ def test_a_highlighted_seed_is_drawn_over_the_bands(sqlite_store: Store) -> None
         configurations=frame.configurations,
     )
     assert train is not None
-    assert f"trial {ids[(0.01, 0)]}" in [t.name for t in train.figure.data]
+    number = {t["id"]: t["number"] for t in frame.trials}
+    assert f"trial {number[ids[(0.01, 0)]]}" in [t.name for t in train.figure.data]
 
 
 def test_collapse_needs_configurations(sqlite_store: Store) -> None:
@@ -260,7 +261,9 @@ def test_a_configuration_row_highlights_its_seeds(dashboard_url: str) -> None:
     at.session_state["q_trials"] = [ids[(0.1, s)] for s in range(SEEDS)]  # as a row selects
     at.run()
     names = [t.get("name") for t in _panels(at)["train_loss"]["data"]]
-    assert all(f"trial {ids[(0.1, s)]}" in names for s in range(SEEDS))
+    with open_store(dashboard_url) as store:
+        number = {t["id"]: t["number"] for t in store.trials(SWEEP)}
+    assert all(f"trial {number[ids[(0.1, s)]]}" in names for s in range(SEEDS))
 
 
 def test_stop_one_seed_from_the_collapsed_page(dashboard_url: str) -> None:

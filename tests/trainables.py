@@ -51,36 +51,29 @@ def checkpointed(config: dict[str, Any]) -> None:
 
     if config.get("pid_dir"):
         Path(config["pid_dir"], f"{config.get('scale', 1.0)}.pid").write_text(str(os.getpid()))
-    steps_per_epoch = int(config.get("steps_per_epoch", 10))
-    saved = report.restore()
-    start = saved["epoch"] if saved else 0
-    step = start * steps_per_epoch
-    for epoch in range(start, config["epochs"]):
-        for _ in range(steps_per_epoch):
-            step += 1
-            report.step(step, train_loss=config.get("scale", 1.0) / step)
-            time.sleep(config.get("sleep", 0.0))
-        acc = config.get("quality", 1.0) * (1 - 1 / (step + 1))
-        report.epoch(epoch + 1, step=step, state={"epoch": epoch + 1}, val_acc=acc)
+    _from_checkpoint(config)
 
 
 def continued(config: dict[str, Any]) -> None:
-    """`checkpointed` without the pid file, also reporting `start_epoch` (the epoch its
+    """`checkpointed` (without the pid file), also reporting `start_epoch` (the epoch its
     state came back at, 0 on a fresh start) with every epoch: a trial continued from a
     checkpoint shows it, one that started over would not."""
+    _from_checkpoint(config, report_start=True)
+
+
+def _from_checkpoint(config: dict[str, Any], report_start: bool = False) -> None:
     steps_per_epoch = int(config.get("steps_per_epoch", 10))
     saved = report.restore()
     start = saved["epoch"] if saved else 0
     step = start * steps_per_epoch
+    extra = {"start_epoch": start} if report_start else {}
     for epoch in range(start, config["epochs"]):
         for _ in range(steps_per_epoch):
             step += 1
             report.step(step, train_loss=config.get("scale", 1.0) / step)
             time.sleep(config.get("sleep", 0.0))
         acc = config.get("quality", 1.0) * (1 - 1 / (step + 1))
-        report.epoch(
-            epoch + 1, step=step, state={"epoch": epoch + 1}, val_acc=acc, start_epoch=start
-        )
+        report.epoch(epoch + 1, step=step, state={"epoch": epoch + 1}, val_acc=acc, **extra)
 
 
 def hangs(config: dict[str, Any]) -> None:

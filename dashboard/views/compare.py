@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import axes, charts, compare, compare_figures, paired, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND, band_label, group_band
-from dashboard.data import hyperparameters, metric_mode
+from dashboard.data import hyperparameters, metric_mode, trial_numbers
 from runner import configurations
 
 
@@ -109,7 +109,16 @@ if seeded and seed_key is not None:
 else:
     st.subheader(f"Final {metric} per pair")
     finals = compare.pair_finals(pairing, metric, points)
-    paired.finals_section(pairing, finals, floor, metric=metric, mode=mode, names=names, key="cmp")
+    paired.finals_section(
+        pairing,
+        finals,
+        floor,
+        metric=metric,
+        mode=mode,
+        names=names,
+        key="cmp",
+        numbers=trial_numbers(trials),
+    )
 
 groups = dict(zip(names, compare.sides(trials, factor, (a, b)), strict=True))
 curves = {
@@ -173,6 +182,7 @@ paired.target_section(
     best_of=lambda m, mode: compare.best_values(points, trials, m, mode),
     names=names,
     key="cmp",
+    numbers=trial_numbers(trials),
 )
 
 # -- (e) final metric against a hyperparameter ------------------------------------------------

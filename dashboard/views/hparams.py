@@ -4,25 +4,65 @@ every trial."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, compare, importance, ui, urlstate
-from dashboard.data import hyperparameters, metric_mode, status_label
+from dashboard import charts, compare, importance, jobs, ui, urlstate
+from dashboard.data import (
+    hyperparameters,
+    metric_mode,
+    shown_table,
+    status_label,
+    trial_number,
+)
 from runner.store import TrialStatus
+
+# Up to this many finished trials the importance is computed in the page's run (about a
+# second or two); above, on a background thread (dashboard.jobs), from a random sample of
+# at most MAX_TRIALS of them: a 10,000-trial sweep's would take ten seconds or more.
+INLINE_TRIALS = 300
+MAX_TRIALS = 2_000
 
 
 @st.cache_data(show_spinner="Resampling the trials…", max_entries=32)
 def _importance(
-    trials: Sequence[Mapping[str, Any]],
+    _trials: Sequence[Mapping[str, Any]],
     params: Sequence[str],
-    finals: Mapping[int, float],
+    _finals: Mapping[int, float],
     metric: str,
     method: str,
+    key: tuple[Any, ...],
 ) -> importance.Importance:
-    return importance.importance(trials, params, finals, metric, method=method)
+    """Cached by `key` (the finished trials and their finals as arrays, hashed in
+    microseconds) instead of the trials' dicts, whose hashing took seconds at 10,000."""
+    return importance.importance(_trials, params, _finals, metric, method=method)
+
+
+def _show_importance(found: importance.Importance, total: int, later: str) -> None:
+    """The bars and what they are over: every finished trial with a final value, or (a
+    large sweep) a random sample of them."""
+    st.plotly_chart(importance.importance_figure(found), key="hp_importance")
+    over = (
+        f"a random {found.n_trials:,} of the {total:,} finished trials"
+        if found.n_trials < total
+        else f"the {found.n_trials:,} finished trials"
+    )
+    st.caption(
+        f"{found.method} over {found.n_resamples} bootstrap resamples of {over} with a "
+        f"final {found.metric}: the bar is the mean share, the whisker the central "
+        f"{found.confidence:.0%} of resamples.{later}"
+    )
+
+
+@st.fragment(run_every=1.0)
+def _wait_for(job: Future[Any]) -> None:
+    """Poll a background job each second; once it is done, run the page again to show it."""
+    if job.done():
+        st.rerun()
 
 
 st.title("Hyperparameters")
@@ -58,6 +98,7 @@ table = pd.DataFrame(
     [
         {
             "trial": int(t["id"]),
+            "number": trial_number(t),
             "status": status_label(t["status"]),
             **{p: t["config"].get(p) for p in params},
         }
@@ -86,23 +127,48 @@ with right:
     finished = [t for t in trials if TrialStatus(t["status"]).is_finished]
     waiting = len(trials) - len(finished)
     later = f" {waiting} unfinished trials join when they end." if waiting else ""
+    # Keyed on the finished trials' values only, so a running trial's step misses no cache.
+    done = {t["id"] for t in finished}
+    ended = {i: v for i, v in finals.items() if i in done}
+    key = (
+        store.url,
+        sweep["id"],
+        tuple(params),
+        np.array(sorted(ended), dtype=np.int64).tobytes(),
+        np.array([ended[i] for i in sorted(ended)], dtype=np.float64).tobytes(),
+    )
+    n_final = sum(1 for v in ended.values() if np.isfinite(v))
     try:
-        # Keyed on the finished trials' values only, so a running trial's step misses no cache.
-        done = {t["id"] for t in finished}
-        ended = {i: v for i, v in finals.items() if i in done}
-        found = _importance(finished, params, ended, metric, method)
+        if len(finished) <= INLINE_TRIALS:
+            _show_importance(
+                _importance(finished, params, ended, metric, method, key), n_final, later
+            )
+        else:
+            job = jobs.submit(
+                ("importance", *key, metric, method),
+                importance.importance,
+                finished,
+                params,
+                ended,
+                metric,
+                method=method,
+                max_trials=MAX_TRIALS,
+            )
+            if job.done():
+                _show_importance(job.result(), n_final, later)
+            else:
+                st.info(
+                    f"Resampling {min(n_final, MAX_TRIALS):,} of the {len(finished):,} finished "
+                    "trials in the background (seconds on a sweep this large); the chart "
+                    "appears here by itself.",
+                    icon=":material/hourglass_top:",
+                )
+                _wait_for(job)
     except ValueError as exc:
         st.info(f"No importance yet: among finished trials, {exc}{later}")
-    else:
-        st.plotly_chart(importance.importance_figure(found), key="hp_importance")
-        st.caption(
-            f"{found.method} over {found.n_resamples} bootstrap resamples of the "
-            f"{found.n_trials} finished trials with a final {metric}: the bar is the mean "
-            f"share, the whisker the central {found.confidence:.0%} of resamples.{later}"
-        )
 
 st.dataframe(
-    drawn.sort_values(metric, ascending=metric_mode(metric, sweep) == "min"),
+    shown_table(drawn.sort_values(metric, ascending=metric_mode(metric, sweep) == "min")),
     hide_index=True,
     width="stretch",
 )

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import live, stopping, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND
-from dashboard.data import STATUS_LABELS, Filter
+from dashboard.data import STATUS_LABELS, Filter, shown_table
 from runner import verdicts
 from runner.errors import SweepscopeError
 from runner.protocol import is_system_metric
@@ -65,12 +65,13 @@ group = c2.selectbox(
     else "One curve per value of this hyperparameter with a band around it.",
     **urlstate.bound("q_group", choices, format_func=lambda p: "no grouping" if p is None else p),
 )
+crowded = len(first.trials) > live.MANY_TRIALS  # panels draw bands and the best curves
 band = c3.selectbox(
     "Band",
     list(BANDS),
     index=list(BANDS).index(DEFAULT_BAND),
     format_func=BANDS.__getitem__,
-    disabled=group is None and not collapse,
+    disabled=group is None and not collapse and not crowded,
     **urlstate.bound("q_band", list(BANDS), format_func=BANDS.__getitem__),
 )
 smoothing = c4.slider(
@@ -162,12 +163,18 @@ def body() -> None:
             return
         table, drawn = live.shown_trials(frame, filters)
         ids = [int(t) for t in frame.table["trial"]]
+        number = dict(zip(ids, (int(n) for n in frame.table["number"]), strict=True))
         st.session_state["live_ids"] = set(ids)
+
+        def shown(trial: int) -> str:  # the URL, like the widget, names trials by number
+            return str(number[trial])
+
         highlighted = st.multiselect(
             "Highlighted trials",
             ids,
+            format_func=shown,
             placeholder="click a curve or a table row",
-            **urlstate.bound("q_trials", ids, why="no such trial in this sweep"),
+            **urlstate.bound("q_trials", ids, format_func=shown, why="no such trial in this sweep"),
         )
         best = None if collapse else live.best_trial(frame)
         if collapse:
@@ -204,6 +211,7 @@ def body() -> None:
                 note.caption(collapsed_caption(frame, options, table, drawn))
             else:
                 note.caption(caption(frame, options, best, len(drawn)))
+            ranked = live.ranked_trials(frame) if live.many(drawn, options) else []
             for slot, metric in zip(slots, metrics, strict=False):
                 panel = live.panel(
                     points,
@@ -213,6 +221,7 @@ def body() -> None:
                     params=frame.params,
                     best=best,
                     configurations=frame.configurations,
+                    ranked=ranked,
                 )
                 with slot:
                     if panel is None:
@@ -231,7 +240,7 @@ def body() -> None:
             f"live_{'configs' if collapse else 'table'}_{st.session_state.get('live_table_gen', 0)}"
         )
         st.dataframe(
-            table,
+            table if collapse else shown_table(table),
             key=table_key,
             on_select=lambda: highlight_from_table(table_key),
             selection_mode="multi-row",
@@ -241,7 +250,8 @@ def body() -> None:
             column_config={
                 c: st.column_config.NumberColumn(format="%.4g")
                 for c in table.columns
-                if c not in ("trial", "steps", *params) and table[c].dtype == "float64"
+                if c not in ("trial", "number", "round", "steps", *params)
+                and table[c].dtype == "float64"
             },
         )
         st.subheader("Stop")
@@ -255,16 +265,27 @@ def body() -> None:
 
 
 def caption(frame: live.LiveFrame, options: live.LiveOptions, best: int | None, n: int) -> str:
-    parts = [f"{n} trial{'s' if n != 1 else ''}"]
-    if options.group_by is not None:
+    parts = [f"{n:,} trial{'s' if n != 1 else ''}"]
+    if n > live.MANY_TRIALS and options.group_by is None:
+        whose = f"each {options.color_by} group" if options.color_by else "all trials"
+        parts.append(
+            f"too many to draw one by one (over {live.MANY_TRIALS:,}): {whose} drawn as a "
+            f"band ({live.band_legend(options, crowded=True)}), and the {live.TOP_CURVES} "
+            f"best by {frame.sweep['metric']} as curves; filter the trials or highlight "
+            "some to draw others"
+        )
+    elif options.group_by is not None:
         parts.append(f"grouped by {options.group_by}: {live.band_legend(options)}")
     elif options.color_by is not None:
         parts.append(f"coloured by {options.color_by}")
     if options.smoothing > 0:
         parts.append(f"per-step curves smoothed (EMA {options.smoothing:g}), raw values faint")
     if best is not None:
-        value = frame.table.set_index("trial").at[best, f"best {frame.sweep['metric']}"]
-        parts.append(f"black: best so far, trial {best} ({frame.sweep['metric']} {value:.4g})")
+        row = frame.table.set_index("trial").loc[best]
+        value = row[f"best {frame.sweep['metric']}"]
+        parts.append(
+            f"black: best so far, trial {row['number']} ({frame.sweep['metric']} {value:.4g})"
+        )
     parts.append("dashed: ended early · ▲▼: beyond the axis")
     return " · ".join(parts) + ". Click a curve or a table row to highlight a trial everywhere."
 

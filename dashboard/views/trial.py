@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import charts, stopping, ui
-from dashboard.data import hyperparameters, status_label
+from dashboard.data import hyperparameters, status_label, trial_number
 from runner.errors import SweepscopeError
 from runner.protocol import SYSTEM_LABELS as LABELS
 from runner.protocol import is_system_metric
@@ -30,17 +30,18 @@ if not trials:
 params = hyperparameters(trials, sweep["spec"])
 by_id = {int(t["id"]): t for t in trials}
 ids = list(by_id)
+by_number = {trial_number(t): int(t["id"]) for t in trials}  # ?trial=N names the number
 if st.session_state.get("trial_id") not in ids:
     requested = st.query_params.get("trial")
     st.session_state["trial_id"] = (
-        int(requested) if requested and requested.isdigit() and int(requested) in by_id else ids[0]
+        by_number.get(int(requested), ids[0]) if requested and requested.isdigit() else ids[0]
     )
 trial_id = st.selectbox(
     "Trial",
     ids,
     key="trial_id",
     format_func=lambda i: (
-        f"trial {i} · {status_label(by_id[i]['status'])} · "
+        f"trial {trial_number(by_id[i])} · {status_label(by_id[i]['status'])} · "
         + ", ".join(f"{p}={by_id[i]['config'].get(p)}" for p in params)
     ),
 )
@@ -80,7 +81,7 @@ def body() -> None:
     with ui.guard():
         trial = next((t for t in store.trials(sweep["id"]) if int(t["id"]) == trial_id), None)
         if trial is None:
-            st.error(f"Sweep {sweep['id']} has no trial {trial_id}. Fix: pick one above.")
+            st.error(f"Sweep {sweep['id']} no longer has this trial. Fix: pick one above.")
             return
         points.refresh(store)
         c1, c2, c3, c4 = st.columns(4)
@@ -88,8 +89,10 @@ def body() -> None:
         c2.metric("Steps", trial["last_step"] if trial["last_step"] is not None else "-")
         c3.metric("Device", trial["device"] or "-")
         c4.metric("Node", trial["node"] or "-")
+        extended = f"round {trial['round']} (an extension) · " if trial.get("round", 1) > 1 else ""
         st.caption(
-            f"Ray id {trial['ray_id']} · created {_when(trial['created_at'])} · "
+            f"Trial {trial_number(trial)} · {extended}Ray id {trial['ray_id']} · "
+            f"created {_when(trial['created_at'])} · "
             f"started {_when(trial['started_at'])} · ended {_when(trial['ended_at'])}"
         )
         if trial["error"]:

@@ -18,7 +18,7 @@ import streamlit as st
 
 from dashboard import axes, charts, compare, compare_figures, paired, ui, urlstate
 from dashboard.bands import BANDS, DEFAULT_BAND, band_label, group_band
-from dashboard.data import SweepPoints, hyperparameters, metric_mode
+from dashboard.data import SweepPoints, hyperparameters, metric_mode, trial_number, trial_numbers
 from runner import configurations
 from runner.errors import SweepscopeError
 
@@ -48,7 +48,7 @@ def _said(
     for i in trial_ids[:6]:
         config = trials[i]["config"]
         settings = ", ".join(f"{k}={config.get(k)}" for k in keys) or "no settings"
-        shown.append(f"{i} ({settings})")
+        shown.append(f"{trial_number(trials[i])} ({settings})")
     more = f" and {len(trial_ids) - 6} more" if len(trial_ids) > 6 else ""
     return ", ".join(shown) + more
 
@@ -89,6 +89,7 @@ if id_a == id_b:
     st.stop()
 sweep_a, trials_a, points_a = _load(id_a)
 sweep_b, trials_b, points_b = _load(id_b)
+numbers = trial_numbers(trials_a) | trial_numbers(trials_b)  # store ids: unique in the store
 names = compare.sweep_labels(sweep_a, sweep_b)
 colours = (charts.level_colour(0), charts.level_colour(1))
 for name, sweep, trials in ((names[0], sweep_a, trials_a), (names[1], sweep_b, trials_b)):
@@ -176,7 +177,16 @@ if match.configurations is not None:
 else:
     st.subheader(f"Final {metric} per pair")
     finals = compare.pair_finals(pairing, metric, points_a, points_b)
-    paired.finals_section(pairing, finals, floor, metric=metric, mode=mode, names=names, key="vs")
+    paired.finals_section(
+        pairing,
+        finals,
+        floor,
+        metric=metric,
+        mode=mode,
+        names=names,
+        key="vs",
+        numbers=numbers,
+    )
 
 # -- both sweeps' curves overlaid -------------------------------------------------------------
 curves = {
@@ -230,4 +240,5 @@ paired.target_section(
     ],
     names=names,
     key="vs",
+    numbers=numbers,
 )
