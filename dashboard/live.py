@@ -336,15 +336,9 @@ def panel(
             "collapse=True needs the sweep's configurations. Fix: pass "
             "configurations=frame.configurations (a seeded sweep's), or collapse=False."
         )
-    notes: dict[str, str] | None = None
-    if options.collapse and configurations is not None:
+    labels, colours, members = _colouring(trials, options, configurations)
+    if members is not None:
         best = None
-        members = configurations.members(trials)
-        labels = {trial: label for label, ids in members.items() for trial in ids}
-        order = {label: i for i, label in enumerate(configurations.labels.values())}
-        colours = {label: charts.level_colour(order[label]) for label in members}
-    else:
-        labels, colours = charts.colour_groups(trials, options.group_by or options.color_by)
     emphasised = set(options.highlight) | ({best} if best is not None else set())
     top: set[int] = set()
     if many(trials, options):
@@ -363,13 +357,7 @@ def panel(
     )
     if not curves:
         return None
-    bands: dict[str, pd.DataFrame] | None = None
-    if options.collapse and configurations is not None:
-        bands = _bands(curves, colours, options.band)
-        drawn = Counter(c.label for c in curves)
-        notes = {label: f"{drawn[label]}/{len(members[label])} seeds" for label in bands}
-    elif options.group_by is not None or many(trials, options):
-        bands = _bands(curves, colours, options.band)
+    bands, notes = _panel_bands(curves, colours, options, members, many(trials, options))
     if bands is not None:
         shown = [np.concatenate([b["centre"], b["lower"], b["upper"]]) for b in bands.values()]
         shown += [c.y for c in curves if c.trial in emphasised or c.trial in top]
@@ -404,6 +392,42 @@ def panel(
     )
     n_points = sum(len(np.asarray(trace.x)) for trace in fig.data if trace.x is not None)
     return Panel(metric=metric, figure=fig, log_y=log_y, smoothed=smoothed, n_points=n_points)
+
+
+def _colouring(
+    trials: Sequence[Mapping[str, Any]],
+    options: LiveOptions,
+    configurations: Configurations | None,
+) -> tuple[dict[int, str], dict[str, str], dict[str, list[int]] | None]:
+    """Each trial's label and each label's colour: its configuration when seeds collapse
+    (then also each configuration's trials), else its colour (or group) key's value."""
+    if options.collapse and configurations is not None:
+        members = configurations.members(trials)
+        labels = {trial: label for label, ids in members.items() for trial in ids}
+        order = {label: i for i, label in enumerate(configurations.labels.values())}
+        colours = {label: charts.level_colour(order[label]) for label in members}
+        return labels, colours, members
+    labels, colours = charts.colour_groups(trials, options.group_by or options.color_by)
+    return labels, colours, None
+
+
+def _panel_bands(
+    curves: Sequence[charts.TrialCurve],
+    colours: Mapping[str, str],
+    options: LiveOptions,
+    members: Mapping[str, Sequence[int]] | None,
+    crowded: bool,
+) -> tuple[dict[str, pd.DataFrame] | None, dict[str, str] | None]:
+    """The bands a panel draws (per configuration across its seeds, per group, or per
+    colour group over many trials; None for plain curves), and with seeds collapsed, each
+    band's note of how many of its seeds have points."""
+    if members is not None:
+        bands = _bands(curves, colours, options.band)
+        drawn = Counter(c.label for c in curves)
+        return bands, {label: f"{drawn[label]}/{len(members[label])} seeds" for label in bands}
+    if options.group_by is not None or crowded:
+        return _bands(curves, colours, options.band), None
+    return None, None
 
 
 def _curves(

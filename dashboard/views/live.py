@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import live, stopping, ui, urlstate
@@ -147,6 +148,94 @@ def announce(frame: live.LiveFrame) -> None:
         st.toast(live.announcement(trial, frame.params), icon=icon, duration="long")
 
 
+def draw_panels(
+    frame: live.LiveFrame,
+    table: pd.DataFrame,
+    drawn: list[dict[str, Any]],
+    highlighted: list[int],
+    best: int | None,
+) -> None:
+    """A panel per metric over the trials shown, with the caption that says how they are drawn."""
+    metrics = live.panel_metrics(points, system=system)
+    if points.n_points == 0 or not metrics:
+        st.info(
+            "No points yet: the trials have not reported a step. A panel per metric "
+            "appears here as soon as they do."
+        )
+    else:
+        note = st.empty()
+        width = min(3, len(metrics))
+        slots = [
+            col.container(border=True)
+            for row in range(0, len(metrics), width)
+            for col in st.columns(width)
+        ]
+        scales = {m: y_scale(slot, m) for slot, m in zip(slots, metrics, strict=False)}
+        options = live.LiveOptions(
+            x="time" if x_axis == "time" else "step",
+            smoothing=smoothing,
+            color_by=None if collapse else colour,
+            group_by=None if collapse else group,
+            band=band,
+            y_scales=scales,
+            highlight=frozenset(highlighted),
+            system=system,
+            collapse=collapse,
+        )
+        if collapse:
+            note.caption(collapsed_caption(frame, options, table, drawn))
+        else:
+            note.caption(caption(frame, options, best, len(drawn)))
+        ranked = live.ranked_trials(frame) if live.many(drawn, options) else []
+        for slot, metric in zip(slots, metrics, strict=False):
+            panel = live.panel(
+                points,
+                drawn,
+                metric,
+                options,
+                params=frame.params,
+                best=best,
+                configurations=frame.configurations,
+                ranked=ranked,
+            )
+            with slot:
+                if panel is None:
+                    st.caption(f"{live.metric_title(metric)}: no points from the trials shown.")
+                else:
+                    chart(panel)
+
+
+def trial_table(table: pd.DataFrame, row_ids: list[list[int]]) -> None:
+    """The trials (or, with seeds collapsed, configurations) table; selecting a row highlights
+    its trials."""
+    st.subheader("Configurations" if collapse else "Trials")
+    if collapse:
+        st.caption(
+            "One row per configuration, best mean first. seeds: finished seeds with a "
+            "final value, of all; the mean and its 95% CI are over those finals (the CI "
+            f"needs {verdicts.MIN_SEEDS} or more). Select a row to draw its seeds on top."
+        )
+    st.session_state["live_table_ids"] = row_ids
+    table_key = (
+        f"live_{'configs' if collapse else 'table'}_{st.session_state.get('live_table_gen', 0)}"
+    )
+    st.dataframe(
+        table if collapse else shown_table(table),
+        key=table_key,
+        on_select=lambda: highlight_from_table(table_key),
+        selection_mode="multi-row",
+        hide_index=True,
+        width="stretch",
+        height=min(400, 38 + 35 * len(table)),
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4g")
+            for c in table.columns
+            if c not in ("trial", "number", "round", "steps", *params)
+            and table[c].dtype == "float64"
+        },
+    )
+
+
 @st.fragment(run_every=ui.live_settings() if ui.is_running(sweep) else None)
 def body() -> None:
     with ui.guard():
@@ -181,79 +270,8 @@ def body() -> None:
             table, row_ids = live.configuration_rows(frame, points, drawn)
         else:
             row_ids = [[int(t)] for t in table["trial"]]
-        metrics = live.panel_metrics(points, system=system)
-        if points.n_points == 0 or not metrics:
-            st.info(
-                "No points yet: the trials have not reported a step. A panel per metric "
-                "appears here as soon as they do."
-            )
-        else:
-            note = st.empty()
-            width = min(3, len(metrics))
-            slots = [
-                col.container(border=True)
-                for row in range(0, len(metrics), width)
-                for col in st.columns(width)
-            ]
-            scales = {m: y_scale(slot, m) for slot, m in zip(slots, metrics, strict=False)}
-            options = live.LiveOptions(
-                x="time" if x_axis == "time" else "step",
-                smoothing=smoothing,
-                color_by=None if collapse else colour,
-                group_by=None if collapse else group,
-                band=band,
-                y_scales=scales,
-                highlight=frozenset(highlighted),
-                system=system,
-                collapse=collapse,
-            )
-            if collapse:
-                note.caption(collapsed_caption(frame, options, table, drawn))
-            else:
-                note.caption(caption(frame, options, best, len(drawn)))
-            ranked = live.ranked_trials(frame) if live.many(drawn, options) else []
-            for slot, metric in zip(slots, metrics, strict=False):
-                panel = live.panel(
-                    points,
-                    drawn,
-                    metric,
-                    options,
-                    params=frame.params,
-                    best=best,
-                    configurations=frame.configurations,
-                    ranked=ranked,
-                )
-                with slot:
-                    if panel is None:
-                        st.caption(f"{live.metric_title(metric)}: no points from the trials shown.")
-                    else:
-                        chart(panel)
-        st.subheader("Configurations" if collapse else "Trials")
-        if collapse:
-            st.caption(
-                "One row per configuration, best mean first. seeds: finished seeds with a "
-                "final value, of all; the mean and its 95% CI are over those finals (the CI "
-                f"needs {verdicts.MIN_SEEDS} or more). Select a row to draw its seeds on top."
-            )
-        st.session_state["live_table_ids"] = row_ids
-        table_key = (
-            f"live_{'configs' if collapse else 'table'}_{st.session_state.get('live_table_gen', 0)}"
-        )
-        st.dataframe(
-            table if collapse else shown_table(table),
-            key=table_key,
-            on_select=lambda: highlight_from_table(table_key),
-            selection_mode="multi-row",
-            hide_index=True,
-            width="stretch",
-            height=min(400, 38 + 35 * len(table)),
-            column_config={
-                c: st.column_config.NumberColumn(format="%.4g")
-                for c in table.columns
-                if c not in ("trial", "number", "round", "steps", *params)
-                and table[c].dtype == "float64"
-            },
-        )
+        draw_panels(frame, table, drawn, highlighted, best)
+        trial_table(table, row_ids)
         st.subheader("Stop")
         if collapse:
             st.caption(
