@@ -648,7 +648,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its options. Long on purpose: the command line in one place, read
     top to bottom as `--help` lists it; commands with option groups of their own are added by
-    their own functions (_add_extend, runner.importer.register)."""
+    their own functions (_add_extend, runner.importer.register, runner.mcp_server.register)."""
     parser = argparse.ArgumentParser(
         prog="sweepscope",
         description="Run hyperparameter sweeps on Ray Tune and watch them live.",
@@ -780,8 +780,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dash.set_defaults(func=cmd_dashboard)
     from runner.importer import register as register_import
+    from runner.mcp_server import register as register_mcp
 
     register_import(sub, store_help)
+    register_mcp(sub, store_help)
     return parser
 
 
