@@ -429,8 +429,7 @@ def test_a_name_that_is_no_sweep_name_is_refused(sqlite_store: Store, experiment
 
 
 def test_every_dashboard_page_opens_an_imported_sweep(dashboard_url: str, experiment: Path) -> None:
-    from tests.helpers.apptest import open_page
-    from tests.test_plain_tune import live_panels
+    from tests.helpers.apptest import live_panels, open_page
 
     with open_store(dashboard_url, create=True) as store:
         sweep_id = import_experiment(store, experiment, mode="min")
@@ -551,8 +550,7 @@ def test_a_real_ray_tune_run_imports_as_it_ran(
         }
 
     # the dashboard opens it: a Live panel per metric, each trial's curve at its steps
-    from tests.helpers.apptest import fresh_dashboard, open_page
-    from tests.test_plain_tune import chart_steps, live_panels
+    from tests.helpers.apptest import chart_steps, fresh_dashboard, live_panels, open_page
 
     with fresh_dashboard():
         monkeypatch.setenv("SWEEPSCOPE_STORE", store_url)

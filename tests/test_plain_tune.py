@@ -6,20 +6,15 @@ them. `cli` is shared with the credential and lifecycle tests."""
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from runner.store import open_store
-from tests.helpers.apptest import fresh_dashboard, open_page
+from tests.helpers.apptest import chart_steps, fresh_dashboard, live_panels, open_page
 from tests.helpers.cli import SWEEPSCOPE, cli, cli_env, write_spec  # noqa: F401 (cli_env: test_dashboard_auth_browser imports it from here)
 from tests.helpers.paths import REPO
 
@@ -32,32 +27,6 @@ def error_line(stderr: str) -> str:
 
 
 # -- the dashboard, on the store a sweep wrote ----------------------------------------------
-def _array(value: Any) -> np.ndarray:
-    """A Plotly JSON array: a list, or the typed form {"dtype": ..., "bdata": base64}."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.array([v for v in value if v is not None])
-
-
-def live_panels(at: AppTest) -> dict[str, dict]:
-    """The Live sweep page's panels: metric -> plotly spec."""
-    return {
-        c.proto.id.split("live_chart_", 1)[1]: json.loads(c.proto.spec)
-        for c in at.get("plotly_chart")
-        if "live_chart_" in c.proto.id
-    }
-
-
-def chart_steps(panel: dict) -> dict[int, list[int]]:
-    """Trial id -> the steps its curve in a panel passes through (the panel's click targets,
-    one per point of a short curve)."""
-    (targets,) = [t for t in panel["data"] if t.get("name") == "click to highlight"]
-    steps: dict[int, list[int]] = {}
-    for x, trial in zip(_array(targets["x"]), _array(targets["customdata"]), strict=True):
-        steps.setdefault(int(trial), []).append(int(x))
-    return steps
-
-
 def test_the_plain_trainables_are_plain_ray_tune_code() -> None:
     """tests/plain_trainables.py stands for a user's existing code: it imports no sweepscope."""
     check = (
