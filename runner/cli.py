@@ -498,15 +498,37 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"no sweeps in {mask_url(args.store or default_url())}")
         return 0
     print(f"{'sweep':<44} {'status':<12} {'done/total':>10} {'best':>8}  started")
+    means = _best_means(args.store, sweeps)
     for s in sweeps:
         done = sum(n for st, n in s["counts"].items() if st in TrialStatus.finished())
         best = "-" if s["best"] is None else f"{s['best']:.4g}"
+        if s["id"] in means:  # seeded: the best configuration's mean, not the luckiest trial
+            best = "-" if means[s["id"]] is None else f"{means[s['id']]:.4g}*"
         progress = f"{done}/{s['n_trials']}"
         print(
             f"{s['id']:<44} {sweep_status(s):<12} {progress:>10} "
             f"{best:>8}  {_when(s['created_at'])}"
         )
+    if means:
+        print("* a seeded sweep: the best configuration's mean final over its seeds")
     return 0
+
+
+def _best_means(url: str | None, sweeps: list[dict[str, Any]]) -> dict[str, float | None]:
+    """For each seeded sweep, its best configuration's mean final value (None before any
+    configuration has one): what `ls` shows as its best, never its luckiest trial."""
+    from runner.configurations import best_configuration
+
+    seeded = [s for s in sweeps if _seed_key(s) is not None]
+    means: dict[str, float | None] = {}
+    if not seeded:
+        return means
+    with open_store(url) as store:
+        for s in seeded:
+            points = store.points(s["id"], metrics=[s["metric"]])
+            best = best_configuration(s, store.trials(s["id"]), points)
+            means[s["id"]] = None if best is None else best.mean
+    return means
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -87,6 +87,19 @@ def test_status_and_the_summary_name_the_best_configuration_not_the_luckiest_tri
     assert out.count(" completed ") >= 8 and " seed " in out
 
 
+def test_ls_shows_a_seeded_sweeps_best_configuration_mean_not_its_luckiest_trial(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_store(sqlite_url, create=True) as store:
+        _seeded_sweep(store)
+    assert main(["ls", "--store", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("seeded-1")]
+    mean = sum(FINALS[0.1]) / 4  # lr 0.1's mean; lr 0.01's luckiest seed reached 0.99
+    assert f"{mean:.4g}*" in row and "0.99" not in row
+    assert "* a seeded sweep: the best configuration's mean final over its seeds" in out
+
+
 def test_a_sweep_without_seeds_keeps_its_trial_table(
     sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
