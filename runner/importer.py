@@ -265,6 +265,12 @@ def _recorded_mode(path: Path) -> str | None:
 def _results(folder: Path, notes: list[str]) -> list[dict[str, Any]]:
     """A trial's results, oldest first: result.json (one JSON object a line), else
     progress.csv. A line that does not parse is skipped and noted."""
+    if not (folder / "result.json").exists() and not (folder / "progress.csv").exists():
+        notes.append(
+            f"{folder.name}: no result.json or progress.csv (Ray Tune's result loggers were "
+            "off, e.g. TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1): its trial comes in without points"
+        )
+        return []
     lines = _text(folder / "result.json", notes)
     if lines is None:
         return _csv_results(folder / "progress.csv", notes)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from runner.driver.ray_env import TUNE_ENV as SWEEPSCOPE_TUNE_ENV
 from runner.errors import StoreError, SweepscopeError
 from runner.importer import import_experiment, register, trial_points
 from runner.store import Store, open_store
@@ -212,6 +213,23 @@ def test_a_torn_result_line_is_skipped_with_a_note_and_nothing_else_is_lost(
     (note,) = notes
     assert "result.json: 3 line(s) not a JSON object" in note and "(line 2, 4, 6)" in note
     assert "3 note(s)" not in (sqlite_store.sweep(sweep_id) or {})["message"]
+
+
+def test_a_trial_folder_without_result_files_is_noted(sqlite_store: Store, tmp_path: Path) -> None:
+    """A run with Ray Tune's result loggers off leaves no result.json or progress.csv: the
+    trial comes in with its status and config, and the note says why it has no points."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    folder = exp / "train_dd000_00000"
+    folder.mkdir()
+    (folder / "params.json").write_text('{"lr": 0.3}')
+    write_state(exp, [{"id": "dd000_00000", "status": "TERMINATED", "config": {"lr": 0.3},
+                       "logdir": folder.name}], metric="loss")  # fmt: skip
+    notes: list[str] = []
+    sweep_id = import_experiment(sqlite_store, exp, mode="min", on_note=notes.append)
+    (trial,) = sqlite_store.trials(sweep_id)
+    assert trial["status"] == "completed" and trial["config"] == {"lr": 0.3}
+    assert any("no result.json or progress.csv" in note for note in notes), notes
 
 
 def test_progress_csv_stands_in_for_a_missing_result_json(
@@ -511,10 +529,13 @@ def tune_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder the plain Ray Tune run above wrote (run once, imported on each backend)."""
     root = tmp_path_factory.mktemp("tune")
     (root / "run_tune.py").write_text(TUNE_RUN)
+    # Plain Ray Tune, with its result files: without the Tune settings sweepscope's driver
+    # puts in os.environ (an earlier test in this process may have run one).
+    env = {k: v for k, v in cli_env().items() if k not in SWEEPSCOPE_TUNE_ENV}
     done = subprocess.run(
         [sys.executable, str(root / "run_tune.py"), str(root / "ray")],
         cwd=root,
-        env=cli_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,

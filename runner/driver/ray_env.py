@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from runner import _ray_private as ray_private
 from runner.errors import SweepscopeError
 
-__all__ = ["importing", "init_ray"]
+__all__ = ["TUNE_ENV", "importing", "init_ray"]
 
 # Ray Tune's own loggers and tables are replaced by the store and the progress line.
-_TUNE_ENV = {
+TUNE_ENV = {  # set in os.environ by init_ray (where not set already)
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # step flushes carry no epoch metric
     "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C (and SIGTERM): runner.driver.interrupts
@@ -40,7 +40,7 @@ def init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
     (Ray Tune's, say) are imported on a thread in that time.
     """
     address = address or os.environ.get("RAY_ADDRESS") or None
-    for key, value in _TUNE_ENV.items():
+    for key, value in TUNE_ENV.items():
         os.environ.setdefault(key, value)
     if _is_local(address):
         # Read by Ray at import: bind every Ray service to 127.0.0.1, not the LAN address.

@@ -257,6 +257,11 @@ DEFAULT_LOCK_TIMEOUT = 60.0  # seconds to wait for the migration lock (and, on P
 _LOCK_POLL = 0.25
 
 
+# A new trial's number is its sweep's largest plus one: on SQLite a writer in another process
+# may take it first (add_trial then tries the next, this many times at most).
+_NUMBER_TRIES = 20
+
+
 class SqlStore(Store):
     """The store on any SQLAlchemy URL of a supported backend.
 
@@ -764,6 +769,26 @@ class SqlStore(Store):
         continues: int | None = None,
     ) -> int:
         now = at or time.time()
+        for attempt in range(_NUMBER_TRIES):
+            try:
+                return self._add_trial(sweep_id, ray_id, config, now, continues)
+            except StoreError as exc:
+                # A writer in another process took the same number first (SQLite): try the
+                # next. Inside a batch, the batch's caller applies the whole batch again.
+                taken = "uq_trials_sweep_number" in str(exc) or "trials.number" in str(exc)
+                in_batch = getattr(self._batch, "conn", None) is not None
+                if not taken or in_batch or attempt == _NUMBER_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _add_trial(
+        self,
+        sweep_id: str,
+        ray_id: str,
+        config: dict[str, Any],
+        now: float,
+        continues: int | None,
+    ) -> int:
         key = (t.trials.c.sweep_id == sweep_id, t.trials.c.ray_id == ray_id)
         with self._tx() as conn:
             found = conn.execute(sa.select(t.trials.c.id).where(*key)).scalar()
@@ -792,24 +817,25 @@ class SqlStore(Store):
                     )
                 )
                 return continues
-            sweep = conn.execute(sa.select(t.sweeps.c.id).where(t.sweeps.c.id == sweep_id))
-            if sweep.first() is None:
+            sweep = sa.select(t.sweeps.c.id).where(t.sweeps.c.id == sweep_id)
+            if self._dialect == "postgresql":  # one new trial at a time per sweep: its number
+                sweep = sweep.with_for_update()
+            if conn.execute(sweep).first() is None:
                 raise self._no_sweep(sweep_id)
             tr, r = t.trials.c, t.sweep_rounds.c
-            number = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(tr.number), 0)).where(
-                    tr.sweep_id == sweep_id
-                )
-            ).scalar_one()
-            round_ = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(r.round), 1)).where(r.sweep_id == sweep_id)
-            ).scalar_one()
+            # The next number, read inside the INSERT (PostgreSQL: under the sweep's row lock).
+            number = sa.select(sa.func.coalesce(sa.func.max(tr.number), 0) + 1).where(
+                tr.sweep_id == sweep_id
+            )
+            round_ = sa.select(sa.func.coalesce(sa.func.max(r.round), 1)).where(
+                r.sweep_id == sweep_id
+            )
             trial_id = conn.execute(
                 t.trials.insert().values(
                     sweep_id=sweep_id,
                     ray_id=ray_id,
-                    number=int(number) + 1,
-                    round=int(round_),
+                    number=number.scalar_subquery(),
+                    round=round_.scalar_subquery(),
                     config=_json(config),
                     status=TrialStatus.PENDING,
                     created_at=now,
