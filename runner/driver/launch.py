@@ -161,6 +161,7 @@ def extend_sweep(
     (`SWEEP-roundN`), so that Ctrl-C and `resume` work on it as on any sweep."""
     sweep = require_sweep(store, sweep_id)
     storage = sweep["storage_path"] or absolute_storage(DEFAULT_STORAGE)
+    experiment = f"{sweep_id}-round{{round}}"  # the store fills in the round's number
     points = plan.points
     if plan.kind == "epochs":
         points = _with_checkpoints(store, sweep_id, storage, points)
@@ -169,14 +170,14 @@ def extend_sweep(
         kind=plan.kind,
         detail=plan.detail,
         points=points,
-        experiment=f"{sweep_id}-round{{round}}",
+        experiment=experiment,
         spec=stored_spec(plan.spec) if plan.kind in ("grid", "epochs") else None,
         outage_limit=outage_limit,
     )
     if on_start is not None:
         on_start(sweep_id, round_)
     return drive(
-        lambda: _tuner(plan.spec, f"{sweep_id}-round{round_}", storage, max_concurrent, points),
+        lambda: _tuner(plan.spec, experiment.format(round=round_), storage, max_concurrent, points),
         spec=plan.spec,
         store=store,
         sweep_id=sweep_id,

@@ -607,15 +607,7 @@ class SqlStore(Store):
             reopened = conn.execute(
                 t.sweeps.update()
                 .where(s.id == sweep_id, s.status != SweepStatus.RUNNING)
-                .values(
-                    status=SweepStatus.RUNNING,
-                    ended_at=None,
-                    message=None,
-                    stop_requested_at=None,
-                    heartbeat_at=_db_now(self._dialect),
-                    driver=self.driver,
-                    outage_limit=DEFAULT_OUTAGE_LIMIT if outage_limit is None else outage_limit,
-                )
+                .values(**self._running_again(outage_limit))
             ).rowcount
             if not reopened:
                 driver = conn.execute(sa.select(s.driver).where(s.id == sweep_id)).first()
@@ -627,6 +619,19 @@ class SqlStore(Store):
                     f"`sweepscope status {sweep_id}`; stop it first (sweepscope stop "
                     f"{sweep_id}) to resume it here."
                 )
+
+    def _running_again(self, outage_limit: float | None) -> dict[str, Any]:
+        """A sweep's columns as reopen_sweep and add_round set them: running again, driven by
+        this process, its end, message and stop request cleared."""
+        return {
+            "status": SweepStatus.RUNNING,
+            "ended_at": None,
+            "message": None,
+            "stop_requested_at": None,
+            "heartbeat_at": _db_now(self._dialect),
+            "driver": self.driver,
+            "outage_limit": DEFAULT_OUTAGE_LIMIT if outage_limit is None else outage_limit,
+        }
 
     def add_round(
         self,
@@ -640,16 +645,8 @@ class SqlStore(Store):
         outage_limit: float | None = None,
     ) -> int:
         s, r = t.sweeps.c, t.sweep_rounds.c
-        values: dict[str, Any] = {
-            "status": SweepStatus.RUNNING,
-            "n_trials": s.n_trials + (0 if kind == "epochs" else len(points)),
-            "ended_at": None,
-            "message": None,
-            "stop_requested_at": None,
-            "heartbeat_at": _db_now(self._dialect),
-            "driver": self.driver,
-            "outage_limit": DEFAULT_OUTAGE_LIMIT if outage_limit is None else outage_limit,
-        }
+        values = self._running_again(outage_limit)
+        values["n_trials"] = s.n_trials + (0 if kind == "epochs" else len(points))
         if spec is not None:
             values["spec"] = _json(spec)
         with self._tx() as conn:
