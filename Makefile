@@ -11,7 +11,7 @@ PORT ?= 8501
 FAST := not ray and not browser and not postgres and not slurm and not slow
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 
-.PHONY: run test test-fast lint bench screenshots install install-test clean
+.PHONY: run down test test-fast lint bench screenshots install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-## run: the seed grid on every local core, with the dashboard at http://127.0.0.1:$(PORT)
+## run: the seed grid on every local core, on a warm runtime with the dashboard at http://127.0.0.1:$(PORT)
 run: install
 	SWEEPSCOPE_STORE=$(STORE) ./scripts/demo.sh $(SPEC) $(PORT)
+
+## down: stop the runtime `make run` started (Ray and the dashboard)
+down: install
+	$(BIN)/sweepscope down
 
 ## test: lint and the whole test suite
 test: install lint

@@ -19,6 +19,7 @@ from benchmarks._common import REPO, RESULTS, machine
 # (fragment, command): in the order RESULTS.md shows them.
 BENCHMARKS = [
     ("overhead", ["-m", "benchmarks.bench_overhead"]),
+    ("warm", ["-m", "benchmarks.bench_overhead", "--warm"]),
     ("scale", ["-m", "benchmarks.bench_scale"]),
     ("streaming", ["-m", "benchmarks.bench_streaming"]),
     ("ingest", ["-m", "benchmarks.bench_ingest"]),

@@ -1,5 +1,5 @@
 """The `sweepscope` command line: run, resume, extend, ls, status, export, stop, migrate,
-import, mcp, dashboard.
+import, mcp, dashboard, and up / down (the warm runtime, runner.driver.runtime).
 
 Exit status: 0 completed, 2 a mistake in the input (a bad spec, an unknown sweep, a store
 URL that holds no store: one paragraph naming the field, the value and the fix), 1 a
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -186,6 +187,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
             n=args.seeds,
             where=where,
             top=args.top,
+            margin=args.margin,
             allow_large=args.allow_large,
         )
     elif args.grid:
@@ -248,6 +250,11 @@ def _check_extend_flags(args: argparse.Namespace) -> None:
         raise SweepscopeError(
             "extend: --where goes with --seeds (which configurations get more seeds). Fix: "
             "use --top K to choose which trials --epochs continues"
+        )
+    if args.margin is not None and args.seeds is None:
+        raise SweepscopeError(
+            f"extend: --margin {args.margin:g} goes with --seeds N --where undecided (when a "
+            "configuration is tied with the best). Fix: drop --margin, or add those flags"
         )
     if args.top and args.grid:
         raise SweepscopeError(
@@ -666,6 +673,80 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return serve(store_url=url, host=args.host, port=args.port)
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from runner.driver import runtime
+
+    found, note = runtime.find()
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
+    if found is not None:
+        print(f"the runtime is already up since {_when(found.started_at)}: {_runtime_text(found)}")
+        print("`sweepscope down` stops it")
+        return 0
+    url = args.store or default_url()
+    if not args.no_dashboard:
+        from dashboard.login import check_login
+
+        runtime.check_dashboard_port(args.port)
+        check_login(url)  # a refused password is said here, not first on a page
+    started = time.monotonic()
+    up = runtime.start(num_cpus=args.num_cpus)
+    if not args.no_dashboard:
+        up = _start_dashboard(up, url, args.port)
+    print(f"runtime up in {time.monotonic() - started:.1f} s: {_runtime_text(up)}")
+    print("`sweepscope run` on this machine now uses it; `sweepscope down` stops it")
+    return 0
+
+
+def _start_dashboard(up: Any, url: str, port: int) -> Any:
+    """The dashboard beside the runtime, in a session of its own (the store's URL passed in
+    the environment, never on a command line others can list)."""
+    from dataclasses import replace
+
+    from runner.driver import runtime
+
+    log = (runtime.runtime_dir() / "dashboard.log").open("ab")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "dashboard", "--port", str(port)],
+        env={**os.environ, "SWEEPSCOPE_STORE": url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    up = replace(
+        up, dashboard_url=f"http://127.0.0.1:{port}", dashboard_pid=child.pid, store=mask_url(url)
+    )
+    runtime.record(up)  # `down` stops it even if it never answers
+    deadline = time.monotonic() + runtime.START_TIMEOUT
+    while not runtime.answers(port):
+        if child.poll() is not None or time.monotonic() > deadline:
+            raise InfrastructureError(
+                f"the dashboard did not start on port {port} (see "
+                f"{runtime.runtime_dir() / 'dashboard.log'}); Ray's runtime is up. Fix: read "
+                "that log, then `sweepscope down` and `sweepscope up` again."
+            )
+        time.sleep(0.2)
+    return up
+
+
+def _runtime_text(up: Any) -> str:
+    text = f"Ray at {up.address} (this machine only, token auth)"
+    if up.dashboard_url:
+        text += f", dashboard at {up.dashboard_url} (store {up.store})"
+    return text
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from runner.driver import runtime
+
+    gone = runtime.stop()
+    if gone is None:
+        print("no runtime is up")
+        return 0
+    print(f"runtime stopped: {_runtime_text(gone)}")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its options. Long on purpose: the command line in one place, read
@@ -695,7 +776,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a sweep from a YAML spec")
     run.add_argument("spec", help="sweep spec, e.g. experiments/sweeps/seed_grid.yaml")
     run.add_argument("--store", help=store_help)
-    run.add_argument("--address", help="Ray cluster address (default: start Ray on this machine)")
+    run.add_argument(
+        "--address",
+        help="Ray cluster address (default: the runtime of `sweepscope up` if it is up, else "
+        "a Ray of the sweep's own on this machine; `local`: always one of its own)",
+    )
     run.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
     run.add_argument("--name", help="sweep name (default: the spec's name)")
     run.add_argument(
@@ -714,7 +799,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue a stopped or interrupted sweep")
     resume.add_argument("sweep")
     resume.add_argument("--store", help=store_help)
-    resume.add_argument("--address", help="Ray cluster address (default: this machine)")
+    resume.add_argument(
+        "--address",
+        help="Ray cluster address (default: the runtime of `sweepscope up` if it is up, else "
+        "a Ray of its own on this machine)",
+    )
     resume.add_argument(
         "--spec",
         help="the sweep's spec file: refused if it changed since; also gives the webhook's "
@@ -801,6 +890,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to bind (default 127.0.0.1; others need SWEEPSCOPE_TOKEN to stop trials)",
     )
     dash.set_defaults(func=cmd_dashboard)
+    up = sub.add_parser(
+        "up",
+        help="start a runtime that stays: Ray on this machine and the dashboard; later runs "
+        "here use it and start faster",
+    )
+    up.add_argument("--store", help=f"the dashboard's {store_help}")
+    up.add_argument("--port", type=_positive_int, default=8501, help="dashboard port (8501)")
+    up.add_argument("--no-dashboard", action="store_true", help="Ray only")
+    up.add_argument("--num-cpus", type=_positive_int, help="CPUs for trials (default: all)")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop the runtime `sweepscope up` started")
+    down.set_defaults(func=cmd_down)
     from runner.importer import register as register_import
     from runner.mcp_server import register as register_mcp
 
@@ -837,8 +938,9 @@ def _add_extend(sub: Any, store_help: str, shared: dict[str, dict[str, Any]]) ->
     which.add_argument(
         "--where",
         choices=["undecided", "all"],
-        help="with --seeds: 'undecided' = the best configuration and those not told apart "
-        "from it (significance-gated replication); 'all' (the default) = every one",
+        help="with --seeds: 'undecided' = the best configuration and those that could still "
+        "beat it by more than --margin (significance-gated replication; a sweep where each is "
+        "worse or tied within the margin gets none); 'all' (the default) = every one",
     )
     which.add_argument("--all", action="store_true", help="with --seeds: every configuration")
     which.add_argument(
@@ -848,8 +950,20 @@ def _add_extend(sub: Any, store_help: str, shared: dict[str, dict[str, Any]]) ->
         help="only the K best configurations (--seeds), or trials (--epochs; with seeds: "
         "every seed of the K best configurations)",
     )
+    extend.add_argument(
+        "--margin",
+        type=float,
+        metavar="DELTA",
+        help="with --where undecided: the largest difference in the metric not worth telling "
+        "apart; a configuration that cannot beat the best by more than it (95%% confidence) "
+        "needs no more seeds (default: 0.75 x the typical seed sd; 0: tell every one apart)",
+    )
     extend.add_argument("--store", help=store_help)
-    extend.add_argument("--address", help="Ray cluster address (default: this machine)")
+    extend.add_argument(
+        "--address",
+        help="Ray cluster address (default: the runtime of `sweepscope up` if it is up, else "
+        "a Ray of its own on this machine)",
+    )
     extend.add_argument("--max-concurrent", type=_positive_int, help="most trials at once")
     extend.add_argument(
         "--allow-large", action="store_true", help="allow the sweep beyond the trial limit"

@@ -12,9 +12,13 @@ checkpoint.
 Which configurations get more seeds (`--seeds N`):
 - `all`: every configuration;
 - `top K`: the K best by their mean final over seeds;
-- `undecided`: the best configuration and every configuration its comparison with the best
-  leaves undecided (runner.verdicts.best_configuration's `tied_with`): significance-gated
-  replication. A sweep whose best is already told apart gets nothing, and says so.
+- `undecided`: the best configuration and every one that could still beat it by more than
+  a margin (runner.verdicts.choose_best): significance-gated replication. A configuration
+  stops needing seeds once it is decided either way: worse than the best beyond seed
+  noise, or unable to beat it by more than the margin (tied within it; `margin`, by
+  default 0.75 x the typical seed sd). A sweep where none is left undecided gets
+  nothing, and says so: its best by mean is the pick, any tied with it as good within the
+  margin.
 Each chosen configuration gets the next N seeds after its own largest.
 
 Which trials get more epochs (`--epochs N`): every completed trial, or with `--top K` the K
@@ -94,6 +98,7 @@ def seeds_plan(
     n: int,
     where: str = "all",
     top: int | None = None,
+    margin: float | None = None,
     allow_large: bool = False,
 ) -> Plan:
     """`n` more seeds for the configurations `where` chooses (`top`: how many for "top").
@@ -105,10 +110,13 @@ def seeds_plan(
         n: seeds to add per chosen configuration (1 or more).
         where: "all", "top" or "undecided" (see the module's docstring).
         top: for "top", how many configurations (1 or more).
+        margin: for "undecided", the largest difference in the metric not worth telling
+            apart (0 or more); None for the default (see the module's docstring).
         allow_large: allow more than MAX_TRIALS trials in the sweep.
 
     Raises:
-        SweepscopeError: the sweep has no seeds, `where`/`top` are bad, or too many trials.
+        SweepscopeError: the sweep has no seeds, `where`/`top`/`margin` are bad, or too
+            many trials.
     """
     spec = parse_spec(sweep["spec"], source=f"sweep {sweep['id']} in the store")
     key = spec.seed_key
@@ -122,11 +130,12 @@ def seeds_plan(
         raise SweepscopeError(f"--where {where!r}: not one of {', '.join(WHERE)}")
     if where == "top" and (top is None or top < 1):
         raise SweepscopeError(f"--top {top!r}: give how many configurations, e.g. --top 3")
+    _check_margin(margin, where)
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for t in trials:
         groups.setdefault(config_key(t["config"], key), []).append(t)
     finals = finals_by_configuration(trials, final_values(points), key)
-    chosen, note = _choose(groups, finals, str(sweep["mode"]), where, top)
+    chosen, note = _choose(groups, finals, str(sweep["mode"]), where, top, margin)
     keys = _point_keys(spec)
     planned: list[dict[str, Any]] = []
     for config in chosen:
@@ -136,7 +145,7 @@ def seeds_plan(
         planned.extend({**base, key: seed} for seed in range(first, first + n))
     _check_size(len(trials), len(planned), allow_large)
     which = {"all": "every configuration", "top": f"the top {top} configurations"}.get(
-        where, "the configurations not told apart from the best"
+        where, "the best configuration and those that could still beat it by more than the margin"
     )
     detail = f"{n} more seed(s) for {which} ({len(chosen)}): {len(planned)} trials"
     return Plan("seeds", planned, detail, spec, note)
@@ -148,6 +157,7 @@ def _choose(
     mode: str,
     where: str,
     top: int | None,
+    margin: float | None = None,
 ) -> tuple[list[str], str | None]:
     """The configuration keys to give more seeds, best first, and a note when none."""
     if where == "all":
@@ -164,23 +174,44 @@ def _choose(
         )
     if where == "top":
         return ranked[: top or 0], None
-    contenders, best = undecided({c: finals[c] for c in ranked}, mode)
+    contenders, choice = undecided({c: finals[c] for c in ranked}, mode, margin=margin)
     if not contenders:
-        return [], f"decided: {best.message}; no configuration needs more seeds"
+        return [], f"decided: {choice.message}; no configuration needs more seeds"
     return contenders, None
 
 
 def undecided(
-    finals: Mapping[str, Sequence[float]], mode: str, n_resamples: int = 4000
-) -> tuple[list[str], verdicts.Best]:
+    finals: Mapping[str, Sequence[float]], mode: str, *, margin: float | None = None
+) -> tuple[list[str], verdicts.Choice]:
     """What `--where undecided` gives more seeds: the best configuration by its mean and
-    every one its comparison with the best leaves undecided; none once the best is told
-    apart from the rest (or is the only one). Also the verdict behind it.
+    every one that could still beat it by more than `margin` (runner.verdicts.choose_best);
+    none once each is worse beyond seed noise or tied with it within the margin (or the
+    best is the only one). Also the verdict behind it.
     benchmarks/bench_decisions replays this rule against a ground truth."""
-    best = verdicts.best_configuration(finals, mode, n_resamples=n_resamples)
-    if best.distinguishable is not False:
-        return [], best
-    return [str(best.config), *(str(c) for c in best.tied_with)], best
+    choice = verdicts.choose_best(finals, mode, margin=margin)
+    if choice.decided:
+        return [], choice
+    return [str(choice.config), *(str(c) for c in choice.undecided)], choice
+
+
+def _check_margin(margin: float | None, where: str) -> None:
+    if margin is None:
+        return
+    if where != "undecided":
+        raise SweepscopeError(
+            f"--margin {margin!r}: a margin decides which configurations are tied with the "
+            "best, so it goes with --where undecided. Fix: add --where undecided, or drop "
+            "--margin."
+        )
+    if isinstance(margin, bool) or not (
+        isinstance(margin, int | float) and math.isfinite(margin) and margin >= 0
+    ):
+        raise SweepscopeError(
+            f"--margin {margin!r}: not a number >= 0. Fix: give the largest difference in "
+            "the sweep's metric not worth telling apart (e.g. --margin 0.005 for accuracy), "
+            "--margin 0 to tell every configuration apart, or leave it out for "
+            f"{verdicts.MARGIN_SDS:g} x the typical seed sd."
+        )
 
 
 def parse_grid_values(items: Sequence[str]) -> dict[str, list[Any]]:

@@ -3,7 +3,7 @@ with several seeds.
 
 A configuration is one setting of the hyperparameters without the seed; running it with N
 seeds shows how much its final metric moves by chance alone. This module turns those
-finals into four answers that the CLI, the dashboard and the benchmarks share:
+finals into five answers that the CLI, the dashboard and the benchmarks share:
 
 - `noise_floor`: how far two runs of the same configuration land apart by seed alone. A
   difference between two single runs smaller than the floor says nothing.
@@ -16,6 +16,10 @@ finals into four answers that the CLI, the dashboard and the benchmarks share:
   whole interval lies on one side of zero.
 - `best_configuration`: the configuration with the best mean over seeds, and the others
   it cannot be told apart from, instead of crowning whichever got the luckiest seed.
+- `choose_best`: whether the best by mean is settled as the one to pick: every other
+  configuration is either worse beyond seed noise or cannot beat it by more than a margin
+  (a difference not worth telling apart). The ones left are what more seeds should go to
+  (`sweepscope extend --where undecided`).
 
 Diverged runs: a NaN or infinite final (a trial whose loss blew up) is not a number to
 average, so it is left out and counted (`dropped...` fields), never silently: a side that
@@ -29,24 +33,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import stdtrit
+from scipy.special import chdtri, stdtrit
 
 __all__ = [
     "MIN_SEEDS",
     "MORE_SEEDS",
+    "MARGIN_SDS",
     "Best",
     "Bounds",
+    "Choice",
     "Comparison",
     "Decision",
     "NoiseFloor",
     "Spread",
     "Verdict",
     "best_configuration",
+    "choose_best",
     "compare",
     "decide",
     "mean_interval",
@@ -62,6 +69,8 @@ Config = TypeVar("Config", bound=Hashable)  # what names a configuration: a dict
 
 MORE_SEEDS = "run 2 or more seeds per configuration: seeds: 3 in the spec"
 MIN_SEEDS = 3  # per side, to judge one pair (or one configuration) by its seeds alone
+MARGIN_SDS = 0.75  # choose_best's default margin, in typical seed sds
+_PRIOR_DF = 4  # what the typical seed spread counts for in each configuration's own, in seeds
 _CHUNK = 1_000_000  # seed draws made at once: keeps memory near 25 MB whatever the size
 
 
@@ -158,6 +167,36 @@ class Best:
     tied_with: tuple[Hashable, ...]
     dropped: int
     message: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Whether the best configuration by mean is settled as the pick (see `choose_best`).
+
+    Every other configuration lands in one of three groups, best mean first: `worse`, told
+    apart from the best; `within`, that cannot beat the best by more than `margin`;
+    `undecided`, neither yet (more seeds settle it). `decided` when none is undecided.
+    `seed_sd` is the typical seed-to-seed sd over configurations (None when no
+    configuration has 2 finite finals: then nothing is decided), `margin` the one used,
+    `margin_given` whether it was passed rather than MARGIN_SDS x seed_sd.
+    """
+
+    config: Hashable
+    mean: float
+    n: int
+    margin: float | None
+    margin_given: bool
+    seed_sd: float | None
+    worse: tuple[Hashable, ...]
+    within: tuple[Hashable, ...]
+    undecided: tuple[Hashable, ...]
+    confidence: float
+    dropped: int
+    message: str
+
+    @property
+    def decided(self) -> bool:
+        return not self.undecided
 
 
 def noise_floor(finals: Mapping[Config, Seeds], *, confidence: float = 0.95) -> NoiseFloor:
@@ -401,19 +440,7 @@ def best_configuration(
     _check_mode(mode)
     _check_confidence(confidence)
     _check_resamples(n_resamples)
-    cleaned: dict[Hashable, NDArray[np.float64]] = {}
-    dropped = 0
-    for config, values in finals.items():
-        data, lost = _finite(values, f"finals[{config!r}]")
-        dropped += lost
-        if len(data):
-            cleaned[config] = data
-    if not cleaned:
-        raise ValueError(
-            "finals has no configuration with a finite final"
-            + (" (all runs diverged)" if dropped else "")
-            + ". Fix: pass final values by configuration, e.g. {config: [seed0, seed1]}."
-        )
+    cleaned, dropped = _clean_finals(finals)
     sign = 1.0 if mode == "max" else -1.0
     ranked = sorted(cleaned, key=lambda c: -sign * float(cleaned[c].mean()))
     best = ranked[0]
@@ -451,6 +478,144 @@ def best_configuration(
         dropped,
         message,
     )
+
+
+def choose_best(
+    finals: Mapping[Config, Seeds],
+    mode: str,
+    *,
+    margin: float | None = None,
+    confidence: float = 0.95,
+) -> Choice:
+    """Is the configuration with the best mean settled as the one to pick?
+
+    Each other configuration is compared with the best by the difference of their means:
+    `worse` when the two-sided `confidence` interval of that difference excludes 0 (as
+    `verdict` says), `within` when the one-sided `confidence` bound says it beats the
+    best by at most `margin`, else `undecided`. Once none is undecided, picking the best
+    loses at most `margin` against any other: the rest are tied with it within the
+    margin, or worse. Proving "no difference beyond the margin" this one-sided way is
+    what lets truly tied configurations stop needing seeds; `margin=0` asks to tell
+    every one apart.
+
+    Seed noise: few seeds measure a configuration's spread badly (two give it one degree
+    of freedom), so each one's variance is its own pooled with the typical one over the
+    sweep's configurations (the median, robust to a few diverging ones), the typical one
+    counting as 4 seeds; a configuration with many seeds is judged by its own spread.
+    The intervals are Welch's t on those variances.
+
+    Args:
+        finals: final metric values by configuration, one per seed.
+        mode: "min" when lower is better, "max" when higher is.
+        margin: the largest difference in the metric not worth telling apart, 0 or more;
+            None for MARGIN_SDS x the typical seed sd.
+        confidence: the intervals' coverage, in (0, 1).
+
+    Returns:
+        A Choice; every other configuration is undecided while no configuration has 2
+        finite finals (seed noise unknown).
+
+    Raises:
+        ValueError: bad mode, confidence or margin, `finals` empty, or no configuration
+            with a finite final.
+    """
+    _check_mode(mode)
+    _check_confidence(confidence)
+    _check_margin(margin)
+    cleaned, dropped = _clean_finals(finals)
+    sign = 1.0 if mode == "max" else -1.0
+    ranked = sorted(cleaned, key=lambda c: -sign * float(cleaned[c].mean()))
+    best = ranked[0]
+    typical = _typical_variance(list(cleaned.values()))
+    seed_sd = None if typical is None else math.sqrt(typical)
+    used = margin if margin is not None else None if seed_sd is None else MARGIN_SDS * seed_sd
+    groups: dict[str, list[Hashable]] = {"worse": [], "within": [], "undecided": []}
+    for other in ranked[1:]:
+        said = "undecided"
+        if typical is not None and used is not None:
+            said = _against_best(cleaned[best], cleaned[other], sign, typical, used, confidence)
+        groups[said].append(other)
+    choice = Choice(
+        best,
+        float(cleaned[best].mean()),
+        len(cleaned[best]),
+        used,
+        margin is not None,
+        seed_sd,
+        tuple(groups["worse"]),
+        tuple(groups["within"]),
+        tuple(groups["undecided"]),
+        confidence,
+        dropped,
+        "",
+    )
+    return replace(choice, message=_choice_message(choice))
+
+
+def _against_best(
+    best: NDArray[np.float64],
+    other: NDArray[np.float64],
+    sign: float,
+    typical: float,
+    margin: float,
+    confidence: float,
+) -> str:
+    """ "worse", "within" or "undecided" for `other` against `best` (see choose_best)."""
+    gap = sign * float(best.mean() - other.mean())  # >= 0: how far other is behind
+    (var_b, df_b), (var_o, df_o) = _moderated(best, typical), _moderated(other, typical)
+    share_b, share_o = var_b / len(best), var_o / len(other)
+    se = math.sqrt(share_b + share_o)
+    if se == 0.0:
+        return "worse" if gap > 0 else "within"
+    df = (share_b + share_o) ** 2 / (share_b**2 / df_b + share_o**2 / df_o)
+    alpha = 1 - confidence
+    if gap + _t_quantile(df, alpha / 2) * se > 0:  # the t quantile is negative
+        return "worse"
+    if gap + _t_quantile(df, alpha) * se >= -margin:
+        return "within"
+    return "undecided"
+
+
+def _moderated(values: NDArray[np.float64], typical: float) -> tuple[float, float]:
+    """A configuration's seed variance pooled with the typical one (worth _PRIOR_DF
+    seeds), and its degrees of freedom."""
+    own_df = len(values) - 1
+    own = float(values.var(ddof=1)) if own_df else 0.0
+    return (_PRIOR_DF * typical + own_df * own) / (_PRIOR_DF + own_df), _PRIOR_DF + own_df
+
+
+def _typical_variance(groups: Sequence[NDArray[np.float64]]) -> float | None:
+    """The median over configurations with 2 or more seeds of their seed variance, each
+    scaled to be median-unbiased (a variance over d degrees of freedom has the median
+    sigma^2 x chi2_d median / d); None when no configuration has 2 seeds."""
+    scaled = [
+        float(g.var(ddof=1)) * (len(g) - 1) / float(chdtri(len(g) - 1, 0.5))
+        for g in groups
+        if len(g) >= 2
+    ]
+    return float(np.median(scaled)) if scaled else None
+
+
+def _choice_message(choice: Choice) -> str:
+    best = f"{choice.config!r} has the best mean"
+    others = len(choice.worse) + len(choice.within) + len(choice.undecided)
+    if others == 0:
+        return f"{choice.config!r} is the only configuration with a finite final"
+    if choice.seed_sd is None or choice.margin is None:
+        return (
+            f"{best}; seed noise unknown: no configuration has 2 finite finals, so none "
+            f"can be told apart. Fix: {MORE_SEEDS}"
+        )
+    how = "" if choice.margin_given else f" ({MARGIN_SDS:g} x the typical seed sd)"
+    margin = f"the margin {choice.margin:.3g}{how} at {choice.confidence:.0%} confidence"
+    if choice.decided:
+        return (
+            f"{best}, and no other beats it by more than {margin}: {len(choice.within)} "
+            f"tied with it within the margin, {len(choice.worse)} worse beyond seed noise"
+        )
+    names = ", ".join(repr(c) for c in choice.undecided[:5])
+    names += " ..." if len(choice.undecided) > 5 else ""
+    return f"{best}, but {len(choice.undecided)} could still beat it by more than {margin}: {names}"
 
 
 def mean_interval(
@@ -545,6 +710,27 @@ def _pad(groups: list[NDArray[np.float64]]) -> tuple[NDArray[np.float64], NDArra
     return out, counts
 
 
+def _clean_finals(
+    finals: Mapping[Config, Seeds],
+) -> tuple[dict[Hashable, NDArray[np.float64]], int]:
+    """Each configuration's finite finals (those with none left out), and how many
+    non-finite ones were dropped; raises when no configuration has a finite final."""
+    cleaned: dict[Hashable, NDArray[np.float64]] = {}
+    dropped = 0
+    for config, values in finals.items():
+        data, lost = _finite(values, f"finals[{config!r}]")
+        dropped += lost
+        if len(data):
+            cleaned[config] = data
+    if not cleaned:
+        raise ValueError(
+            "finals has no configuration with a finite final"
+            + (" (all runs diverged)" if dropped else "")
+            + ". Fix: pass final values by configuration, e.g. {config: [seed0, seed1]}."
+        )
+    return cleaned, dropped
+
+
 def _finite(values: Seeds, name: str) -> tuple[NDArray[np.float64], int]:
     """`values` as a float array without its NaN/inf entries, and how many were left out."""
     try:
@@ -589,6 +775,19 @@ def _check_confidence(confidence: float) -> None:
         isinstance(confidence, int | float) and 0.0 < confidence < 1.0
     ):
         raise ValueError(f"confidence {confidence!r} is outside (0, 1). Fix: use e.g. 0.95.")
+
+
+def _check_margin(margin: float | None) -> None:
+    if margin is None:
+        return
+    if isinstance(margin, bool) or not (
+        isinstance(margin, int | float) and math.isfinite(margin) and margin >= 0
+    ):
+        raise ValueError(
+            f"margin {margin!r} is not a number >= 0. Fix: give the largest difference in "
+            "the metric not worth telling apart (e.g. 0.005 for accuracy), 0 to tell every "
+            f"configuration apart, or None for {MARGIN_SDS:g} x the typical seed sd."
+        )
 
 
 def _check_resamples(n_resamples: int) -> None:

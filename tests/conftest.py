@@ -12,11 +12,15 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 # Ray reads this at import: bind its services to 127.0.0.1 in every test.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# A warm runtime the developer left up (`sweepscope up`) is never joined by a test's sweep:
+# the tests look for one in a folder of their own (tests/test_runtime.py starts its own).
+os.environ["SWEEPSCOPE_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="sweepscope-test-runtime-")
 
 import pytest
 

@@ -93,6 +93,41 @@ def test_a_decided_sweep_gets_no_seeds_and_says_why(store: Store) -> None:
     assert plan.points == [] and plan.note is not None and plan.note.startswith("decided:")
 
 
+def test_the_plan_says_which_configurations_the_margin_leaves(store: Store) -> None:
+    _sweep(store, BASE, FINALS)
+    plan = _plan(store, n=1, where="undecided")
+    assert plan.detail == (
+        "1 more seed(s) for the best configuration and those that could still beat it by "
+        "more than the margin (2): 2 trials"
+    )
+
+
+def test_a_wide_margin_ties_the_close_ones_and_decides_the_sweep(store: Store) -> None:
+    _sweep(store, BASE, FINALS)
+    plan = _plan(store, n=2, where="undecided", margin=0.5)
+    assert plan.points == [] and plan.note is not None
+    assert plan.note.startswith("decided: '")
+    assert "margin 0.5 at 95% confidence: 1 tied with it within the margin, 2 worse" in plan.note
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"margin": -0.01}, r"--margin -0.01: not a number >= 0\. Fix: .*--margin 0.005"),
+        ({"margin": float("nan")}, r"--margin nan: not a number >= 0"),
+        ({"margin": float("inf")}, r"--margin inf: not a number >= 0"),
+        ({"margin": 0.01, "where": "all"}, r"--margin 0.01: .*goes with --where undecided"),
+        ({"margin": 0.01, "where": "top", "top": 2}, r"Fix: add --where undecided"),
+    ],
+)
+def test_a_bad_margin_is_refused_with_the_fix(
+    store: Store, kwargs: dict[str, Any], match: str
+) -> None:
+    _sweep(store, BASE, FINALS)
+    with pytest.raises(SweepscopeError, match=match):
+        _plan(store, n=1, **({"where": "undecided"} | kwargs))
+
+
 def test_seeds_refused_for_a_sweep_run_without_seeds(store: Store) -> None:
     body = {k: v for k, v in BASE.items() if k != "seeds"}
     _sweep(store, body, {k: v[:1] for k, v in FINALS.items()})

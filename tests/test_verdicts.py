@@ -16,8 +16,10 @@ import pytest
 from scipy import stats
 
 from runner.verdicts import (
+    MARGIN_SDS,
     MIN_SEEDS,
     best_configuration,
+    choose_best,
     compare,
     decide,
     noise_floor,
@@ -28,6 +30,7 @@ from runner.verdicts import (
 Pairs = list[tuple[np.ndarray, np.ndarray]]
 untyped_compare: Any = compare  # the refusals pass wrong types on purpose
 untyped_noise_floor: Any = noise_floor
+untyped_choose_best: Any = choose_best
 
 
 def _sweep(
@@ -270,10 +273,84 @@ def test_best_configuration_with_one_seed_or_one_configuration() -> None:
     assert alone.runner_up is None and alone.distinguishable is None
 
 
+def _gated(rng: np.random.Generator, means: list[float], cap: int = 10) -> tuple[Any, float]:
+    """`extend --seeds 1 --where undecided` replayed on normal seeds (sd 1): two each, then
+    one more for the best and each undecided one, until decided or the best has `cap`.
+    The last Choice, and the seeds run per configuration."""
+    finals: dict[Any, list[float]] = {i: list(rng.normal(m, 1.0, 2)) for i, m in enumerate(means)}
+    while True:
+        choice = choose_best(finals, "max")
+        if choice.decided or len(finals[choice.config]) >= cap:
+            return choice, sum(len(v) for v in finals.values()) / len(means)
+        for config in (choice.config, *choice.undecided):
+            finals[config].append(float(rng.normal(means[int(str(config))], 1.0)))
+
+
+def test_truly_equal_configurations_end_tied_within_the_margin() -> None:
+    rng = np.random.default_rng(0)
+    runs = [_gated(rng, [0.0] * 8) for _ in range(100)]
+    assert np.mean([choice.decided for choice, _ in runs]) >= 0.9
+    assert np.mean([seeds for _, seeds in runs]) <= 5.0  # the old gate never stopped
+    assert any(choice.within for choice, _ in runs)
+
+
+def test_a_truly_better_configuration_is_told_apart_and_picked() -> None:
+    rng = np.random.default_rng(1)
+    runs = [_gated(rng, [3.0] + [0.0] * 7) for _ in range(100)]
+    assert all(choice.decided and choice.config == 0 for choice, _ in runs)
+    assert np.mean([seeds for _, seeds in runs]) <= 3.0
+
+
+def test_choose_best_known_answers() -> None:
+    finals = {"a": [1.0, 1.1, 0.9], "b": [0.2, 0.25, 0.15], "c": [0.6, 0.62, 0.58]}
+    clear = choose_best(finals, "min")
+    assert (clear.config, clear.worse, clear.within, clear.decided) == ("b", ("c", "a"), (), True)
+    assert not clear.margin_given and clear.seed_sd is not None
+    assert clear.margin == pytest.approx(MARGIN_SDS * clear.seed_sd)
+    assert "no other beats it by more than the margin" in clear.message
+    assert choose_best(finals, "max").config == "a"
+    # b's mean is a hair above a's; c is far behind both.
+    close = {"a": [0.50, 0.60, 0.40, 0.55], "b": [0.52, 0.62, 0.42, 0.50], "c": [0.0] * 4}
+    loose = choose_best(close, "max", margin=10.0)
+    assert (loose.config, loose.within, loose.worse, loose.decided) == ("b", ("a",), ("c",), True)
+    assert (
+        loose.margin_given
+        and "margin 10 at 95% confidence: 1 tied with it within the margin, 1 worse"
+        in loose.message
+    )
+    tight = choose_best(close, "max", margin=0.0)  # a can never be shown not to beat b
+    assert (tight.undecided, tight.worse, tight.decided) == (("a",), ("c",), False)
+    assert "1 could still beat it by more than the margin 0 at 95% confidence" in tight.message
+    assert choose_best(close, "max").undecided == ("a",)  # 4 seeds: too few to tie them
+
+
+def test_choose_best_with_one_seed_diverged_runs_and_a_noisy_configuration() -> None:
+    single = choose_best({"a": [1.0], "b": [2.0]}, "max")
+    assert single.seed_sd is None and single.undecided == ("a",) and not single.decided
+    assert "seed noise unknown" in single.message and "Fix" in single.message
+    alone = choose_best({"a": [1.0, 2.0]}, "max")
+    assert alone.decided and "only configuration" in alone.message
+    finals = {i: [0.90 + 0.01 * i, 0.91 + 0.01 * i, 0.92 + 0.01 * i] for i in range(5)}
+    finals[9] = [0.1, 0.9, 0.5]  # diverging now and then: far wider than the rest
+    finals[10] = [math.nan] * 3
+    choice = choose_best(finals, "max")
+    assert choice.dropped == 3 and 10 not in (*choice.worse, *choice.within, *choice.undecided)
+    assert choice.seed_sd == pytest.approx(0.01, rel=0.5)  # the median: not widened by 9
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
         (lambda: verdict(_Interval(0, 1), "maximize"), "mode 'maximize'.*Fix: use 'min'"),
+        (
+            lambda: choose_best({"a": [1.0]}, "max", margin=-0.1),
+            r"margin -0.1 is not a number >= 0.*Fix",
+        ),
+        (lambda: choose_best({"a": [1.0]}, "max", margin=math.nan), "margin nan is not a number"),
+        (lambda: choose_best({"a": [1.0]}, "max", margin=math.inf), "margin inf is not a number"),
+        (lambda: choose_best({"a": [1.0]}, "max", margin=True), "margin True is not a number"),
+        (lambda: untyped_choose_best({"a": [1.0]}, "max", margin="0.1"), "margin '0.1' is not"),
+        (lambda: choose_best({"a": [1.0]}, "top"), "mode 'top'"),
         (lambda: decide([([1.0], [2.0])], "lowest"), "mode 'lowest'"),
         (lambda: best_configuration({"a": [1.0]}, "MIN"), "mode 'MIN'"),
         (lambda: compare([([1.0], [2.0])], confidence=95), r"confidence 95 is outside \(0, 1\)"),

@@ -1,5 +1,6 @@
 """What runs in the driver process, the one `sweepscope run` starts: launch and resume
-(runner.driver.launch), the Ray it runs on (ray_env), the drive itself (drive), the Tune
+(runner.driver.launch), the Ray it runs on (ray_env, and the warm runtime of `sweepscope
+up` it joins: runtime), the drive itself (drive), the Tune
 callbacks that turn results into store writes (callback), the writer that holds writes
 through store outages (writer), the stopper (stopper), checkpoints on resume (checkpoints),
 the progress line (progress), alerts (notify), interrupts and storage paths.

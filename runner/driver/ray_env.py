@@ -9,12 +9,17 @@ import contextlib
 import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from runner import _ray_private as ray_private
-from runner.errors import SweepscopeError
+from runner.errors import InfrastructureError, SweepscopeError
+
+if TYPE_CHECKING:
+    from runner.driver.runtime import Runtime
 
 __all__ = ["TUNE_ENV", "importing", "init_ray"]
 
@@ -34,7 +39,10 @@ def _is_local(address: str | None) -> bool:
 
 
 def init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
-    """Start or join Ray; returns True when this process started it (and must shut it down).
+    """Start or join Ray; returns True when this process started or joined it (and must
+    shut it down: for a joined Ray, disconnect). No `address` (and no $RAY_ADDRESS): the warm
+    runtime of `sweepscope up` when one is up, else a new Ray of this process's own;
+    "local": always a new one.
 
     ray.init mostly waits for the processes it starts: the modules named in `meanwhile`
     (Ray Tune's, say) are imported on a thread in that time.
@@ -45,6 +53,7 @@ def init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
     if _is_local(address):
         # Read by Ray at import: bind every Ray service to 127.0.0.1, not the LAN address.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    warm = _warm_runtime() if address is None else None  # its token is read at Ray's import
     import ray
 
     # Tune's result files are off (the store has the results): silence its complaint.
@@ -63,6 +72,9 @@ def init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
     )
     if ray.is_initialized():
         return False
+    if warm is not None:
+        _join_runtime(ray, warm, meanwhile)
+        return True
     if address in (None, "local"):
         with importing(*meanwhile):
             ray.init(
@@ -83,6 +95,37 @@ def init_ray(address: str | None, meanwhile: tuple[str, ...] = ()) -> bool:
             "or leave --address out to run on this machine."
         ) from None
     return True
+
+
+def _warm_runtime() -> Runtime | None:
+    """The warm runtime of `sweepscope up` if one is up, with this process set to join it
+    (a stale one is cleared by runtime.find, which says so)."""
+    from runner.driver import runtime
+
+    found, note = runtime.find()
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
+    if found is not None:
+        os.environ.update(runtime.client_env(found))
+    return found
+
+
+def _join_runtime(ray: Any, warm: Runtime, meanwhile: tuple[str, ...]) -> None:
+    try:
+        with importing(*meanwhile):
+            ray.init(
+                address=warm.address,
+                configure_logging=False,
+                log_to_driver=False,
+                **ray_private.bind_node_ip("127.0.0.1"),
+            )
+    except (ConnectionError, RuntimeError) as exc:
+        raise InfrastructureError(
+            f"cannot join the runtime of `sweepscope up` at {warm.address}: {exc}. Fix: "
+            "`sweepscope down`, then `sweepscope up` again; or run this sweep on a Ray of its "
+            "own with --address local."
+        ) from None
+    print(f"on the runtime at {warm.address} (`sweepscope down` stops it)", file=sys.stderr)
 
 
 @contextmanager
