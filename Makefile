@@ -36,7 +36,7 @@ down: install
 test: install lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
-## test-fast: the tests to run while working (see FAST above): about a minute
+## test-fast: the tests to run while working (see FAST above): under two minutes on 2 cores
 test-fast: install
 	$(BIN)/ruff check runner dashboard experiments tests benchmarks
 	$(BIN)/python -m pytest -q -m "$(FAST)" $(PYTEST_ARGS)

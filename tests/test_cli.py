@@ -13,7 +13,7 @@ import pytest
 from runner.cli import main
 from runner.errors import StoreError
 from runner.store import Store, open_store
-from tests.helpers.cli import SWEEPSCOPE, cli, write_spec
+from tests.helpers.cli import SWEEPSCOPE, cli, cli_here, write_spec
 from tests.helpers.paths import REPO
 from tests.helpers.waiting import wait_for
 
@@ -252,18 +252,21 @@ def test_bad_spec_exits_2_with_one_paragraph_and_writes_nothing(tmp_path: Path) 
     ],
 )
 def test_cli_errors_are_one_paragraph(tmp_path: Path, args: list[str], words: str) -> None:
+    """What each command says (in this process: the message, not the process, is tested
+    here; test_bad_spec_exits_2_with_one_paragraph_and_writes_nothing runs a real one)."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     open_store(url, create=True).close()
     if "--store" not in args:
         args = [*args, "--store", url]
-    done = cli(*args)
+    done = cli_here(*args)
     assert done.returncode == 2, done.stderr
     assert words in done.stderr and "Traceback" not in done.stderr
 
 
 def test_help_everywhere() -> None:
-    for command in (
-        [],
+    top = cli("--help")  # the installed command itself ...
+    assert top.returncode == 0 and "usage: sweepscope" in top.stdout
+    for command in (  # ... and every command's help, from its parser (in this process)
         ["run"],
         ["resume"],
         ["migrate"],
@@ -273,5 +276,5 @@ def test_help_everywhere() -> None:
         ["stop"],
         ["dashboard"],
     ):
-        done = cli(*command, "--help")
+        done = cli_here(*command, "--help")
         assert done.returncode == 0 and "usage: sweepscope" in done.stdout

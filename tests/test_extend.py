@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from runner.store import open_store
-from tests.helpers.cli import SWEEPSCOPE, cli, cli_env
+from tests.helpers.cli import SWEEPSCOPE, cli, cli_env, cli_here
 from tests.helpers.paths import REPO
 from tests.helpers.waiting import wait_for
 
@@ -186,6 +186,6 @@ def test_extend_refuses_what_cannot_work_before_touching_anything(
 ) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     open_store(url, create=True).close()
-    done = cli("extend", "nope", *args, "--store", url, cwd=REPO)
+    done = cli_here("extend", "nope", *args, "--store", url)  # what it says: no process needed
     assert done.returncode == 2 and words in done.stderr, done.stderr
     assert "Traceback" not in done.stderr

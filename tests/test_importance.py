@@ -3,6 +3,7 @@ answer is known, what it refuses, and the Hyperparameters page's empty and parti
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Any
@@ -34,6 +35,16 @@ def seed_grid_like() -> tuple[list[dict[str, Any]], dict[int, float]]:
         failed = c["lr"] == 0.1 and not c["batch_norm"]
         finals[t["id"]] = (0.15 if failed else 0.975) + float(rng.normal(0, 0.005))
     return trials, finals
+
+
+@functools.cache
+def seed_grid_importance(method: str) -> importance.Importance:
+    """The importance of the seed grid's hyperparameters by `method`, computed once for the
+    tests that read it (none changes it)."""
+    trials, finals = seed_grid_like()
+    return importance.importance(
+        trials, ["lr", "beta1", "batch_norm"], finals, "val_acc", method=method
+    )
 
 
 def test_design_matrix_encodes_and_drops() -> None:
@@ -86,10 +97,7 @@ def test_ranks_the_hyperparameter_that_decides(method: str) -> None:
 def test_seed_grid_shape_ranks_the_learning_rate_first(method: str) -> None:
     """lr and batch_norm interact (only lr=0.1 without BN fails); lr still explains more,
     since two of its three values are safe whatever BN does, and beta1 explains least."""
-    trials, finals = seed_grid_like()
-    found = importance.importance(
-        trials, ["lr", "beta1", "batch_norm"], finals, "val_acc", method=method
-    )
+    found = seed_grid_importance(method)
     assert found.table["parameter"].tolist() == ["lr", "batch_norm", "beta1"]
 
 
@@ -117,8 +125,7 @@ def test_refuses_what_it_cannot_explain() -> None:
 
 
 def test_figure_puts_the_most_important_on_top() -> None:
-    trials, finals = seed_grid_like()
-    found = importance.importance(trials, ["lr", "beta1", "batch_norm"], finals, "val_acc")
+    found = seed_grid_importance("permutation")  # the default method
     fig = importance.importance_figure(found)
     bar = fig.data[0]
     assert list(bar.y)[-1] == "lr"  # plotly draws the last category on top

@@ -20,6 +20,7 @@ from runner.errors import StoreError
 from runner.redact import mask_url
 from runner.store import Store, _migrate, migrate_store, open_store
 from runner.store import _schema as t
+from tests.helpers.cli import cli_here
 from tests.helpers.faults import hold_sqlite_lock
 from tests.helpers.paths import REPO
 from tests.helpers.stores import reset_postgres
@@ -300,22 +301,16 @@ def test_a_newer_store_is_refused_untouched(store_url: str) -> None:
 
 def test_cli_migrate_and_readers_say_what_to_run(store_url: str) -> None:
     _write_earlier_store(store_url, first=True)
-    listed = subprocess.run(
-        [*SWEEPSCOPE, "ls", "--store", store_url], capture_output=True, text=True, timeout=120
-    )
+    listed = cli_here("ls", "--store", store_url)
     assert listed.returncode == 2 and "Traceback" not in listed.stderr
     assert f"sweepscope migrate --store {mask_url(store_url)}" in listed.stderr
 
-    migrated = subprocess.run(
-        [*SWEEPSCOPE, "migrate", "--store", store_url], capture_output=True, text=True, timeout=120
-    )
+    migrated = cli_here("migrate", "--store", store_url)
     assert migrated.returncode == 0, migrated.stderr
     assert "upgraded the schema in place" in migrated.stdout
     assert f"schema version {t.SCHEMA_VERSION}" in migrated.stdout
 
-    listed = subprocess.run(
-        [*SWEEPSCOPE, "ls", "--store", store_url], capture_output=True, text=True, timeout=120
-    )
+    listed = cli_here("ls", "--store", store_url)
     assert listed.returncode == 0 and "old-sweep" in listed.stdout
 
 
@@ -442,14 +437,14 @@ def test_run_and_resume_refuse_an_older_store_and_name_the_migrate_command(
     spec.write_text(TINY)
     shown = sa.engine.make_url(store_url).render_as_string(hide_password=True)
     for args in (["run", str(spec)], ["resume", "old-sweep"]):
-        done = _cli(*args, "--store", store_url)
+        done = cli_here(*args, "--store", store_url)  # refused before any Ray starts
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
         assert "schema version 3" in done.stderr
         assert f"sweepscope migrate --store {shown}" in done.stderr
         assert str(secret) not in done.stderr + done.stdout
         assert _version(store_url) == 3 and _tables(store_url) == before
-    migrated = _cli("migrate", "--store", store_url)
+    migrated = cli_here("migrate", "--store", store_url)
     assert migrated.returncode == 0, migrated.stderr
     assert "version 3 -> 4" in migrated.stdout and _version(store_url) == t.SCHEMA_VERSION
     assert "version 4 -> 5" in migrated.stdout
@@ -469,7 +464,7 @@ def test_migrate_refuses_while_a_sweep_has_a_live_driver_unless_forced(
     _add_v3_sweep(store_url, "dead-here", driver=f"{here}:{dead.pid}", beat_age=0)
     _add_v3_sweep(store_url, "gone-elsewhere", driver="another-host.example:8", beat_age=3600)
 
-    refused = _cli("migrate", "--store", store_url)
+    refused = cli_here("migrate", "--store", store_url)
     assert refused.returncode == 2, refused.stderr
     assert "Traceback" not in refused.stderr
     assert "2 running sweep(s) with a live driver" in refused.stderr
@@ -479,13 +474,13 @@ def test_migrate_refuses_while_a_sweep_has_a_live_driver_unless_forced(
     assert _version(store_url) == 3
 
     if how == "force":
-        done = _cli("migrate", "--store", store_url, "--force")
+        done = cli_here("migrate", "--store", store_url, "--force")
     else:  # both live sweeps end: the dead and the stale ones do not hold the upgrade back
         engine = sa.create_engine(store_url)
         with engine.begin() as conn:
             conn.execute(sa.text("UPDATE sweeps SET status = 'completed' WHERE id LIKE 'live-%'"))
         engine.dispose()
-        done = _cli("migrate", "--store", store_url)
+        done = cli_here("migrate", "--store", store_url)
     assert done.returncode == 0, done.stderr
     assert "version 3 -> 4" in done.stdout and _version(store_url) == t.SCHEMA_VERSION
 

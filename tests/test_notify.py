@@ -79,7 +79,10 @@ class Hook:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/T0/secret-token"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Polled often, so that `close` (server.shutdown) returns at once, not after 0.5 s.
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         self._thread.start()
 
     def events(self) -> list[str]:

@@ -221,9 +221,11 @@ def test_a_sampler_that_cannot_start_leaves_the_trial_alone(
 def test_a_trainable_class_is_sampled() -> None:
     from tests.plain_trainables import Quadratic
 
-    trainable = class_entry(Quadratic, 1.0)(config={"lr": 0.1, "sleep": 0.2})
-    try:
-        results = [trainable.train() for _ in range(8)]
+    trainable = class_entry(Quadratic, 1.0)(config={"lr": 0.1, "sleep": 0.1})
+    results: list[dict[str, Any]] = []
+    try:  # steps until the first sample (after 1 s of the trial), at most 8 s of them
+        while not any(SYS_KEY in r for r in results) and len(results) < 80:
+            results.append(trainable.train())
     finally:
         trainable.stop()
     samples = [p for r in results for p in r.get(SYS_KEY, [])]

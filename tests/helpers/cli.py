@@ -1,10 +1,14 @@
-"""The `sweepscope` command as a user runs it: a real process, from the repository root.
+"""The `sweepscope` command as a user runs it: a real process, from the repository root
+(`cli`); or, where a test is about what the command checks and says rather than its
+process, `runner.cli.main` in the test's own process (`cli_here`: no interpreter to start).
 
 A test that runs `sweepscope run` or `resume` starts a Ray runtime: mark it `ray`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -13,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from runner.cli import main
 from tests.helpers.paths import REPO
 
-__all__ = ["SWEEPSCOPE", "cli", "cli_env", "write_spec"]
+__all__ = ["SWEEPSCOPE", "cli", "cli_env", "cli_here", "write_spec"]
 
 SWEEPSCOPE = str(Path(sys.executable).with_name("sweepscope"))
 
@@ -52,6 +57,19 @@ def cli(
         out, err = proc.communicate()
         pytest.fail(f"sweepscope {' '.join(args)} ran past {timeout} s:\n{out}\n{err}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def cli_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """`sweepscope ARGS` as `cli` runs it, but in this process: its exit status (argparse's
+    too, for --help and usage errors), stdout and stderr. Only for commands that end without
+    starting a sweep: one that starts would start Ray here."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: --help, or a usage error
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(["sweepscope", *args], code, out.getvalue(), err.getvalue())
 
 
 def write_spec(tmp_path: Path, body: str) -> Path:
