@@ -106,7 +106,9 @@ def start(*, num_cpus: int | None = None) -> Runtime:
     token.touch(mode=0o600)
     token.chmod(0o600)
     token.write_text(secrets.token_hex(32))
-    port = _free_port()
+    # Free ports for the services whose default ports are fixed (another Ray on this host,
+    # or a test's, would hold 10001 or 52365).
+    port, client_port, agent_port = _free_ports(3)
     from runner.driver.ray_env import TUNE_ENV
 
     env = {
@@ -126,6 +128,8 @@ def start(*, num_cpus: int | None = None) -> Runtime:
         "--block",
         "--node-ip-address=127.0.0.1",
         f"--port={port}",
+        f"--ray-client-server-port={client_port}",
+        f"--dashboard-agent-listen-port={agent_port}",
         "--include-dashboard=false",
         "--disable-usage-stats",
         *([f"--num-cpus={num_cpus}"] if num_cpus else []),
@@ -256,10 +260,16 @@ def answers(port: int) -> bool:
     return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """`n` distinct ports of 127.0.0.1 that nothing listens on now (held open together)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def check_dashboard_port(port: int) -> None:
