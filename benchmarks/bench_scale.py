@@ -4,7 +4,7 @@ per-write cost against the points already stored, and the dashboard's pages on a
 that size.
 
     python -m benchmarks.bench_scale [--sizes 18 96 384 2000] [--timeout S] [--points N]
-        [--page-sizes 1000 10000] [--page-repeats 3]
+        [--page-sizes 1000 10000] [--page-repeats 3] [--pages-only]
 
 1. For each size, one pair of fresh processes (which runs first alternates by size): a
    sweep of N trials of benchmarks.trainables:trivial (ten epochs of 10 ms asleep, ten
@@ -25,7 +25,11 @@ that size.
    under streamlit.testing's AppTest: the server's whole work for a page (its script, the
    store reads, the data and the figures), cold (every cache empty, as the first visitor
    after a start finds it) and warm (the page run again, as a rerun or a second visitor).
-   Target: at most PAGE_SECONDS each at 10,000 trials.
+   Target: at most PAGE_SECONDS each at 10,000 trials. The store reads a cold large
+   page makes are timed apart too (`read_costs`), against reading every point.
+
+With --pages-only, only part 3 runs, and it rewrites only the dashboard's section of
+benchmarks/results/scale.md (the runs' and the driver's figures stay as they were).
 """
 
 from __future__ import annotations
@@ -45,7 +49,14 @@ from typing import Any
 
 import yaml
 
-from benchmarks._common import REPO, SWEEPSCOPE, markdown_table, stamp, write_fragment
+from benchmarks._common import (
+    REPO,
+    RESULTS,
+    SWEEPSCOPE,
+    markdown_table,
+    stamp,
+    write_fragment,
+)
 
 SIZES = [18, 96, 384, 2000]
 PAGE_SIZES = [1000, 10000]
@@ -263,10 +274,44 @@ def build_sweep(store: Any, n: int) -> str:
     return sweep_id
 
 
+def read_costs(url: str, sweep_id: str) -> dict[str, float]:
+    """Seconds of the store reads a cold page makes on a large sweep, each on fresh
+    SweepPoints: the trials, the sweep's metric of every trial, every metric of the live
+    page's drawn trials (its band sample, the best ones), and for comparison every point."""
+    from dashboard import live
+    from dashboard.data import SweepPoints
+    from runner.store import open_store
+
+    found = {}
+    with open_store(url) as store:
+        sweep = store.sweep(sweep_id, best=False)
+        assert sweep is not None
+        t0 = time.perf_counter()
+        trials = store.trials(sweep_id)
+        found["trials"] = time.perf_counter() - t0
+        metric = SweepPoints(sweep_id, only_metrics=(str(sweep["metric"]),))
+        t0 = time.perf_counter()
+        metric.refresh(store)
+        found["metric"] = time.perf_counter() - t0
+        frame = live.refresh(store, metric, sweep)
+        drawing = SweepPoints(sweep_id, only_included=True)
+        ids, _ = live.drawn_trials(frame, [int(t["id"]) for t in trials])
+        drawing.include(ids)
+        t0 = time.perf_counter()
+        drawing.refresh(store)
+        found["drawn"] = time.perf_counter() - t0
+        found["n_drawn"] = len(ids)
+        every = SweepPoints(sweep_id)
+        t0 = time.perf_counter()
+        every.refresh(store)
+        found["every"] = time.perf_counter() - t0
+    return found
+
+
 def page_times(n: int, repeats: int) -> dict[str, dict[str, float]]:
     """Each page's server-side seconds on a store built by `build_sweep(n)`: cold (every
     cache empty) and warm (run again), medians of `repeats`; and what the live page sends
-    to the browser (its figures' bytes)."""
+    to the browser (its figures' bytes). Under the key "reads", `read_costs`."""
     from streamlit.testing.v1 import AppTest
 
     from runner.store import open_store
@@ -279,6 +324,8 @@ def page_times(n: int, repeats: int) -> dict[str, dict[str, float]]:
         with open_store(url, create=True) as store:
             build_sweep(store, n)
         print(f"{n:,} trials: store built in {time.perf_counter() - started:.1f} s", flush=True)
+        found["reads"] = read_costs(url, f"scale_{n}")
+        print(f"{n:,} trials, reads: {found['reads']}", flush=True)
         before = os.environ.get("SWEEPSCOPE_STORE")
         os.environ["SWEEPSCOPE_STORE"] = url
         try:
@@ -326,7 +373,18 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000, help="for the driver's costs")
     parser.add_argument("--page-sizes", type=int, nargs="*", default=PAGE_SIZES)
     parser.add_argument("--page-repeats", type=int, default=3)
+    parser.add_argument(
+        "--pages-only", action="store_true", help="only the dashboard's pages (part 3)"
+    )
     args = parser.parse_args()
+    if args.pages_only:
+        command = (
+            f"python -m benchmarks.bench_scale --pages-only --page-sizes "
+            f"{' '.join(map(str, args.page_sizes))} --page-repeats {args.page_repeats}"
+        )
+        pages = {n: page_times(n, args.page_repeats) for n in args.page_sizes}
+        write_pages(pages, command)
+        return
     cores = len(os.sched_getaffinity(0))
     command = (
         f"python -m benchmarks.bench_scale --sizes {' '.join(map(str, args.sizes))} "
@@ -490,8 +548,31 @@ report, {growth_point:.2f}x per point: {flat}
     )
 
 
+PAGE_HEADING = "### The dashboard on a sweep of that size"
+PAGE_END = "\n\nsweepscope alone,"  # the hand-written run that follows the section
+
+
+def write_pages(pages: dict[int, dict[str, dict[str, float]]], command: str) -> None:
+    """Rewrite only the dashboard's section of scale.md (from its heading up to the
+    paragraph after it), stamped with this command."""
+    path = RESULTS / "scale.md"
+    text = path.read_text()
+    start = text.index(PAGE_HEADING)
+    end = text.index(PAGE_END, start) if PAGE_END in text[start:] else len(text)
+    section = page_section(pages)
+    section += (
+        f"\n\nThis section: `{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    )
+    path.write_text(text[:start] + section + text[end:])
+    print(section)
+    print(f"written to {path.relative_to(REPO)}")
+
+
 def page_section(pages: dict[int, dict[str, dict[str, float]]]) -> str:
-    """The dashboard's pages on the built sweeps, and the verdict at the largest."""
+    """The dashboard's pages on the built sweeps, the verdict at the largest, and where
+    the largest's cold reads go."""
+    from dashboard import live
+
     if not pages:
         return "(the dashboard's pages: measured after the runs)"
     rows = [
@@ -505,9 +586,10 @@ def page_section(pages: dict[int, dict[str, dict[str, float]]]) -> str:
         ]
         for n, found in pages.items()
         for page, t in found.items()
+        if page in PAGES
     ]
     largest = max(pages)
-    over = [PAGES[p] for p, t in pages[largest].items() if t["cold"] > PAGE_SECONDS]
+    over = [PAGES[p] for p, t in pages[largest].items() if p in PAGES and t["cold"] > PAGE_SECONDS]
     verdict = f"**over** on {', '.join(over)}" if over else "met by every page (cold and warm)"
     table = markdown_table(
         ["trials", "points", "page", "cold", "warm", "figures sent"], rows, "rrlrrr"
@@ -520,16 +602,34 @@ Streamlit's AppTest: the server's whole work for the page (its script, the store
 tables and figures). Cold: every cache empty, the first visitor after a start (the modules
 already imported, as `dashboard.warm` does before the server listens); warm: the page run
 again (a rerun, or a second visitor: the points are held once per server). Medians of the
-repeats; figures sent: the live page's panels as JSON. Over 1,000 trials the live page draws
-no curve per trial: each colour group is its median and interquartile band over all of its
-trials, and the 50 best trials by the sweep's metric (with the best and any highlighted one)
-are curves on top (`dashboard.live.MANY_TRIALS`, `TOP_CURVES`); the Hyperparameters page
-computes a large sweep's importance on a background thread, from a random 2,000 of its
-finished trials, and draws the rest of the page meanwhile.
+repeats; figures sent: the live page's panels as JSON. Over {live.MANY_TRIALS:,} trials the live
+page draws no curve per trial: each colour group is its median and interquartile band over a
+fixed random {live.BAND_SAMPLE:,} of the trials (the caption and legend say so), and the
+{live.TOP_CURVES} best trials by the sweep's metric (with the best and any highlighted one) are
+curves on top (`dashboard.live.MANY_TRIALS`, `BAND_SAMPLE`, `TOP_CURVES`); it reads every
+metric of only those trials, and the sweep's metric of every trial (the table, the ranking,
+the best). The Hyperparameters page reads the chosen metric of every trial (the finals) and
+takes the metric names from {live.NAMES_SAMPLE} of the same sample; it computes a large sweep's
+importance on a background thread, from a random 2,000 of its finished trials, and draws the
+rest of the page meanwhile.
 
 {table}
 
-Target at {largest:,} trials, at most {PAGE_SECONDS:.0f} s server side cold: {verdict}."""
+Target at {largest:,} trials, at most {PAGE_SECONDS:.0f} s server side cold: {verdict}.
+
+{read_paragraph(largest, pages[largest].get("reads"))}"""
+
+
+def read_paragraph(n: int, reads: dict[str, float] | None) -> str:
+    """Where a cold large page's store reads go, from `read_costs`."""
+    if not reads:
+        return ""
+    points = n * (EPOCHS * STEPS_PER_EPOCH + EPOCHS)
+    return f"""The store reads of a cold page at {n:,} trials (fresh SweepPoints each, in this
+process): the trials {reads["trials"]:.2f} s; the sweep's metric of every trial
+{reads["metric"]:.2f} s; every metric of the {int(reads["n_drawn"]):,} trials the live page
+draws {reads["drawn"]:.2f} s. Reading all {points:,} points instead, as the page did before it
+sampled, takes {reads["every"]:.2f} s. The rest of a cold page is its tables and figures."""
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ __all__ = [
     "filter_trials",
     "hyperparameters",
     "metric_mode",
+    "sample_trials",
     "shown_table",
     "status_label",
     "sweep_progress",
@@ -226,7 +227,9 @@ def _empty_series(origin: float) -> Series:
 
 @dataclass
 class SweepPoints:
-    """Every point of one sweep that a page has seen, grown by incremental reads.
+    """Every point of one sweep that a page has seen, grown by incremental reads (or,
+    with `only_metrics` / `only_included`, those of some metrics or trials only: a large
+    sweep's pages, dashboard.live.BAND_SAMPLE).
 
     One instance is shared by every browser session watching the sweep (see
     `dashboard.ui`), each session in its own thread: one lock guards every read and write,
@@ -235,6 +238,12 @@ class SweepPoints:
     """
 
     sweep_id: str
+    # Only these metrics are read (None: every one), e.g. a large sweep's metric for its
+    # ranking and finals.
+    only_metrics: tuple[str, ...] | None = None
+    # Only the trials asked for with `include` are read (False: every trial), e.g. the
+    # trials a large sweep's panels draw.
+    only_included: bool = False
     last_id: int = 0
     n_points: int = 0  # points held (each (trial, metric, step) once)
     _series: dict[tuple[int, str], Series] = field(default_factory=dict)
@@ -242,9 +251,25 @@ class SweepPoints:
     _steps: dict[int, int] = field(default_factory=dict)  # trial -> largest step seen
     _curves: dict[tuple[Any, ...], tuple[int, np.ndarray, np.ndarray]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _held: set[int] = field(default_factory=set)  # trials read (only_included)
+    _wanted: set[int] = field(default_factory=set)  # trials to read on the next refresh
+
+    def include(self, trial_ids: Iterable[int]) -> None:
+        """Read these trials too from the next refresh on (`only_included` only; trials
+        already held stay held)."""
+        with self._lock:
+            self._wanted.update(int(t) for t in trial_ids)
+            self._wanted -= self._held
+
+    def held(self) -> set[int]:
+        """The trials read so far (`only_included`), or asked for by `include`."""
+        with self._lock:
+            return self._held | self._wanted
 
     def refresh(self, store: Store) -> int:
         """Fetch the points written since the last refresh; returns how many arrived."""
+        if self.only_metrics is not None or self.only_included:
+            return self._refresh_filtered(store)
         with self._lock:
             cols = store.point_columns(self.sweep_id, after_id=self.last_id)
             self._add(
@@ -256,6 +281,55 @@ class SweepPoints:
             if arrived >= _LARGE_READ:
                 _release_freed_memory()
             return arrived
+
+    def _refresh_filtered(self, store: Store) -> int:
+        """A refresh of only some metrics or trials, through `store.points`' filters: the
+        held trials' new points, then every point of the trials newly included. Those are
+        read in full, while `last_id` stays at the held trials' read: the next refresh may
+        read a few of their points again, which `Series.extend` skips.
+
+        The held trials' new points are read as every trial's, the others dropped here: a
+        list of a thousand trial ids costs the store more than the few points a running
+        sweep writes between two refreshes (none once it has ended)."""
+        with self._lock:
+            arrived = 0
+            held = sorted(self._held) if self.only_included else None
+            if held is None or held:
+                frame = store.points(
+                    self.sweep_id,
+                    metrics=self.only_metrics,
+                    trial_ids=held if self.last_id == 0 else None,  # 0: a full read
+                    after_id=self.last_id,
+                )
+                newest = int(frame["id"].max()) if len(frame) else self.last_id
+                if held is not None and self.last_id > 0:
+                    frame = frame[frame["trial_id"].isin(self._held)]
+                arrived += self._take(frame)
+                self.last_id = max(self.last_id, newest)
+            if self._wanted:
+                new = sorted(self._wanted)
+                frame = store.points(self.sweep_id, metrics=self.only_metrics, trial_ids=new)
+                arrived += self._take(frame)
+                if not held and len(frame):  # the first read: its write id starts the rest
+                    self.last_id = max(self.last_id, int(frame["id"].max()))
+                self._held.update(new)
+                self._wanted.clear()
+            return arrived
+
+    def _take(self, frame: pd.DataFrame) -> int:
+        """Add rows of `store.points` whatever their write id; returns how many were new."""
+        before = self.n_points
+        if len(frame):
+            codes, names = pd.factorize(frame["metric"])
+            self._add(
+                frame["trial_id"].to_numpy(np.int64),
+                codes.astype(np.int64),
+                [str(n) for n in names],
+                frame["step"].to_numpy(np.int64),
+                frame["value"].to_numpy(np.float64),
+                frame["wall_time"].to_numpy(np.float64),
+            )
+        return self.n_points - before
 
     def add(self, frame: pd.DataFrame) -> None:
         """Take rows as `store.points` returns them: id, trial_id, metric, step, value,
@@ -293,16 +367,46 @@ class SweepPoints:
             key, trial, metric = key[order], trial[order], metric[order]
             step, value, wall = step[order], value[order], wall[order]
         bounds = np.flatnonzero(np.diff(key)) + 1
-        starts = np.concatenate([[0], bounds]).tolist()
+        first = np.concatenate([[0], bounds]).astype(np.intp)
+        starts = first.tolist()
         ends = np.concatenate([bounds, [len(key)]]).tolist()
-        for a, b in zip(starts, ends, strict=True):
+        began_at = np.minimum.reduceat(wall, first).tolist()
+        # A new series whose steps rise is made from its slice at once, its summaries
+        # computed for every series together: a large sweep's first read makes ten
+        # thousands of them (Series.extend gives the same, one at a time).
+        rising = np.ones(len(step), bool)
+        rising[1:] = np.diff(step) > 0
+        rising[first] = True
+        whole = bool(rising.all())
+        if whole:
+            finite = np.isfinite(value)
+            high = np.maximum.reduceat(np.where(finite, value, -np.inf), first)
+            low = np.minimum.reduceat(np.where(finite, value, np.inf), first)
+            high[~np.isfinite(high)] = np.nan
+            low[~np.isfinite(low)] = np.nan
+            highs, lows = high.tolist(), low.tolist()
+        for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
             trial_id, name = int(trial[a]), names[int(metric[a])]
             w = wall[a:b]
-            began = float(w.min())
+            began = began_at[i]
             origin = self._start.setdefault(trial_id, began)
             if began < origin:
                 self._start[trial_id] = began
             series = self._series.get((trial_id, name))
+            if series is None and whole:
+                self._series[(trial_id, name)] = Series(
+                    np.array(step[a:b], dtype=np.int32),
+                    np.array(value[a:b], dtype=np.float64),
+                    (w - origin).astype(np.float32),
+                    origin=origin,
+                    version=1,
+                    last=float(value[b - 1]),
+                    high=highs[i],
+                    low=lows[i],
+                )
+                self.n_points += b - a
+                self._steps[trial_id] = max(self._steps.get(trial_id, 0), int(step[b - 1]))
+                continue
             if series is None:
                 series = self._series[(trial_id, name)] = _empty_series(origin)
             self.n_points += series.extend(step[a:b], value[a:b], w - series.origin)
@@ -399,6 +503,23 @@ class SweepPoints:
         xs, ys = downsample(xs, ema(y, smoothing), max_points)
         self._curves[key] = (series.version, xs, ys)
         return xs, ys
+
+
+def sample_trials(trial_ids: Iterable[int], k: int) -> list[int]:
+    """A fixed pseudo-random `k` of the given trials, ascending (all of them when k or
+    fewer). Each trial's place in the draw is a hash of its id, not a generator's state:
+    the same trials give the same sample on every refresh and in every process, and a
+    trial that appears later joins the sample only in place of one whose hash is larger,
+    so a running sweep's sample changes little as it grows."""
+    ids = np.unique(np.fromiter((int(t) for t in trial_ids), dtype=np.int64))
+    if len(ids) <= k:
+        return ids.tolist()
+    # splitmix64's finaliser: a well-mixed 64-bit hash of each id
+    z = ids.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.sort(ids[np.argsort(z, kind="stable")[:k]]).tolist()
 
 
 # -- tables ------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ the points newer than those already held, and rebuilds the trial table from the 
 summaries. The panel grid then draws one panel per metric from cached, downsampled
 series: per-step curves smoothed (raw values faint behind), a y-range no spike can
 flatten, a log axis where the values span decades, the best trial and the highlighted
-ones on top, or each group's centre line and band.
+ones on top, or each group's centre line and band. Over MANY_TRIALS trials the page reads
+the sweep's metric of every trial and every metric of only the trials it draws, and the
+bands are over a fixed random BAND_SAMPLE of them (`sampled`, `drawn_trials`).
 
 A seeded sweep (`seeds: N`, N >= 2) is drawn collapsed by default: one curve per
 configuration (a trial's config without its seed), the median over its seeds with a band
@@ -17,7 +19,7 @@ groups by a dictionary lookup instead of reading every config again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ from dashboard.data import (
     filter_trials,
     hyperparameters,
     metric_mode,
+    sample_trials,
     status_label,
     trial_number,
     trial_numbers,
@@ -46,8 +49,10 @@ from runner.protocol import is_system_metric
 from runner.store import Store, TrialStatus
 
 __all__ = [
+    "BAND_SAMPLE",
     "DEFAULT_SMOOTHING",
     "MANY_TRIALS",
+    "NAMES_SAMPLE",
     "NOTIFY",
     "TOP_CURVES",
     "Y_SCALES",
@@ -62,6 +67,7 @@ __all__ = [
     "configuration_rows",
     "configurations_for",
     "describe",
+    "drawn_trials",
     "many",
     "metric_title",
     "news",
@@ -70,6 +76,7 @@ __all__ = [
     "panels",
     "ranked_trials",
     "refresh",
+    "sampled",
     "shown_trials",
     "without_points",
 ]
@@ -91,6 +98,14 @@ MAX_POINTS_PER_CURVE = 600
 # cost the browser megabytes a refresh.
 MANY_TRIALS = 1_000
 TOP_CURVES = 50
+# Over MANY_TRIALS trials (a sweep without seeds) the page reads no sweep's every point:
+# the sweep's metric of every trial (its table, ranking and best), and every metric of
+# only the trials it draws: a fixed random BAND_SAMPLE of the trials shown, which the
+# bands are computed over, the TOP_CURVES best, the best and the highlighted ones.
+BAND_SAMPLE = 500
+# The Hyperparameters page of such a sweep lists the metrics that this many of its trials
+# report (a fixed random sample, within BAND_SAMPLE's), plus any the live page has read.
+NAMES_SAMPLE = 100
 BAND_GRID = 200
 Y_SCALES = ("auto", "linear", "log")
 # Trial endings the live page announces as they happen.
@@ -231,6 +246,32 @@ def ranked_trials(frame: LiveFrame) -> list[int]:
     return [int(t) for t in values.sort_values(ascending=mode != "max", kind="stable").index]
 
 
+def sampled(sweep: Mapping[str, Any], configurations: Configurations | None) -> bool:
+    """Whether the page reads only some of the sweep's points (BAND_SAMPLE): over
+    MANY_TRIALS trials (the store's counts, `store.sweep(...)["counts"]`), without seeds."""
+    n = sum(int(v) for v in (sweep.get("counts") or {}).values())
+    return n > MANY_TRIALS and configurations is None
+
+
+def drawn_trials(
+    frame: LiveFrame,
+    shown: Sequence[int],
+    *,
+    best: int | None = None,
+    highlight: Iterable[int] = (),
+) -> tuple[list[int], list[int]]:
+    """(the trials whose points a sampled page reads, the band sample among them): over
+    MANY_TRIALS shown trials, a fixed random BAND_SAMPLE of them, the first TOP_CURVES
+    of `ranked_trials` among them, the best and the highlighted ones; else all shown."""
+    if len(shown) <= MANY_TRIALS:
+        return list(shown), list(shown)
+    sample = sample_trials(shown, BAND_SAMPLE)
+    present = set(shown)
+    top = [t for t in ranked_trials(frame) if t in present][:TOP_CURVES]
+    extra = {*top, *highlight, *([best] if best is not None else [])}
+    return sorted(set(sample) | extra), sample
+
+
 def many(trials: Sequence[Any], options: LiveOptions) -> bool:
     """Whether a panel of these trials draws bands and the best curves only (MANY_TRIALS)."""
     return len(trials) > MANY_TRIALS and options.group_by is None and not options.collapse
@@ -320,6 +361,7 @@ def panel(
     best: int | None = None,
     configurations: Configurations | None = None,
     ranked: Sequence[int] = (),
+    band_sample: Collection[int] | None = None,
 ) -> Panel | None:
     """The panel of one metric over the given trials, or None when none has a point.
 
@@ -330,7 +372,9 @@ def panel(
 
     Over MANY_TRIALS trials (`many`), each colour group is its band over its trials, and
     the first TOP_CURVES of `ranked` (trial ids, best first: `ranked_trials`) among the
-    given trials are drawn as curves, with the best and the highlighted ones."""
+    given trials are drawn as curves, with the best and the highlighted ones. With
+    `band_sample` (a large sweep's `drawn_trials`), the bands are over only those of the
+    given trials, and the legend says how many of each group's trials that is."""
     if options.collapse and configurations is None:
         raise ValueError(
             "collapse=True needs the sweep's configurations. Fix: pass "
@@ -357,7 +401,14 @@ def panel(
     )
     if not curves:
         return None
-    bands, notes = _panel_bands(curves, colours, options, members, many(trials, options))
+    crowded = many(trials, options)
+    banded = crowded or options.group_by is not None
+    bands: dict[str, pd.DataFrame] | None
+    notes: dict[str, str] | None
+    if band_sample is not None and banded and members is None and len(band_sample) < len(trials):
+        bands, notes = _sampled_bands(curves, colours, options.band, labels, band_sample)
+    else:
+        bands, notes = _panel_bands(curves, colours, options, members, crowded)
     if bands is not None:
         shown = [np.concatenate([b["centre"], b["lower"], b["upper"]]) for b in bands.values()]
         shown += [c.y for c in curves if c.trial in emphasised or c.trial in top]
@@ -387,7 +438,7 @@ def panel(
         bands=bands,
         shown=top,
         band_kind=options.band if bands is not None else DEFAULT_BAND,
-        band_over="seeds" if notes is not None else "trials",
+        band_over="seeds" if members is not None else "trials",
         band_notes=notes,
     )
     n_points = sum(len(np.asarray(trace.x)) for trace in fig.data if trace.x is not None)
@@ -428,6 +479,23 @@ def _panel_bands(
     if options.group_by is not None or crowded:
         return _bands(curves, colours, options.band), None
     return None, None
+
+
+def _sampled_bands(
+    curves: Sequence[charts.TrialCurve],
+    colours: Mapping[str, str],
+    kind: str,
+    labels: Mapping[int, str],
+    sample: Collection[int],
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Each colour group's band over only its trials in `sample`, and each band's note:
+    how many of the group's trials (in `labels`) that is."""
+    chosen = set(sample)
+    bands = _bands([c for c in curves if c.trial in chosen], colours, kind)
+    total = Counter(labels.values())
+    picked = Counter(labels[t] for t in chosen if t in labels)
+    notes = {label: f"random {picked[label]:,} of {total[label]:,}" for label in bands}
+    return bands, notes
 
 
 def _curves(
@@ -492,6 +560,7 @@ def panels(
     best: int | None = None,
     configurations: Configurations | None = None,
     ranked: Sequence[int] = (),
+    band_sample: Collection[int] | None = None,
 ) -> list[Panel]:
     """The panel grid: one panel per metric the given trials report (see panel_metrics)."""
     found = (
@@ -504,6 +573,7 @@ def panels(
             best=best,
             configurations=configurations,
             ranked=ranked,
+            band_sample=band_sample,
         )
         for metric in panel_metrics(points, system=options.system)
     )

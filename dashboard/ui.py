@@ -21,11 +21,14 @@ __all__ = [
     "DEFAULT_REFRESH_SECONDS",
     "SWEEP_KEY",
     "current_sweep",
+    "drawn_points",
     "guard",
     "is_running",
     "live_settings",
     "loaded_sweep",
+    "metric_points",
     "redacted",
+    "refreshed",
     "show_error",
     "sidebar",
     "store",
@@ -117,6 +120,28 @@ def sweep_points(sweep_id: str) -> SweepPoints:
     return _points(default_url(), sweep_id)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _drawn_points(url: str, sweep_id: str) -> SweepPoints:
+    return SweepPoints(sweep_id, only_included=True)
+
+
+def drawn_points(sweep_id: str) -> SweepPoints:
+    """Every metric of only the trials a large sweep's page draws (`.include(ids)` asks
+    for more), shared by every session; call `.refresh(store)`."""
+    return _drawn_points(default_url(), sweep_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _metric_points(url: str, sweep_id: str, metric: str) -> SweepPoints:
+    return SweepPoints(sweep_id, only_metrics=(metric,))
+
+
+def metric_points(sweep_id: str, metric: str) -> SweepPoints:
+    """One metric of every trial of a sweep (a large sweep's ranking and finals), shared by
+    every session; call `.refresh(store)`."""
+    return _metric_points(default_url(), sweep_id, metric)
+
+
 # -- sidebar: sweep, live settings, token ------------------------------------------------
 def _forget_unknown() -> None:
     st.session_state.pop("unknown_sweep", None)
@@ -206,19 +231,35 @@ def current_sweep(s: Store) -> dict[str, Any]:
     return sweep
 
 
-def loaded_sweep(s: Store) -> tuple[dict[str, Any], list[dict[str, Any]], SweepPoints]:
-    """The chosen sweep, its trials and its points brought up to date, under the page's
-    header; stops the page with the reason when the store cannot be read."""
-    sweep = current_sweep(s)
+def loaded_sweep(
+    s: Store, *, sweep: dict[str, Any] | None = None, read_points: bool = True
+) -> tuple[dict[str, Any], list[dict[str, Any]], SweepPoints]:
+    """The chosen sweep (`sweep` when the page read it already: `current_sweep`), its
+    trials and its points brought up to date (not read with `read_points=False`: a page
+    that reads only some, see `refreshed`), under the page's header; stops the page with
+    the reason when the store cannot be read."""
+    sweep = current_sweep(s) if sweep is None else sweep
     points = sweep_points(sweep["id"])
     try:
         trials = s.trials(sweep["id"])
-        points.refresh(s)
+        if read_points:
+            points.refresh(s)
     except SweepscopeError as exc:
         show_error(exc)
         st.stop()
     sweep_header(sweep, trials)
     return sweep, trials, points
+
+
+def refreshed(s: Store, points: SweepPoints) -> SweepPoints:
+    """`points` brought up to date; stops the page with the reason when the store cannot
+    be read."""
+    try:
+        points.refresh(s)
+    except SweepscopeError as exc:
+        show_error(exc)
+        st.stop()
+    return points
 
 
 def sweep_header(sweep: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> None:

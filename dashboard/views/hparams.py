@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, compare, importance, jobs, ui, urlstate
+from dashboard import charts, compare, importance, jobs, live, ui, urlstate
 from dashboard.data import (
     hyperparameters,
     metric_mode,
+    sample_trials,
     shown_table,
     status_label,
     trial_number,
@@ -67,10 +68,22 @@ def _wait_for(job: Future[Any]) -> None:
 
 st.title("Hyperparameters")
 store = ui.store()
-sweep, trials, points = ui.loaded_sweep(store)
+# Over MANY_TRIALS trials the page reads no sweep's every point: the metric names from a
+# fixed random live.NAMES_SAMPLE of the trials (among the live page's sample:
+# `sample_trials` draws the same first ones), then the chosen metric of every trial.
+sweep = ui.current_sweep(store)
+large = live.sampled(sweep, None)
+sweep, trials, points = ui.loaded_sweep(store, sweep=sweep, read_points=not large)
 st.button("↻ Refresh", key="hparams_refresh")
 params = hyperparameters(trials, sweep["spec"])
-metrics = points.metrics()
+if large:
+    sample = ui.drawn_points(sweep["id"])
+    sample.include(sample_trials([int(t["id"]) for t in trials], live.NAMES_SAMPLE))
+    metrics = ui.refreshed(store, sample).metrics()
+    if sweep["metric"] not in metrics:
+        metrics = [*metrics, sweep["metric"]]
+else:
+    metrics = points.metrics()
 if not params or not metrics:
     st.info(
         "Nothing to draw yet: this needs trials that differ in a hyperparameter and "
@@ -105,6 +118,8 @@ table = pd.DataFrame(
         for t in trials
     ]
 )
+if large:
+    points = ui.refreshed(store, ui.metric_points(sweep["id"], metric))
 finals = compare.final_values(points, list(table["trial"]), metric)
 table[metric] = table["trial"].map(finals)
 drawn = table.dropna(subset=[metric])

@@ -21,14 +21,37 @@ from runner.protocol import is_system_metric
 st.title("Live sweep")
 store = ui.store()
 sweep = ui.current_sweep(store)
-points = ui.sweep_points(sweep["id"])
 # A seeded sweep's trial -> configuration map, grown as trials appear (None without seeds)
 held = f"live_configurations_{sweep['id']}"
 if held not in st.session_state:
     st.session_state[held] = live.configurations_for(sweep)
 configurations: live.Configurations | None = st.session_state[held]
+# Over MANY_TRIALS trials: `points` holds the sweep's metric of every trial (the table,
+# the ranking, the best), `drawing` every metric of the trials drawn (live.BAND_SAMPLE).
+large = live.sampled(sweep, configurations)
+if large:
+    points = ui.metric_points(sweep["id"], str(sweep["metric"]))
+    drawing = ui.drawn_points(sweep["id"])
+else:
+    points = drawing = ui.sweep_points(sweep["id"])
+
+
+def read_drawn(
+    frame: live.LiveFrame, shown: list[int], best: int | None, highlighted: list[int]
+) -> list[int] | None:
+    """A large sweep: read the points of the trials the panels draw; returns the trials
+    its bands are over (None: a sweep whose every point is held)."""
+    if not large:
+        return None
+    ids, sample = live.drawn_trials(frame, shown, best=best, highlight=highlighted)
+    drawing.include(ids)
+    drawing.refresh(store)
+    return sample
+
+
 try:
     first = live.refresh(store, points, sweep, configurations)
+    read_drawn(first, [int(t["id"]) for t in first.trials], live.best_trial(first), [])
 except SweepscopeError as exc:
     ui.show_error(exc)
     st.stop()
@@ -92,7 +115,7 @@ x_axis = c5.radio(
     format_func=x_label,
     **urlstate.bound("q_x", ["step", "time"], format_func=x_label),
 )
-has_system = any(is_system_metric(m) for m in points.metrics())
+has_system = any(is_system_metric(m) for m in drawing.metrics())
 system = c6.toggle(
     "sys/ panels",
     disabled=not has_system,
@@ -154,10 +177,12 @@ def draw_panels(
     drawn: list[dict[str, Any]],
     highlighted: list[int],
     best: int | None,
+    sample: list[int] | None,
 ) -> None:
-    """A panel per metric over the trials shown, with the caption that says how they are drawn."""
-    metrics = live.panel_metrics(points, system=system)
-    if points.n_points == 0 or not metrics:
+    """A panel per metric over the trials shown, with the caption that says how they are
+    drawn; with a large sweep's `sample`, the bands are over those trials only."""
+    metrics = live.panel_metrics(drawing, system=system)
+    if drawing.n_points == 0 or not metrics:
         st.info(
             "No points yet: the trials have not reported a step. A panel per metric "
             "appears here as soon as they do."
@@ -185,11 +210,11 @@ def draw_panels(
         if collapse:
             note.caption(collapsed_caption(frame, options, table, drawn))
         else:
-            note.caption(caption(frame, options, best, len(drawn)))
+            note.caption(caption(frame, options, best, len(drawn), sample))
         ranked = live.ranked_trials(frame) if live.many(drawn, options) else []
         for slot, metric in zip(slots, metrics, strict=False):
             panel = live.panel(
-                points,
+                drawing,
                 drawn,
                 metric,
                 options,
@@ -197,6 +222,7 @@ def draw_panels(
                 best=best,
                 configurations=frame.configurations,
                 ranked=ranked,
+                band_sample=sample,
             )
             with slot:
                 if panel is None:
@@ -214,6 +240,12 @@ def trial_table(table: pd.DataFrame, row_ids: list[list[int]]) -> None:
             "One row per configuration, best mean first. seeds: finished seeds with a "
             "final value, of all; the mean and its 95% CI are over those finals (the CI "
             f"needs {verdicts.MIN_SEEDS} or more). Select a row to draw its seeds on top."
+        )
+    elif large:
+        st.caption(
+            f"Over {live.MANY_TRIALS:,} trials the table shows {sweep['metric']} only (latest "
+            "and best), for every trial; the other metrics are read only for the trials the "
+            "panels draw."
         )
     st.session_state["live_table_ids"] = row_ids
     table_key = (
@@ -266,11 +298,12 @@ def body() -> None:
             **urlstate.bound("q_trials", ids, format_func=shown, why="no such trial in this sweep"),
         )
         best = None if collapse else live.best_trial(frame)
+        sample = read_drawn(frame, [int(t) for t in table["trial"]], best, highlighted)
         if collapse:
             table, row_ids = live.configuration_rows(frame, points, drawn)
         else:
             row_ids = [[int(t)] for t in table["trial"]]
-        draw_panels(frame, table, drawn, highlighted, best)
+        draw_panels(frame, table, drawn, highlighted, best, sample)
         trial_table(table, row_ids)
         st.subheader("Stop")
         if collapse:
@@ -282,18 +315,28 @@ def body() -> None:
         stopping.stop_controls(store, frame.sweep, frame.trials, key="live", params=params)
 
 
-def caption(frame: live.LiveFrame, options: live.LiveOptions, best: int | None, n: int) -> str:
+def caption(
+    frame: live.LiveFrame,
+    options: live.LiveOptions,
+    best: int | None,
+    n: int,
+    sample: list[int] | None = None,
+) -> str:
+    """What the panels show; with a large sweep's band `sample`, that the bands are over it."""
     parts = [f"{n:,} trial{'s' if n != 1 else ''}"]
+    over = ""
+    if sample is not None and len(sample) < n:
+        over = f" over a random {len(sample):,} of the {n:,} trials (fixed between refreshes)"
     if n > live.MANY_TRIALS and options.group_by is None:
         whose = f"each {options.color_by} group" if options.color_by else "all trials"
         parts.append(
             f"too many to draw one by one (over {live.MANY_TRIALS:,}): {whose} drawn as a "
-            f"band ({live.band_legend(options, crowded=True)}), and the {live.TOP_CURVES} "
-            f"best by {frame.sweep['metric']} as curves; filter the trials or highlight "
-            "some to draw others"
+            f"band ({live.band_legend(options, crowded=True)}{over}), and the "
+            f"{live.TOP_CURVES} best by {frame.sweep['metric']} as curves; filter the "
+            "trials or highlight some to draw others"
         )
     elif options.group_by is not None:
-        parts.append(f"grouped by {options.group_by}: {live.band_legend(options)}")
+        parts.append(f"grouped by {options.group_by}: {live.band_legend(options)}{over}")
     elif options.color_by is not None:
         parts.append(f"coloured by {options.color_by}")
     if options.smoothing > 0:
