@@ -3,6 +3,7 @@ filesystems. Fast: nothing here connects to a server."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from runner.errors import StoreError
 from runner.store import BACKENDS, migrate_store, open_store
 from runner.store import _filesystem as filesystem
+from runner.store._sql import _make_engine
 from runner.store._url import parse_store_url
 
 ACCEPTED = "sqlite (sqlite:///path/to/file.db) or postgresql[+driver]"
@@ -131,3 +133,17 @@ def test_open_store_refuses_sqlite_on_a_network_filesystem(
         with pytest.raises(StoreError, match=r"network filesystem \(fuse.sshfs\)"):
             opener(url)
     assert not (tmp_path / "store.db").exists()
+
+
+def test_psycopgs_teardown_warning_after_a_lost_connection_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server lost inside a batch write makes psycopg log a second, ignored error; the runner
+    already says the store is away, so that line must not reach the user's stderr."""
+    pytest.importorskip("psycopg")
+    _make_engine("postgresql+psycopg://user@127.0.0.1:1/sweeps")  # no connection is made
+    psycopg_log = logging.getLogger("psycopg")
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        psycopg_log.warning("error ignored terminating %r: %s", "<Pipeline>", "connection lost")
+        psycopg_log.warning("some other psycopg warning")
+    assert [r.getMessage() for r in caplog.records] == ["some other psycopg warning"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -192,6 +193,14 @@ def _bound_transactions(engine: Engine, dialect: str) -> None:
             )
 
 
+def _quiet_teardown(record: logging.LogRecord) -> bool:
+    """Drop psycopg's second word on a lost connection. When the server goes away inside a
+    batch write, psycopg raises the first error (which the store reports as an outage) and
+    logs the failed teardown of its pipeline as a warning on stderr: noise beside the runner's
+    own line that the store is not answering."""
+    return not str(record.msg).startswith("error ignored terminating")
+
+
 def _make_engine(url: str) -> Engine:
     """An engine for `url`, set up for the backend its scheme names (runner.store._url).
 
@@ -245,6 +254,7 @@ def _make_engine(url: str) -> Engine:
             f"store URL {shown!r} needs the PostgreSQL driver, which is not installed. "
             "Fix: pip install 'sweepscope[postgres]' and use a postgresql+psycopg:// URL."
         ) from exc
+    logging.getLogger("psycopg").addFilter(_quiet_teardown)  # added once, however many stores
     _bound_transactions(engine, "postgresql")
     return engine
 
