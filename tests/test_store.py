@@ -264,6 +264,57 @@ def test_point_columns_match_points_and_keep_wall_times_to_the_millisecond(store
     assert store.points("s1", metrics=["nope"]).empty
 
 
+def test_full_reads_of_several_trials_and_metrics_come_back_exactly(store: Store) -> None:
+    """Every point of the sweep, and no other sweep's, whatever the trial and metric filters:
+    in trial, metric, step order, each with its own trial's wall-time origin."""
+    _sweep(store, "s1")
+    _sweep(store, "s2")
+    other = store.add_trial("s2", "x", {}, at=1_600_000_000.0)
+    store.add_points(other, [("loss", 1, 9.0, 1_600_000_000.0), ("acc", 1, 9.0, 1_600_000_000.0)])
+    a = store.add_trial("s1", "a", {}, at=1_700_000_000.0)
+    empty = store.add_trial("s1", "empty", {}, at=1_700_000_050.0)
+    b = store.add_trial("s1", "b", {}, at=1_700_000_100.0)
+    expected = []
+    for trial, origin, k in ((b, 1_700_000_100.0, 2), (a, 1_700_000_000.0, 1)):  # b first
+        for metric, steps in (("lr", [3, 1, 2]), ("acc", [10, 5]), ("loss", range(1, 5))):
+            points = [(metric, s, k * 100.0 + s / 8, origin + 0.25 * s) for s in steps]
+            store.add_points(trial, points)
+            expected += [(trial, *p) for p in points]
+    store.add_points(b, [("loss", 7, float("nan"), 1_700_000_101.0)])  # a second write
+    expected.append((b, "loss", 7, float("nan"), 1_700_000_101.0))
+
+    def read(metrics: list[str] | None = None, trial_ids: list[int] | None = None) -> list[tuple]:
+        frame = store.points("s1", metrics=metrics, trial_ids=trial_ids)
+        assert list(frame.columns) == ["id", "trial_id", "metric", "step", "value", "wall_time"]
+        assert frame["trial_id"].is_monotonic_increasing
+        for _, steps in frame.groupby(["trial_id", "metric"], sort=False)["step"]:
+            assert steps.is_monotonic_increasing and steps.is_unique
+        rows = list(frame.drop(columns="id").itertuples(index=False, name=None))
+        return [(int(t), m, int(s), str(v), round(w, 3)) for t, m, s, v, w in rows]
+
+    def by_name(rows: list[tuple]) -> list[tuple]:  # the store orders metrics by its own ids
+        return sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+
+    def want(trials: set[int], metrics: set[str]) -> list[tuple]:
+        rows = [(t, m, s, str(v), round(w, 3)) for t, m, s, v, w in expected]
+        return by_name([r for r in rows if r[0] in trials and r[1] in metrics])
+
+    everything = {"lr", "acc", "loss"}
+    assert by_name(read()) == want({a, b}, everything)
+    assert len(read()) == 19
+    assert by_name(read(metrics=["acc", "lr"])) == want({a, b}, {"acc", "lr"})
+    assert by_name(read(trial_ids=[b, empty])) == want({b}, everything)
+    assert by_name(read(trial_ids=[b, a], metrics=["loss"])) == want({a, b}, {"loss"})
+    assert by_name(read(trial_ids=[a, other], metrics=["lr", "nope"])) == want({a}, {"lr"})
+    assert read(trial_ids=[]) == [] and read(metrics=[]) == [] and read(trial_ids=[empty]) == []
+    cols = store.point_columns("s1")
+    frame = store.points("s1")
+    assert list(cols.trial_id) == list(frame["trial_id"]) and list(cols.step) == list(frame["step"])
+    assert set(cols.write_id) == {cols.last_id} and set(frame["id"]) == {cols.last_id}
+    assert store.point_columns("s1", after_id=cols.last_id).last_id == cols.last_id
+    assert len(store.point_columns("s1", after_id=cols.last_id)) == 0
+
+
 def test_other_sweeps_points_stay_apart(store: Store) -> None:
     _sweep(store, "s1")
     _sweep(store, "s2")

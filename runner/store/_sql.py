@@ -575,10 +575,14 @@ class SqlStore(Store):
 
     def _insert_ignore(self, table: sa.Table, *keys: str) -> Any:
         """INSERT that skips rows whose unique key exists (both dialects spell it alike)."""
-        from sqlalchemy.dialects import postgresql, sqlite
+        # Only the dialect in use is imported (PostgreSQL's costs 0.15 s).
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
 
-        dialect: Any = sqlite if self._dialect == "sqlite" else postgresql
-        return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
     # -- writes --------------------------------------------------------------------------
     def create_sweep(
@@ -1137,16 +1141,16 @@ class SqlStore(Store):
         metrics: Sequence[str] | None,
         trial_ids: Sequence[int] | None,
     ) -> PointColumns:
-        """The one read of points. A full read (after_id=0) is one primary-key range scan
-        per trial; an incremental one follows `point_writes` from after_id, then scans each
-        write's step range by the primary key."""
+        """The one read of points. A full read (after_id=0) scans the primary key trial by
+        trial (`_full_read`); an incremental one follows `point_writes` from after_id, then
+        scans each write's step range by the primary key."""
         p, w = t.points.c, t.point_writes.c
         trials = sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id)
         with self._tx() as conn:
+            if after_id == 0:
+                return self._full_read(conn, sweep_id, metrics, trial_ids)
             origins, names = _lookups(conn, sweep_id)
             wanted = None if metrics is None else [i for i, n in names.items() if n in metrics]
-            if after_id == 0:
-                return self._full_read(conn, sweep_id, origins, names, trial_ids, wanted)
             # `w.seq` first: each write found is then a narrow range of the primary key.
             query = (
                 sa.select(w.seq, p.trial_id, p.metric_id, p.step, p.value, p.wall_ms)
@@ -1185,41 +1189,64 @@ class SqlStore(Store):
         self,
         conn: Connection,
         sweep_id: str,
-        origins: dict[int, float],
-        names: dict[int, str],
+        metrics: Sequence[str] | None,
         trial_ids: Sequence[int] | None,
-        wanted: list[int] | None,
     ) -> PointColumns:
-        """Every point of the sweep: one primary-key range scan per trial, on the DBAPI
-        cursor (four columns a row, no per-row SQLAlchemy work). The sweep's newest write
-        is read first, so a point written meanwhile comes again rather than never."""
+        """Every point of the sweep (of `trial_ids`, of `metrics`) by primary-key range scans,
+        on the DBAPI cursor (no per-row SQLAlchemy work). The sweep's newest write is read
+        first, then its trials, so a point written meanwhile comes again rather than never.
+
+        PostgreSQL reads all trials in one query (an ordered index scan, no sort): a query
+        per trial is a round trip each. One metric of 10,000 trials took 0.19 s instead of
+        1.2 s, their 1.1M points 1.0 s instead of 2.0 s; with few trials of many points a
+        round trip matters least, and 1,000 trials' 1M points took about as long either way
+        (0.91 s against 0.86-0.95 s). SQLite runs a query per trial: in process a query costs
+        microseconds, and one query, whose rows must carry their trial id, was as fast for
+        one metric and 20-30% slower for every point (1.04 s against 0.79 s for those 1M)."""
         w = t.point_writes.c
         last = conn.execute(
             sa.select(sa.func.coalesce(sa.func.max(w.seq), 0)).where(
                 w.trial_id.in_(sa.select(t.trials.c.id).where(t.trials.c.sweep_id == sweep_id))
             )
         ).scalar_one()
+        origins, names = _lookups(conn, sweep_id)
         ids = sorted(origins) if trial_ids is None else sorted(set(origins) & set(trial_ids))
-        sql = f"SELECT metric_id, step, value, wall_ms FROM points WHERE trial_id = {self._mark}"
-        if wanted is not None:
-            sql += f" AND metric_id IN ({', '.join(str(int(i)) for i in wanted) or 'NULL'})"
-        sql += " ORDER BY metric_id, step"
+        only = ""
+        if metrics is not None:
+            wanted = [str(i) for i, n in names.items() if n in metrics]
+            only = f" AND metric_id IN ({', '.join(wanted) or 'NULL'})"
         cursor = conn.connection.cursor()
         try:
-            chunks, counts = [], []
-            for trial_id in ids:
-                cursor.execute(sql, (trial_id,))
-                rows = cursor.fetchall()
-                counts.append(len(rows))
-                if rows:
-                    chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), 4))
+            if self._dialect == "sqlite":
+                sql = "SELECT metric_id, step, value, wall_ms FROM points WHERE trial_id = ?"
+                chunks, counts = [], []
+                for trial_id in ids:
+                    cursor.execute(f"{sql}{only} ORDER BY metric_id, step", (trial_id,))
+                    rows = cursor.fetchall()
+                    counts.append(len(rows))
+                    if rows:
+                        chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), 4))
+                table = np.concatenate(chunks) if chunks else np.empty((0, 4))
+            else:
+                cursor.execute(
+                    "SELECT trial_id, metric_id, step, value, wall_ms FROM points "
+                    f"WHERE trial_id = ANY(CAST(%s AS BIGINT[])){only} "
+                    "ORDER BY trial_id, metric_id, step",
+                    (ids,),
+                )
+                chunks = []
+                while rows := cursor.fetchmany(_FETCH_ROWS):
+                    chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), 5))
+                both = np.concatenate(chunks) if chunks else np.empty((0, 5))
+                table = both[:, 1:]
+                counts = np.diff(np.searchsorted(both[:, 0], ids, side="right"), prepend=0).tolist()
         finally:
             cursor.close()
-        table = np.concatenate(chunks) if chunks else np.empty((0, 4))
         trial = np.repeat(np.array(ids, dtype=np.int64), counts)
         origin = np.repeat(np.array([origins[i] for i in ids], dtype=np.float64), counts)
         seq = np.full(len(table), int(last), dtype=np.int64)
-        _, names = _lookups(conn, sweep_id)  # metric names added while this read (see above)
+        # Metric names added while this read (see _point_columns); the trials are those above.
+        names = dict(conn.execute(sa.select(t.metrics.c.id, t.metrics.c.name)).all())
         columns = _columns(seq, trial, table, 0, names, origins, origin)
         return dataclasses.replace(columns, last_id=int(last))
 
