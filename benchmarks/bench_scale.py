@@ -4,7 +4,7 @@ per-write cost against the points already stored, and the dashboard's pages on a
 that size.
 
     python -m benchmarks.bench_scale [--sizes 18 96 384 2000] [--timeout S] [--points N]
-        [--page-sizes 1000 10000] [--page-repeats 3] [--pages-only]
+        [--page-sizes 1000 10000] [--page-repeats 3] [--pages-only] [--browser]
 
 1. For each size, one pair of fresh processes (which runs first alternates by size): a
    sweep of N trials of benchmarks.trainables:trivial (ten epochs of 10 ms asleep, ten
@@ -26,7 +26,8 @@ that size.
    store reads, the data and the figures), cold (every cache empty, as the first visitor
    after a start finds it) and warm (the page run again, as a rerun or a second visitor).
    Target: at most PAGE_SECONDS each at 10,000 trials. The store reads a cold large
-   page makes are timed apart too (`read_costs`), against reading every point.
+   page makes are timed apart too (`read_costs`), against reading every point. With
+   --browser, the same pages are then opened in headless Chromium (`browser_times`).
 
 With --pages-only, only part 3 runs, and it rewrites only the dashboard's section of
 benchmarks/results/scale.md (the runs' and the driver's figures stay as they were).
@@ -308,10 +309,11 @@ def read_costs(url: str, sweep_id: str) -> dict[str, float]:
     return found
 
 
-def page_times(n: int, repeats: int) -> dict[str, dict[str, float]]:
+def page_times(n: int, repeats: int, browser: bool = False) -> dict[str, dict[str, float]]:
     """Each page's server-side seconds on a store built by `build_sweep(n)`: cold (every
     cache empty) and warm (run again), medians of `repeats`; and what the live page sends
-    to the browser (its figures' bytes). Under the key "reads", `read_costs`."""
+    to the browser (its figures' bytes). Under the key "reads", `read_costs`; with
+    `browser`, under "browser", `browser_times`."""
     from streamlit.testing.v1 import AppTest
 
     from runner.store import open_store
@@ -363,6 +365,58 @@ def page_times(n: int, repeats: int) -> dict[str, dict[str, float]]:
                 os.environ.pop("SWEEPSCOPE_STORE", None)
             else:
                 os.environ["SWEEPSCOPE_STORE"] = before
+        if browser:
+            found["browser"] = browser_times(url, repeats)
+            print(f"{n:,} trials, in Chromium: {found['browser']}", flush=True)
+    return found
+
+
+# In the browser: each page's sign that it is usable, read on the page's own clock.
+SHOWN = {
+    "sweeps": "document.querySelector('[data-testid=\"stDataFrame\"] canvas, .stDataFrame')",
+    "hparams": "[...document.querySelectorAll('.js-plotly-plot')].find("
+    "(el) => el._fullLayout && el.querySelector('.parcoords, .gl-canvas'))",
+}
+
+
+def browser_times(url: str, repeats: int) -> dict[str, float]:
+    """Seconds from navigation, in headless Chromium against `sweepscope dashboard`'s
+    server on `url` (benchmarks.bench_browser's server and probe): the live page's first
+    drawn trace, first after the server started, cold (fresh profile; median) and warm
+    (again in that profile); the Sweeps page's table and the Hyperparameters page's
+    parallel coordinates, cold. Leaves a screenshot of the live page in the temp folder."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.bench_browser import PROBE, dashboard, open_once
+    from tests.helpers.browser import BROWSER_ARGS, CHROMIUM
+
+    runs: dict[str, list[float]] = {"cold": [], "warm": [], "sweeps": [], "hparams": []}
+    with dashboard(url) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            for k in range(repeats):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                context.add_init_script(PROBE)
+                page = context.new_page()
+                runs["cold"].append(open_once(page, f"{base}/live")["drawn"])
+                if k == 0:
+                    shot = Path(tempfile.gettempdir()) / "bench_scale_live.png"
+                    page.screenshot(path=str(shot), full_page=True)
+                    print(f"live page: {shot}", flush=True)
+                page.goto("about:blank")
+                runs["warm"].append(open_once(page, f"{base}/live")["drawn"])
+                context.close()
+                for name, path in (("sweeps", ""), ("hparams", "hparams")):
+                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                    page = context.new_page()
+                    page.goto(f"{base}/{path}")
+                    page.wait_for_function(f"() => {SHOWN[name]}", timeout=120_000)
+                    runs[name].append(page.evaluate("() => performance.now()") / 1000)
+                    context.close()
+        finally:
+            browser.close()
+    found = {name: statistics.median(times) for name, times in runs.items()}
+    found["first"] = runs["cold"][0]
     return found
 
 
@@ -376,20 +430,24 @@ def main() -> None:
     parser.add_argument(
         "--pages-only", action="store_true", help="only the dashboard's pages (part 3)"
     )
+    parser.add_argument(
+        "--browser", action="store_true", help="the pages in Chromium too (Playwright)"
+    )
     args = parser.parse_args()
+    browser = " --browser" if args.browser else ""
     if args.pages_only:
         command = (
             f"python -m benchmarks.bench_scale --pages-only --page-sizes "
-            f"{' '.join(map(str, args.page_sizes))} --page-repeats {args.page_repeats}"
+            f"{' '.join(map(str, args.page_sizes))} --page-repeats {args.page_repeats}{browser}"
         )
-        pages = {n: page_times(n, args.page_repeats) for n in args.page_sizes}
+        pages = {n: page_times(n, args.page_repeats, args.browser) for n in args.page_sizes}
         write_pages(pages, command)
         return
     cores = len(os.sched_getaffinity(0))
     command = (
         f"python -m benchmarks.bench_scale --sizes {' '.join(map(str, args.sizes))} "
         f"--timeout {args.timeout:g} --points {args.points} --page-sizes "
-        f"{' '.join(map(str, args.page_sizes))} --page-repeats {args.page_repeats}"
+        f"{' '.join(map(str, args.page_sizes))} --page-repeats {args.page_repeats}{browser}"
     )
 
     loads = [os.getloadavg()[0]]
@@ -412,7 +470,7 @@ def main() -> None:
         rest = [*args.sizes[k + 1 :]]
         note = f"{', '.join(map(str, rest))} trials: still running when this was written."
         write_scale(cores, measured, loads, costs, command, note if rest else "", {})
-    pages = {n: page_times(n, args.page_repeats) for n in args.page_sizes}
+    pages = {n: page_times(n, args.page_repeats, args.browser) for n in args.page_sizes}
     write_scale(cores, measured, loads, costs, command, "", pages)
 
 
@@ -617,7 +675,42 @@ rest of the page meanwhile.
 
 Target at {largest:,} trials, at most {PAGE_SECONDS:.0f} s server side cold: {verdict}.
 
-{read_paragraph(largest, pages[largest].get("reads"))}"""
+{read_paragraph(largest, pages[largest].get("reads"))}{browser_section(pages)}"""
+
+
+def browser_section(pages: dict[int, dict[str, dict[str, float]]]) -> str:
+    """The pages in Chromium (`browser_times`), where they were measured."""
+    rows = [
+        [
+            f"{n:,}",
+            f"{b['first']:.2f} s",
+            f"**{b['cold']:.2f} s**",
+            f"{b['warm']:.2f} s",
+            f"{b['sweeps']:.2f} s",
+            f"{b['hparams']:.2f} s",
+        ]
+        for n, found in pages.items()
+        if (b := found.get("browser"))
+    ]
+    if not rows:
+        return ""
+    table = markdown_table(
+        ["trials", "Live: first", "Live: cold", "Live: warm", "Sweeps", "Hyperparameters"],
+        rows,
+        "rrrrrr",
+    )
+    return f"""
+
+#### In Chromium
+
+Headless Chromium (Playwright, software rendering) against `sweepscope dashboard`'s server on
+the same store, on the page's own clock from navigation (`benchmarks.bench_browser`'s server
+and probe): the live page's first drawn trace, the first opening after the server started,
+then cold (a fresh profile) and warm (opened again in it); the Sweeps page until its table
+is drawn and the Hyperparameters page until its parallel coordinates are, cold. Medians of
+the repeats.
+
+{table}"""
 
 
 def read_paragraph(n: int, reads: dict[str, float] | None) -> str:

@@ -43,6 +43,9 @@ The parts (`PARTS` holds the same list, for the check):
 - SIGUSR1, on which `ray.tune.tune._setup_signal_catching` ends Tune's loop and saves its
   state: runner.driver.stopper (the store stayed away) and runner.driver.interrupts (Ctrl-C)
   stop a sweep resumable this way.
+- `ray.air._internal.usage.tag_callbacks`, which `ray.tune.tune.run` calls through the module
+  to count a run's callbacks for Ray's usage statistics: runner.driver.drive replaces it
+  with one that counts nothing (`skip_callback_census`).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ __all__ = [
     "set_checkpoint_results",
     "set_next_checkpoint_index",
     "silent_trial_lines",
+    "skip_callback_census",
     "time_total",
     "training_result",
     "trial_actor",
@@ -144,6 +148,20 @@ def silent_trial_lines() -> Any:
             pass
 
     return _SilentTrialLines()
+
+
+def skip_callback_census() -> None:
+    """Keep Ray Tune from counting a run's callbacks by class for its usage statistics: to
+    tell its own callbacks apart it imports Ray's MLflow, W&B, Comet and Aim integrations,
+    0.6-0.7 s on the way to the first trial wherever mlflow is installed. The count is a
+    usage tag naming which of Ray's built-in callbacks ran; sweepscope's are its own."""
+    from ray.air._internal import usage
+
+    usage.tag_callbacks = _no_census
+
+
+def _no_census(callbacks: Any) -> bool:
+    return False  # as tag_callbacks says when it records nothing
 
 
 def bind_node_ip(address: str) -> dict[str, Any]:
@@ -339,6 +357,22 @@ PARTS: tuple[Part, ...] = (
         "runner.trial.report",
         "reports go to Tune only inside a Tune trial",
         expect=(),
+    ),
+    Part(
+        "ray.air._internal.usage.tag_callbacks",
+        "tag_callbacks",
+        "callable",
+        "runner.driver.drive",
+        "replaced by one that imports nothing, so a sweep starts 0.6 s sooner",
+        expect=("callbacks",),
+    ),
+    Part(
+        "ray.tune.tune.run",
+        "tag_callbacks",
+        "source",
+        "runner.driver.drive",
+        "Tune looks the census up on the module each run, so the replacement is the one called",
+        expect=("air_usage.tag_callbacks(",),
     ),
     Part(
         "ray.tune.tune._setup_signal_catching",

@@ -40,6 +40,7 @@ from runner.store import (
 
 if TYPE_CHECKING:
     from runner.driver.progress import JsonProgress
+    from runner.driver.runtime import Runtime
 
 __all__ = ["main"]
 
@@ -698,7 +699,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_dashboard(up: Any, url: str, port: int) -> Any:
+def _start_dashboard(up: Runtime, url: str, port: int) -> Runtime:
     """The dashboard beside the runtime, in a session of its own (the store's URL passed in
     the environment, never on a command line others can list)."""
     from dataclasses import replace
@@ -729,7 +730,7 @@ def _start_dashboard(up: Any, url: str, port: int) -> Any:
     return up
 
 
-def _runtime_text(up: Any) -> str:
+def _runtime_text(up: Runtime) -> str:
     text = f"Ray at {up.address} (this machine only, token auth)"
     if up.dashboard_url:
         text += f", dashboard at {up.dashboard_url} (store {up.store})"

@@ -9,6 +9,8 @@ import ast
 import contextlib
 import io
 import signal
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,6 +238,25 @@ def test_a_function_trainable_takes_the_mixins() -> None:
 
 def test_outside_a_trial_there_is_no_tune_session() -> None:
     assert ray_private.in_tune_session() is False
+
+
+@pytest.mark.parametrize("skipped", [False, True])
+def test_the_callback_census_imports_no_integration_once_skipped(skipped: bool) -> None:
+    """Tune's census of a run's callbacks imports Ray's MLflow integration (and mlflow, where
+    installed: 0.6 s); skipped, it imports nothing. In a fresh process: nothing imported yet."""
+    code = (
+        "import sys\n"
+        "from ray import tune\n"
+        "from ray.air._internal import usage\n"
+        "from runner import _ray_private\n"
+        f"if {skipped}: _ray_private.skip_callback_census()\n"
+        "usage.tag_callbacks([tune.Callback()])\n"
+        "print('ray.air.integrations.mlflow' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-1] == str(not skipped), out.stderr
 
 
 @contextlib.contextmanager

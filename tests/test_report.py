@@ -18,12 +18,15 @@ from . import trainables
 def test_points_are_batched_into_few_reports() -> None:
     with report.collect() as reports:
         trainables.steady({"epochs": 3, "steps_per_epoch": 10})
-    assert len(reports) == 1  # a fast trial: everything in one report, not one per step
-    (only,) = reports
-    assert only["epoch"] == 3 and only["step"] == 30 and "val_acc" in only
-    losses = [p for p in only[POINTS_KEY] if p[0] == "train_loss"]
-    assert [p[1] for p in losses] == list(range(1, 31))
-    assert [p[1] for p in only[POINTS_KEY] if p[0] == "val_acc"] == [10, 20, 30]
+    # A fast trial: its first step at once (its curve starts as soon as it trains), then
+    # everything else in one report, not one per step.
+    assert len(reports) == 2
+    first, rest = reports
+    assert first["step"] == 1 and [p[:2] for p in first[POINTS_KEY]] == [("train_loss", 1)]
+    assert rest["epoch"] == 3 and rest["step"] == 30 and "val_acc" in rest
+    losses = [p for p in rest[POINTS_KEY] if p[0] == "train_loss"]
+    assert [p[1] for p in losses] == list(range(2, 31))
+    assert [p[1] for p in rest[POINTS_KEY] if p[0] == "val_acc"] == [10, 20, 30]
 
 
 def test_reports_carry_the_latest_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,11 +52,13 @@ def test_non_finite_loss_ends_the_trial_as_diverged() -> None:
 def test_finish_sends_leftover_points_and_completion() -> None:
     with report.collect() as reports:
         report.info(device="cpu")
-        report.step(1, train_loss=0.5)
+        report.step(1, train_loss=0.5)  # the first step goes at once, with the info
+        report.step(2, train_loss=0.25)
         report._finish(completed=True)
-    assert reports[-1][STATUS_KEY] is TrialStatus.COMPLETED
-    assert reports[-1][INFO_KEY] == {"device": "cpu"}
-    assert reports[-1][POINTS_KEY][0][:3] == ("train_loss", 1, 0.5)
+    first, last = reports
+    assert first[INFO_KEY] == {"device": "cpu"} and STATUS_KEY not in first
+    assert last[STATUS_KEY] is TrialStatus.COMPLETED
+    assert [p[:3] for p in last[POINTS_KEY]] == [("train_loss", 2, 0.25)]
 
 
 def test_cpus_outside_ray_is_one() -> None:
@@ -64,7 +69,8 @@ def test_epochs_a_scheduler_judges_are_reported_at_once() -> None:
     with report.collect() as reports:
         report._reset(decision_epochs=frozenset({1, 3, 9}))
         trainables.steady({"epochs": 10, "steps_per_epoch": 2})
-    assert [r["epoch"] for r in reports] == [1, 3, 9, 10]  # 10: the rest, at the end
+    # None: the first step, sent at once; 10: the rest, at the end
+    assert [r.get("epoch") for r in reports] == [None, 1, 3, 9, 10]
 
 
 # -- what the store cannot keep is refused at report time, the same on every backend --------
@@ -202,4 +208,4 @@ def test_values_at_the_limits_are_accepted() -> None:
     ]
     assert all(type(p[1]) is int for r in reports for p in r[POINTS_KEY])  # numpy ints unwrapped
     assert reports[-1]["epoch"] == MAX_STEP and type(reports[-1]["epoch"]) is int
-    assert reports[-1][INFO_KEY] == {"device": "d" * MAX_INFO, "node": "n" * MAX_INFO}
+    assert reports[0][INFO_KEY] == {"device": "d" * MAX_INFO, "node": "n" * MAX_INFO}

@@ -115,10 +115,6 @@ def _listening_ports(pids: list[int]) -> set[tuple[str, int]]:
     return found
 
 
-def _group(pgid: int) -> list[int]:
-    return runtime._group_members(pgid)
-
-
 # -- no Ray ---------------------------------------------------------------------------------
 def test_a_runtime_whose_process_is_gone_is_cleared_and_said(runtime_env: dict[str, str]) -> None:
     folder = runtime.runtime_dir()
@@ -175,7 +171,7 @@ def test_runs_join_the_runtime_each_with_its_own_points(
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for name in (runtime.STATE_FILE, runtime.TOKEN_FILE):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
-    listening = _listening_ports(_group(up.pid))
+    listening = _listening_ports(runtime.group_members(up.pid))
     assert ("127.0.0.1", up.port) in listening
     assert len(listening) > 1 and {address for address, _ in listening} == {"127.0.0.1"}
 
@@ -196,7 +192,7 @@ def test_runs_join_the_runtime_each_with_its_own_points(
             lambda: (
                 not any(
                     b"ImplicitFunc" in Path(f"/proc/{p}/cmdline").read_bytes()
-                    for p in _group(up.pid)
+                    for p in runtime.group_members(up.pid)
                     if Path(f"/proc/{p}/cmdline").exists()
                 )
             ),
@@ -209,7 +205,7 @@ def test_runs_join_the_runtime_each_with_its_own_points(
 
     down = cli("down", env=runtime_env)
     assert down.returncode == 0 and "runtime stopped" in down.stdout
-    assert _group(up.pid) == [] and not runtime.answers(up.port)
+    assert runtime.group_members(up.pid) == [] and not runtime.answers(up.port)
     assert not (folder / runtime.STATE_FILE).exists()
 
 

@@ -129,6 +129,7 @@ def drive(
         if stored_steps is not None:  # resumed: continue from checkpoints that survived
             run_config.callbacks.append(SurvivingCheckpoints(stored_steps=stored_steps))
         run_config.stop = stopper
+        ray_private.skip_callback_census()
         tuner.fit()
         signals.tune_ended = True
         status, message, error = _status_after_fit(callback, writer, signals.by, sweep_id)

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runner.driver import tune_spec
 from runner.driver.drive import SweepOutcome, drive
@@ -23,7 +23,6 @@ from runner.driver.progress import Progress
 from runner.driver.storage import DEFAULT_STORAGE, absolute_storage, clear_spill, spill_file
 from runner.driver.writer import replay
 from runner.errors import SpecError, SweepscopeError
-from runner.extensions import Plan
 from runner.protocol import CONTINUES_KEY, START_CHECKPOINT_KEY
 from runner.spec import (
     Spec,
@@ -43,6 +42,9 @@ from runner.store import (
     require_sweep,
 )
 from runner.trial.entry import class_entry, trial_entry
+
+if TYPE_CHECKING:  # planned by `sweepscope extend`; a plain run needs neither pandas nor SciPy
+    from runner.extensions import Plan
 
 __all__ = ["SweepOutcome", "extend_sweep", "new_sweep_id", "resume_sweep", "run_sweep"]
 

@@ -37,6 +37,8 @@ __all__ = [
     "check_dashboard_port",
     "client_env",
     "find",
+    "free_ports",
+    "group_members",
     "record",
     "runtime_dir",
     "start",
@@ -108,7 +110,7 @@ def start(*, num_cpus: int | None = None) -> Runtime:
     token.write_text(secrets.token_hex(32))
     # Free ports for the services whose default ports are fixed (another Ray on this host,
     # or a test's, would hold 10001 or 52365).
-    port, client_port, agent_port = _free_ports(3)
+    port, client_port, agent_port = free_ports(3)
     from runner.driver.ray_env import TUNE_ENV
 
     env = {
@@ -184,7 +186,7 @@ def _clear(runtime: Runtime) -> None:
         _end_group(runtime.dashboard_pid, signal.SIGINT)
     if _is_ours(runtime.pid, RAY_WORD):
         _end_group(runtime.pid, signal.SIGTERM)
-    for pid in _group_members(runtime.pid):  # what a crashed leader left behind
+    for pid in group_members(runtime.pid):  # what a crashed leader left behind
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     (runtime_dir() / STATE_FILE).unlink(missing_ok=True)
@@ -220,7 +222,8 @@ def _is_ours(pid: int, word: str) -> bool:
     return owner == os.getuid() and word in cmdline
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
+    """The live processes (zombies left out) of this user in process group `pgid`."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -260,7 +263,7 @@ def answers(port: int) -> bool:
     return False
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     """`n` distinct ports of 127.0.0.1 that nothing listens on now (held open together)."""
     sockets = [socket.socket() for _ in range(n)]
     try:

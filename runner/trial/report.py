@@ -14,9 +14,10 @@ Points (every step's, every epoch's) are buffered in the trial and travel to the
 together in one Ray Tune report every FLUSH_SECONDS, so logging every step costs one list
 append, and short epochs do not each cost a Ray round trip (a report blocks the trial until
 the driver has taken it). Every report carries the latest epoch's metrics, which is what
-the sweep's `metric` and the schedulers see. A report is also sent at once when a
-checkpoint is due, when a loss diverges, when the trial ends, and at the epochs where a
-scheduler judges trials (ASHA's rungs), so early stopping is not delayed. Outside
+the sweep's `metric` and the schedulers see. A report is also sent at once for a trial's
+first step (so its curve starts as soon as it trains), when a checkpoint is due, when a loss
+diverges, when the trial ends, and at the epochs where a scheduler judges trials (ASHA's
+rungs), so early stopping is not delayed. Outside
 a Ray Tune trial the reports go to a sink set with `collect()` (tests, the one-at-a-time
 baseline) or nowhere.
 
@@ -306,7 +307,7 @@ def _reset(
     _buffer.clear()
     _latest.clear()
     _info.clear()
-    _last_flush = time.monotonic()
+    _last_flush = -math.inf  # the first step is sent at once
 
 
 def _finish(completed: bool = False) -> None:

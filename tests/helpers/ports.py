@@ -1,4 +1,5 @@
-"""Ports on 127.0.0.1 for servers a test or benchmark starts (dashboard, PostgreSQL, Ray).
+"""Ports on 127.0.0.1 for servers a test or benchmark starts (dashboard, PostgreSQL, Ray):
+`free_ports` is the warm runtime's own.
 
 Nothing here imports pytest: benchmarks and scripts use it too.
 """
@@ -7,24 +8,14 @@ from __future__ import annotations
 
 import socket
 
+from runner.driver.runtime import free_ports
+
 __all__ = ["free_port", "free_ports", "port_open"]
 
 
 def free_port() -> int:
     """A port of 127.0.0.1 that nothing listens on now (the kernel's pick)."""
     return free_ports(1)[0]
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free ports of 127.0.0.1: all held open together, so none repeats."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def port_open(port: int, timeout: float = 0.5) -> bool:
