@@ -740,7 +740,7 @@ def _runtime_text(up: Runtime) -> str:
 def cmd_down(args: argparse.Namespace) -> int:
     from runner.driver import runtime
 
-    gone = runtime.stop()
+    gone = runtime.stop(force=args.force)
     if gone is None:
         print("no runtime is up")
         return 0
@@ -902,6 +902,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--num-cpus", type=_positive_int, help="CPUs for trials (default: all)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop the runtime `sweepscope up` started")
+    down.add_argument(
+        "--force",
+        action="store_true",
+        help="stop it even while sweeps run on it (their trials end; resume continues them)",
+    )
     down.set_defaults(func=cmd_down)
     from runner.importer import register as register_import
     from runner.mcp_server import register as register_mcp

@@ -10,6 +10,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +146,15 @@ def test_an_unreadable_state_is_cleared(runtime_env: dict[str, str]) -> None:
     assert found is None and note is not None and "unreadable" in note
 
 
+def test_the_drivers_are_those_noted_and_still_running(runtime_env: dict[str, str]) -> None:
+    runtime.note_driver()  # this process, as a sweep's driver that joined the runtime
+    folder = runtime.runtime_dir() / runtime.DRIVERS_DIR
+    (folder / "999999999").write_text("1")  # a driver that is gone
+    (folder / str(os.getppid())).write_text("0")  # its pid taken again by another process
+    assert runtime.drivers() == [os.getpid()]
+    assert [p.name for p in folder.iterdir()] == [str(os.getpid())]  # the stale notes removed
+
+
 def test_down_without_a_runtime_says_so(runtime_env: dict[str, str]) -> None:
     done = cli("down", env=runtime_env)
     assert done.returncode == 0 and "no runtime is up" in done.stdout
@@ -203,7 +213,19 @@ def test_runs_join_the_runtime_each_with_its_own_points(
     again = cli("up", "--no-dashboard", env=runtime_env)
     assert again.returncode == 0 and "already up" in again.stdout
 
-    down = cli("down", env=runtime_env)
+    # A driver still on the runtime (a stand-in that notes itself as a sweep's driver does):
+    # `down` refuses, naming it; --force stops the runtime all the same.
+    note = "from runner.driver import runtime; runtime.note_driver(); import time; time.sleep(60)"
+    with subprocess.Popen([sys.executable, "-c", note], cwd=REPO, env=runtime_env) as driver:
+        try:
+            wait_for("the stand-in's note", lambda: runtime.drivers() == [driver.pid], 30)
+            refused = cli("down", env=runtime_env)
+            assert refused.returncode != 0 and f"(pid {driver.pid})" in refused.stderr
+            assert "would end their trials" in refused.stderr and "--force" in refused.stderr
+            assert runtime.find()[0] == up
+            down = cli("down", "--force", env=runtime_env)
+        finally:
+            driver.kill()
     assert down.returncode == 0 and "runtime stopped" in down.stdout
     assert runtime.group_members(up.pid) == [] and not runtime.answers(up.port)
     assert not (folder / runtime.STATE_FILE).exists()
@@ -235,6 +257,8 @@ def test_ctrl_c_on_the_runtime_then_resume_stores_each_point_once(
                 )
 
         wait_for("the first trial's second step", started, 90)
+        refused = cli("down", env=runtime_env)  # the sweep's trials would end with the runtime
+        assert refused.returncode != 0 and f"(pid {proc.pid})" in refused.stderr
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -243,6 +267,7 @@ def test_ctrl_c_on_the_runtime_then_resume_stores_each_point_once(
             proc.wait()
     assert proc.returncode == 130, err
     assert runtime.find()[0] == up  # Ctrl-C stops the sweep, not the runtime
+    assert runtime.drivers() == []  # its driver forgot itself as it exited
     with open_store(url) as store:
         (sweep,) = store.sweeps()
         assert sweep["status"] == "stopped"

@@ -125,6 +125,9 @@ def _join_runtime(ray: Any, warm: Runtime, meanwhile: tuple[str, ...]) -> None:
             "`sweepscope down`, then `sweepscope up` again; or run this sweep on a Ray of its "
             "own with --address local."
         ) from None
+    from runner.driver import runtime
+
+    runtime.note_driver()  # `down` refuses while this sweep runs
     print(f"on the runtime at {warm.address} (`sweepscope down` stops it)", file=sys.stderr)
 
 

@@ -13,10 +13,14 @@ read ($SWEEPSCOPE_RUNTIME_DIR, default ~/.sweepscope/runtime). A runtime is atta
 while its `ray start` process is the one the file names and its GCS port answers; anything
 else is stale (a crash, a reboot, a killed process): `find()` clears it, stopping what is
 left of it, and says so, and the sweep starts a Ray of its own as without a runtime.
+
+Each driver that joins notes itself in drivers/ (its pid and start time, forgotten at its
+exit), so that `down` refuses to end the trials of sweeps still running (`stop(force=...)`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -36,9 +40,11 @@ __all__ = [
     "answers",
     "check_dashboard_port",
     "client_env",
+    "drivers",
     "find",
     "free_ports",
     "group_members",
+    "note_driver",
     "record",
     "runtime_dir",
     "start",
@@ -48,6 +54,7 @@ __all__ = [
 DIR_ENV = "SWEEPSCOPE_RUNTIME_DIR"
 STATE_FILE = "runtime.json"
 TOKEN_FILE = "auth_token"
+DRIVERS_DIR = "drivers"  # a file per sweep driver on the runtime, named by its pid
 START_TIMEOUT = 60.0  # Ray's start on a loaded 2-core machine takes 3-10 s
 STOP_TIMEOUT = 40.0  # Ray drains a node for up to 30 s on SIGTERM
 RAY_WORD = "ray start"  # in the command line of the runtime's own processes
@@ -166,8 +173,13 @@ def record(runtime: Runtime) -> None:
     tmp.replace(path)
 
 
-def stop() -> Runtime | None:
-    """Stop the runtime (the dashboard, then Ray) and forget it; None when none was up."""
+def stop(*, force: bool = False) -> Runtime | None:
+    """Stop the runtime (the dashboard, then Ray) and forget it; None when none was up.
+
+    Raises:
+        SweepscopeError: sweeps still run on it (their trials would end with it), unless
+            `force`.
+    """
     path = runtime_dir() / STATE_FILE
     if not path.exists():
         return None
@@ -176,8 +188,47 @@ def stop() -> Runtime | None:
     except (ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
+    running = drivers()
+    if running and not force and _why_stale(runtime) is None:
+        pids = ", ".join(map(str, running))
+        raise SweepscopeError(
+            f"{len(running)} sweep driver(s) run on the runtime at {runtime.address} (pid "
+            f"{pids}): stopping it now would end their trials. Fix: let the sweeps finish, or "
+            "stop them (`sweepscope stop SWEEP`, or Ctrl-C where they run; `sweepscope resume` "
+            "continues them), then `sweepscope down`; or `sweepscope down --force`."
+        )
     _clear(runtime)
     return runtime
+
+
+def note_driver() -> None:
+    """Note this process as a sweep driver on the runtime, until it exits."""
+    folder = runtime_dir() / DRIVERS_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / str(os.getpid())
+    path.write_text(_started_at(os.getpid()) or "")
+    atexit.register(path.unlink, missing_ok=True)
+
+
+def drivers() -> list[int]:
+    """The pids of the sweep drivers on the runtime now; the notes of drivers that are gone
+    (killed before they could forget themselves) are removed."""
+    running = []
+    for path in sorted((runtime_dir() / DRIVERS_DIR).glob("*")):
+        if path.name.isdigit() and path.read_text() == _started_at(int(path.name)):
+            running.append(int(path.name))
+        else:
+            path.unlink(missing_ok=True)
+    return running
+
+
+def _started_at(pid: int) -> str | None:
+    """When `pid` started (clock ticks since boot): a pid taken again has another."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]  # field 22 of proc(5): starttime
 
 
 def _clear(runtime: Runtime) -> None:
