@@ -39,7 +39,9 @@ def machine(packages: tuple[str, ...] = ("ray", "torch", "sqlalchemy", "pandas")
     )
 
 
-def stamp(command: str, packages: tuple[str, ...] = ("ray", "torch", "sqlalchemy", "pandas")) -> str:
+def stamp(
+    command: str, packages: tuple[str, ...] = ("ray", "torch", "sqlalchemy", "pandas")
+) -> str:
     """The command, date and machine lines that end every fragment; a store URL in the
     command keeps no password (fragments are committed)."""
     from runner.redact import mask_url
@@ -74,11 +76,14 @@ def run_cli(*args: str, timeout: float = 1800) -> tuple[float, subprocess.Comple
     """Run `sweepscope ARGS` from the repo root, Ray on loopback; returns (wall s, result)."""
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     start = time.perf_counter()
-    done = subprocess.run([SWEEPSCOPE, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [SWEEPSCOPE, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"sweepscope {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+        raise RuntimeError(
+            f"sweepscope {' '.join(args)} failed ({done.returncode}):\n{done.stderr}"
+        )
     return wall, done
 
 
@@ -86,8 +91,9 @@ def run_python(*args: str, timeout: float = 1800) -> tuple[float, subprocess.Com
     """Run `python ARGS` from the repo root (a fresh process: imports counted in the wall)."""
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"python {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")

@@ -441,7 +441,9 @@ def writer_cost(pairs: int) -> tuple[list[Pair], list[float]]:
     with worktree(BEFORE_WRITER) as before:
         old_env = {**ENV, "PYTHONPATH": str(before)}
         # The venv holds an editable install of this checkout: PYTHONPATH must win over it.
-        modules = "runner.cli runner.launch runner.callback runner.store runner.report"  # its layout
+        modules = (
+            "runner.cli runner.launch runner.callback runner.store runner.report"  # its layout
+        )
         check = subprocess.run(
             [sys.executable, "-c", f"import importlib; print(*(importlib.import_module(m)"
              f".__file__ for m in {modules.split()!r}))"],

@@ -38,7 +38,9 @@ def main() -> None:
         f"| {s} | {arms[True][s]:.2f} s | {arms[False][s]:.2f} s | {arms[True][s] / arms[False][s]:.3f} |"
         for s in sorted(arms[True])
     )
-    write_fragment("streaming", f"""## Streaming cost: every step's loss vs none
+    write_fragment(
+        "streaming",
+        f"""## Streaming cost: every step's loss vs none
 
 {len(per_seed)} seeds of the seed grid's network (digits, 3 x 128, batch 16, 20 epochs,
 {steps} optimizer steps), each run once reporting `train_loss` at every step (through the
@@ -52,7 +54,8 @@ Each trial times its own training.
 Median compute: {on:.2f} s with every step, {off:.2f} s without: **{(on / off - 1) * 100:+.1f} %**
 (median of the per-seed ratios: {(statistics.median(per_seed) - 1) * 100:+.1f} %; target <= +5 %).
 
-{stamp("python -m benchmarks.bench_streaming")}""")
+{stamp("python -m benchmarks.bench_streaming")}""",
+    )
 
 
 if __name__ == "__main__":

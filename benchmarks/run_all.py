@@ -57,7 +57,7 @@ Regenerate everything with `make bench` (`python -m benchmarks.run_all`); each s
 names the command that made it, and when. Figures are medians of repeated runs and ratios
 measured side by side in one run: these machines are shared and their speed varies from
 one to the next, so compare ratios, not seconds, across sections made at different times.
-Assembled {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on: {machine()}.
+Assembled {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} on: {machine()}.
 
 """
     (REPO / "benchmarks" / "RESULTS.md").write_text(header + "\n\n".join(parts) + "\n")
@@ -77,8 +77,10 @@ def main() -> int:
             start = time.perf_counter()
             print(f"== {name}: python {' '.join(command)}", flush=True)
             done = subprocess.run([sys.executable, *command], cwd=REPO)
-            print(f"== {name}: {time.perf_counter() - start:.0f} s, exit {done.returncode}",
-                  flush=True)
+            print(
+                f"== {name}: {time.perf_counter() - start:.0f} s, exit {done.returncode}",
+                flush=True,
+            )
             if done.returncode != 0:
                 failed.append(name)
     assemble()

@@ -677,23 +677,26 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from runner.driver import runtime
 
-    found, note = runtime.find()
-    if note is not None:
-        print(f"note: {note}", file=sys.stderr)
-    if found is not None:
-        print(f"the runtime is already up since {_when(found.started_at)}: {_runtime_text(found)}")
-        print("`sweepscope down` stops it")
-        return 0
-    url = args.store or default_url()
-    if not args.no_dashboard:
-        from dashboard.login import check_login
+    with runtime.changing():
+        found, note = runtime.find()
+        if note is not None:
+            print(f"note: {note}", file=sys.stderr)
+        if found is not None:
+            print(
+                f"the runtime is already up since {_when(found.started_at)}: {_runtime_text(found)}"
+            )
+            print("`sweepscope down` stops it")
+            return 0
+        url = args.store or default_url()
+        if not args.no_dashboard:
+            from dashboard.login import check_login
 
-        runtime.check_dashboard_port(args.port)
-        check_login(url)  # a refused password is said here, not first on a page
-    started = time.monotonic()
-    up = runtime.start(num_cpus=args.num_cpus)
-    if not args.no_dashboard:
-        up = _start_dashboard(up, url, args.port)
+            runtime.check_dashboard_port(args.port)
+            check_login(url)  # a refused password is said here, not first on a page
+        started = time.monotonic()
+        up = runtime.start(num_cpus=args.num_cpus)
+        if not args.no_dashboard:
+            up = _start_dashboard(up, url, args.port)
     print(f"runtime up in {time.monotonic() - started:.1f} s: {_runtime_text(up)}")
     print("`sweepscope run` on this machine now uses it; `sweepscope down` stops it")
     return 0
@@ -740,7 +743,8 @@ def _runtime_text(up: Runtime) -> str:
 def cmd_down(args: argparse.Namespace) -> int:
     from runner.driver import runtime
 
-    gone = runtime.stop(force=args.force)
+    with runtime.changing():
+        gone = runtime.stop(force=args.force)
     if gone is None:
         print("no runtime is up")
         return 0

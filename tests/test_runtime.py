@@ -295,6 +295,51 @@ def test_a_crashed_runtime_is_replaced_never_joined(
     assert not (runtime.runtime_dir() / runtime.STATE_FILE).exists()
 
 
+def _ray_starts_for(folder: Path) -> list[int]:
+    """The `ray start` processes started for the runtime in `folder` (by the token they use)."""
+    token = f"RAY_AUTH_TOKEN_PATH={folder / runtime.TOKEN_FILE}".encode()
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"start" in command and b"--head" in command and token in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.ray
+def test_two_up_at_once_start_one_runtime(runtime_env: dict[str, str]) -> None:
+    """Two `sweepscope up` at the same moment: one starts the runtime, the other waits for it
+    and finds it up; `down` then leaves no Ray of either behind."""
+    ups = [
+        subprocess.Popen(
+            [SWEEPSCOPE, "up", "--no-dashboard"],
+            env=runtime_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        outs = [up.communicate(timeout=120) for up in ups]
+        assert [up.returncode for up in ups] == [0, 0], outs
+        said = sorted(out.split()[:3] for out, _ in outs)
+        assert said == [["runtime", "up", "in"], ["the", "runtime", "is"]], outs
+        found, _ = runtime.find()
+        assert found is not None
+        assert _ray_starts_for(runtime.runtime_dir()) == [found.pid]  # none forgotten
+        assert cli("down", env=runtime_env).returncode == 0
+        folder = runtime.runtime_dir()
+        wait_for("the runtime's Ray to stop", lambda: not _ray_starts_for(folder), 30)
+    finally:
+        for pid in _ray_starts_for(runtime.runtime_dir()):  # a failed run's
+            os.killpg(pid, signal.SIGKILL)
+
+
 @pytest.mark.ray
 def test_up_serves_the_dashboard_and_down_stops_it(
     tmp_path: Path, runtime_env: dict[str, str]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from runner.errors import InfrastructureError, SweepscopeError
 __all__ = [
     "Runtime",
     "answers",
+    "changing",
     "check_dashboard_port",
     "client_env",
     "drivers",
@@ -54,6 +57,7 @@ __all__ = [
 DIR_ENV = "SWEEPSCOPE_RUNTIME_DIR"
 STATE_FILE = "runtime.json"
 TOKEN_FILE = "auth_token"
+LOCK_FILE = "lock"  # held by `up` and `down` while they change the runtime
 DRIVERS_DIR = "drivers"  # a file per sweep driver on the runtime, named by its pid
 START_TIMEOUT = 60.0  # Ray's start on a loaded 2-core machine takes 3-10 s
 STOP_TIMEOUT = 40.0  # Ray drains a node for up to 30 s on SIGTERM
@@ -79,6 +83,21 @@ class Runtime:
 
 def runtime_dir() -> Path:
     return Path(os.environ.get(DIR_ENV) or Path.home() / ".sweepscope" / "runtime")
+
+
+@contextlib.contextmanager
+def changing() -> Iterator[None]:
+    """Held while `up` or `down` changes the runtime: one at a time, so that two `up` at once
+    start one runtime, not two with one forgotten (the second waits, then finds it up)."""
+    folder = runtime_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (folder / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("waiting for another `sweepscope up` or `down` to finish...", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing, a crash's too
 
 
 def client_env(runtime: Runtime) -> dict[str, str]:
