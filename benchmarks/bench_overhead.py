@@ -60,6 +60,8 @@ def phases(run: dict[str, Any]) -> dict[str, float]:
         "training": run["last_point"] - run["first_point"],
         "shutdown": end - run["last_point"],
         "compute": sum(run["spans"]),
+        # sweepscope's runs: the command to the sweep's first trial row (the driver's part)
+        "to_trial": run.get("first_trial", run["first_point"]) - run["started"],
     }
 
 
@@ -77,10 +79,12 @@ def sweepscope_run(spec: str, *extra: str, warm: bool | None = None) -> dict[str
         with open_store(url) as store:
             sweep = store.sweeps()[0]
             points = store.points(sweep["id"])
+            first_trial = min(trial["created_at"] for trial in store.trials(sweep["id"]))
     spans = points.groupby("trial_id")["wall_time"].agg(["min", "max"])
     return {
         "wall": wall,
         "started": started,
+        "first_trial": float(first_trial),
         "first_point": float(points.wall_time.min()),
         "last_point": float(points.wall_time.max()),
         "spans": [float(s) for s in spans["max"] - spans["min"]],
@@ -181,7 +185,12 @@ def write_overhead(
         "torch nor pandas before `ray.init`, nor Ray's MLflow integration for Ray Tune's "
         "count of callbacks (`runner._ray_private.skip_callback_census`, 0.6 s). Importing the trainable's module in Ray's idle "
         "workers while the driver builds the tuner was tried, and made the first point later "
-        "(the trials' actors do not land on those workers).\n"
+        "(the trials' actors do not land on those workers). Both processes import with "
+        "Python's garbage collector paused, the objects imported then frozen out of its "
+        "reach (`runner.collector`): the driver while it joins Ray and imports Ray Tune, "
+        "the trial while it imports the trainable's module (torch); in 5 interleaved pairs "
+        "on the warm runtime that made the first point 0.95 s sooner (median 4.85 s "
+        "against 5.80 s).\n"
         if first > TARGET_FIRST_POINT
         else ""
     )
@@ -254,6 +263,8 @@ def warm_against_cold(spec: str, pairs: int) -> None:
         each = ", ".join(f"{r['startup']:.2f}" for r in runs)
         return (
             f"| {name} | **{med(r['startup'] for r in runs):.2f} s** ({each}) "
+            f"| {med(r['to_trial'] for r in runs):.2f} s "
+            f"| {med(r['startup'] - r['to_trial'] for r in runs):.2f} s "
             f"| {med(r['wall'] for r in runs):.1f} s |"
         )
 
@@ -268,10 +279,13 @@ def warm_against_cold(spec: str, pairs: int) -> None:
 (Ray started once, {up_wall:.1f} s, before the pairs) against a cold start (`--address local`:
 a Ray of its own, as without a runtime), {len(warm)} interleaved pairs of fresh processes;
 medians, each run in brackets. The first point is the command to the first point a trial
-made. Load average (1 min) before each pair and after: {", ".join(f"{x:.1f}" for x in loads)}.
+made; the driver's part of it is the command to the sweep's first trial row (the spec, the
+store, joining or starting Ray, Ray Tune's set-up), the trial's the rest (a new process, its
+imports, the data, the first step). Load average (1 min) before each pair and after:
+{", ".join(f"{x:.1f}" for x in loads)}.
 
-| run | command to first point | wall |
-|---|---:|---:|
+| run | command to first point | to the first trial (driver) | then to its first point (trial) | wall |
+|---|---:|---:|---:|---:|
 {row("cold start (a Ray of its own)", cold)}
 {row("**warm runtime**", warm)}
 
@@ -280,8 +294,11 @@ made. Load average (1 min) before each pair and after: {", ".join(f"{x:.1f}" for
   Joining the runtime saves Ray's start, not the trials' own: Ray 2.60 starts a new worker
   process for every trial actor, even with idle workers that imported torch and Ray Tune
   (measured: an actor never lands on an idle task worker), so each sweep's first trial
-  still pays the process start (about 0.9 s bare here) and the imports of Ray Tune, torch
-  and the dataset. Reaching 2 s needs trial processes that outlive a sweep: a long-lived
+  still pays the process start (about 0.9 s bare here) and the imports of Ray Tune (0.6 s,
+  pandas with it) and torch (1.1 s), then the dataset. Nor does Ray's own prestart help
+  (tried: `RAY_enable_worker_prestart=1` on the runtime starts two idle workers, but a
+  sweep's trial actors start processes of their own beside them, and Ray ends the idle
+  ones after 10 s). Reaching 2 s needs trial processes that outlive a sweep: a long-lived
   driver running every sweep's trials in actors of its own, which this runtime does not do.
 
 {stamp(command)}""",

@@ -54,6 +54,7 @@ from pydantic import (
     model_validator,
 )
 
+from runner import collector
 from runner.errors import SpecError
 from runner.protocol import DEFAULT_SYSTEM_EVERY, is_system_metric
 
@@ -743,7 +744,8 @@ def resolve_trainable(ref: str, source: str = "<spec>") -> Callable[[dict[str, A
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
-        module = importlib.import_module(module_name)
+        with collector.imports():  # torch and its first use quicker (runner.collector)
+            module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's to see
         raise SpecError(
             source,

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from runner import _ray_private as ray_private
+from runner import collector
 from runner.errors import InfrastructureError, SweepscopeError
 
 if TYPE_CHECKING:
@@ -143,8 +144,9 @@ def importing(*modules: str) -> Iterator[None]:
                 importlib.import_module(name)
 
     thread = threading.Thread(target=load, name="sweepscope-import", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
+    with collector.imports():  # ray.init and Ray Tune quicker (runner.collector)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
