@@ -188,9 +188,8 @@ def write_overhead(
         "(the trials' actors do not land on those workers). Both processes import with "
         "Python's garbage collector paused, the objects imported then frozen out of its "
         "reach (`runner.collector`): the driver while it joins Ray and imports Ray Tune, "
-        "the trial while it imports the trainable's module (torch); in 5 interleaved pairs "
-        "on the warm runtime that made the first point 0.95 s sooner (median 4.85 s "
-        "against 5.80 s).\n"
+        "the trial while it imports the trainable's module (torch); `--warm` splits the "
+        "first point into the driver's part and the trial's.\n"
         if first > TARGET_FIRST_POINT
         else ""
     )
