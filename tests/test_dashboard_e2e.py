@@ -22,6 +22,7 @@ from runner.store import TrialStatus, open_store
 from tests.helpers.browser import BROWSER_ARGS, require_chromium
 from tests.helpers.paths import REPO
 from tests.helpers.ports import free_port
+from tests.helpers.stores import sqlite_made
 from tests.helpers.waiting import wait_for
 
 # Four trials, two at a time: long enough (about a minute each) to watch and to stop.
@@ -147,7 +148,7 @@ def test_live_dashboard_in_a_browser(
     def running_with_points() -> Any:
         if sweep_proc.poll() is not None:
             raise AssertionError(f"the sweep ended early:\n{(tmp_path / 'sweep.log').read_text()}")
-        if not (tmp_path / "store.db").exists():
+        if not sqlite_made(tmp_path / "store.db"):
             return None
         with open_store(url) as s:
             sweeps = s.sweeps()

@@ -23,6 +23,7 @@ from runner.store import open_store
 from tests.helpers.cli import SWEEPSCOPE, cli, cli_env
 from tests.helpers.paths import REPO
 from tests.helpers.ports import free_port
+from tests.helpers.stores import sqlite_made
 from tests.helpers.waiting import wait_for
 
 EPOCHS, STEPS = 2, 3  # per trial: 6 train_loss points, 2 val_acc points
@@ -248,7 +249,7 @@ def test_ctrl_c_on_the_runtime_then_resume_stores_each_point_once(
     try:
 
         def started() -> bool:
-            if not Path(tmp_path / "s.db").exists():
+            if not sqlite_made(tmp_path / "s.db"):
                 return False
             with open_store(url) as store:
                 sweeps = store.sweeps()

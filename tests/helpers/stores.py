@@ -7,8 +7,9 @@ Nothing here imports pytest: benchmarks use these helpers too.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ __all__ = [
     "reset_postgres",
     "roles",
     "run_sql",
+    "sqlite_made",
     "sqlite_url",
     "temporary_database",
 ]
@@ -34,6 +36,19 @@ __all__ = [
 def sqlite_url(directory: Path, name: str = "store.db") -> str:
     """The URL of an SQLite store file `name` in `directory` (not created here)."""
     return f"sqlite:///{directory / name}"
+
+
+def sqlite_made(path: Path) -> bool:
+    """Whether the SQLite store file `path` exists with its tables. A sweep's driver makes
+    the file a moment before it commits the tables, so a test that polls for a sweep waits
+    for this rather than for the file alone."""
+    if not path.exists():
+        return False
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sweepscope_meta'"
+        ).fetchone()
+    return found is not None
 
 
 def run_sql(url: str, *statements: str) -> None:
