@@ -13,7 +13,7 @@ import streamlit as st
 from dashboard import control
 from dashboard.data import SweepPoints, sweep_progress
 from dashboard.stopping import TOKEN_KEY, permission
-from runner.errors import StoreUnavailable, SweepscopeError
+from runner.errors import StoreMissing, StoreUnavailable, SweepscopeError
 from runner.redact import mask_url
 from runner.store import Store, SweepStatus, default_url, open_store, sweep_status
 
@@ -34,9 +34,11 @@ __all__ = [
     "store",
     "sweep_header",
     "sweep_points",
+    "wait_for_first_sweep",
 ]
 
 DEFAULT_REFRESH_SECONDS = 2.0
+WAIT_SECONDS = 2.0  # how often a page with no store, or no sweep, looks again
 SWEEP_KEY = "sweep_id"
 
 
@@ -85,10 +87,22 @@ def _open(url: str) -> Store:
 
 def store() -> Store:
     """The store at $SWEEPSCOPE_STORE, opened once per process; stops the page with a
-    message when it does not open (a failed open is retried on the next run)."""
+    message when it does not open (a failed open is retried on the next run). Where no
+    sweep has made the store yet, the page waits for it and then runs again on its own."""
     url = default_url()
     try:
         return _open(url)
+    except StoreMissing as exc:
+        text = str(exc)
+        st.title("sweepscope")
+        st.info(
+            f"**Waiting for a sweep to make the store.** {text[:1].upper()}{text[1:]} This "
+            "page opens it on its own once it exists.",
+            icon=":material/hourglass_empty:",
+        )
+        _open_when_made()
+        st.stop()
+        raise  # unreachable: st.stop() raises
     except SweepscopeError as exc:
         st.title("sweepscope")
         show_error(exc)
@@ -99,6 +113,31 @@ def store() -> Store:
 @st.cache_data(ttl=2.0, show_spinner=False)
 def _sweeps(url: str) -> list[dict[str, Any]]:
     return _open(url).sweeps()
+
+
+@st.fragment(run_every=WAIT_SECONDS)
+def _open_when_made() -> None:
+    """Look for the store every WAIT_SECONDS; once it is there (or fails otherwise, which
+    the page then shows), run the page again."""
+    try:
+        _open(default_url())
+    except StoreMissing:
+        return
+    except SweepscopeError:
+        pass
+    st.rerun(scope="app")
+
+
+@st.fragment(run_every=WAIT_SECONDS)
+def wait_for_first_sweep() -> None:
+    """On a page that found no sweep: look again every WAIT_SECONDS, and run the page
+    again once the store holds one (a store that stops answering meanwhile: keep waiting)."""
+    try:
+        found = bool(_sweeps(default_url()))
+    except SweepscopeError:
+        return
+    if found:
+        st.rerun(scope="app")
 
 
 def sweeps(s: Store) -> list[dict[str, Any]]:
@@ -215,6 +254,7 @@ def current_sweep(s: Store) -> dict[str, Any]:
                 "`sweepscope run experiments/sweeps/smoke.yaml`; it appears here on its "
                 "own."
             )
+            wait_for_first_sweep()
         st.stop()
     try:
         sweep = s.sweep(sweep_id, best=False)

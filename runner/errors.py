@@ -11,6 +11,7 @@ __all__ = [
     "InfrastructureError",
     "SpecError",
     "StoreError",
+    "StoreMissing",
     "StoreUnavailable",
     "SweepTakenOver",
     "SweepscopeError",
@@ -43,6 +44,12 @@ class SpecError(SweepscopeError):
 
 class StoreError(SweepscopeError):
     """The store cannot be opened, read or written; the driver error is attached as __cause__."""
+
+
+class StoreMissing(StoreError):
+    """The URL names no sweepscope store yet: no such SQLite file, or a database without the
+    tables. A sweep's driver makes it (`sweepscope run`); readers never do, so the dashboard
+    waits for it."""
 
 
 class InfrastructureError(SweepscopeError):

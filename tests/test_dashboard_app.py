@@ -30,12 +30,14 @@ def filled(
 
 
 # -- messages instead of tracebacks ---------------------------------------------------------
-def test_missing_store_says_how_to_fix(
+def test_missing_store_says_how_to_fix_and_waits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_dashboard: None
 ) -> None:
     monkeypatch.setenv("SWEEPSCOPE_STORE", f"sqlite:///{tmp_path / 'nothing.db'}")
     at = open_page()
-    assert "does not exist" in texts(at, "error") and "Fix:" in texts(at, "error")
+    shown = texts(at, "info")  # the page waits for a sweep to make it (browser test: it does)
+    assert "Waiting for a sweep" in shown and "does not exist" in shown and "Fix:" in shown
+    assert not texts(at, "error")
     assert not (tmp_path / "nothing.db").exists()  # the dashboard never creates a store
 
 

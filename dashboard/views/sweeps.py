@@ -49,6 +49,7 @@ with ui.guard():
             f"The store {ui.redacted(store.url)} holds no sweeps yet. Start one with "
             "`sweepscope run experiments/sweeps/smoke.yaml`; it appears here on its own."
         )
+        ui.wait_for_first_sweep()
         st.stop()
     seeded = [configurations.seed_key(sweep["spec"]) is not None for sweep in sweeps]
     if any(seeded):  # the column only where a sweep has seeds

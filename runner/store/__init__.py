@@ -61,8 +61,9 @@ def open_store(url: str | None = None, *, create: bool = False) -> Store:
 
     Raises:
         StoreError: a URL of another scheme or none (see `BACKENDS`), a SQLite file on a
-            network filesystem, a missing driver, no store there (readers), or a schema
-            version this sweepscope does not use.
+            network filesystem, a missing driver, or a schema version this sweepscope does
+            not use.
+        StoreMissing: (readers) no store there yet: no such file, or no tables.
         StoreUnavailable: the store did not answer.
     """
     url = url or default_url()

@@ -16,7 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from runner.errors import StoreError, StoreUnavailable, SweepTakenOver
+from runner.errors import StoreError, StoreMissing, StoreUnavailable, SweepTakenOver
 from runner.redact import mask_url, redact
 from runner.status import SweepStatus, TrialStatus
 from runner.store import _migrate
@@ -337,7 +337,7 @@ class SqlStore(Store):
         if self._dialect == "sqlite" and not create:
             path = self._engine.url.database
             if path and path != ":memory:" and not Path(path).exists():
-                raise StoreError(
+                raise StoreMissing(
                     f"no sweepscope store at {self.url}: the file {path} does not exist. Fix: "
                     f"run a sweep first (sweepscope run SPEC --store {self.url}) or pass the "
                     "right --store."
@@ -380,7 +380,7 @@ class SqlStore(Store):
             migrate += "`"
         if version is None:
             if not create:
-                raise StoreError(
+                raise StoreMissing(
                     f"{self.url} holds no sweepscope store (no tables). Fix: run a sweep "
                     f"first (sweepscope run SPEC --store {self.url}) or pass the right --store."
                 )
