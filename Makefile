@@ -36,10 +36,11 @@ down: install
 test: install lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
-## test-fast: the tests to run while working (see FAST above): under two minutes on 2 cores
+## test-fast: the tests to run while working (see FAST above), one worker per core:
+## under two minutes on 2 cores
 test-fast: install
 	$(BIN)/ruff check runner dashboard experiments tests benchmarks
-	$(BIN)/python -m pytest -q -m "$(FAST)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto -m "$(FAST)" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check runner dashboard experiments tests benchmarks
