@@ -268,7 +268,8 @@ def _completed(jobs: Jobs, epochs: int, steps: int, n_trials: int) -> list[dict[
     sweep, trials, points = jobs.sweep()
     assert sweep["status"] == "completed", sweep
     assert len(trials) == n_trials
-    assert {t["status"] for t in trials} == {"completed"}
+    ended = [(t["number"], t["status"], t["error"]) for t in trials]
+    assert {t["status"] for t in trials} == {"completed"}, ended
     _check_points(points, trials, epochs, steps)
     return trials
 
