@@ -43,6 +43,12 @@ The parts (`PARTS` holds the same list, for the check):
 - SIGUSR1, on which `ray.tune.tune._setup_signal_catching` ends Tune's loop and saves its
   state: runner.driver.stopper (the store stayed away) and runner.driver.interrupts (Ctrl-C)
   stop a sweep resumable this way.
+- `TuneController._requeue_restored_trials(trials, resume_config)`, which
+  `TuneController.resume` calls with the trials of the restored experiment state, and the
+  `error_filename` and `pickled_error_filename` of a trial's `run_metadata`:
+  runner.driver.launch resumes the trials that errored only because their Ray node was
+  lost, as Tune resumes unfinished ones, while other errored trials stay errored
+  (`resume_lost_trials`).
 - `ray.air._internal.usage.tag_callbacks`, which `ray.tune.tune.run` calls through the module
   to count a run's callbacks for Ray's usage statistics: runner.driver.drive replaces it
   with one that counts nothing (`skip_callback_census`).
@@ -56,7 +62,8 @@ import inspect
 import os
 import signal
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,6 +80,7 @@ __all__ = [
     "in_tune_session",
     "interrupt_tune",
     "problems",
+    "resume_lost_trials",
     "run_config",
     "set_checkpoint_results",
     "set_next_checkpoint_index",
@@ -184,6 +192,31 @@ def in_tune_session() -> bool:
     from ray.tune.trainable.trainable_fn_utils import _in_tune_session
 
     return bool(_in_tune_session())
+
+
+@contextmanager
+def resume_lost_trials(trial_ids: Collection[str]) -> Iterator[None]:
+    """While Tune restores an experiment in this block, the trials in `trial_ids` that its
+    state holds as errored are resumed from their checkpoints, as Tune resumes unfinished
+    trials; other errored trials stay errored (Tune's `resume_errored` takes all or none)."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    original = TuneController._requeue_restored_trials
+    wanted = set(trial_ids)
+
+    def requeue(controller: Any, trials: list[Trial], resume_config: Any) -> None:
+        for trial in trials:
+            if trial.trial_id in wanted and trial.status == trial.ERROR:
+                trial.run_metadata.error_filename = None
+                trial.run_metadata.pickled_error_filename = None
+                trial.set_status(trial.PAUSED)  # unfinished: Tune resumes it
+        original(controller, trials, resume_config)
+
+    TuneController._requeue_restored_trials = requeue  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        TuneController._requeue_restored_trials = original  # type: ignore[method-assign]
 
 
 def tune_listens() -> bool:
@@ -373,6 +406,36 @@ PARTS: tuple[Part, ...] = (
         "runner.driver.drive",
         "Tune looks the census up on the module each run, so the replacement is the one called",
         expect=("air_usage.tag_callbacks(",),
+    ),
+    Part(
+        "ray.tune.execution.tune_controller.TuneController",
+        "_requeue_restored_trials",
+        "method",
+        "runner.driver.launch",
+        "trials errored by a lost node are made unfinished before Tune requeues them",
+        expect=("self", "trials", "resume_config"),
+    ),
+    Part(
+        "ray.tune.execution.tune_controller.TuneController.resume",
+        "_requeue_restored_trials",
+        "source",
+        "runner.driver.launch",
+        "a restored experiment's trials are requeued there",
+        expect=("self._requeue_restored_trials(trials, resume_config)",),
+    ),
+    Part(
+        "ray.tune.trainable.metadata._TrainingRunMetadata",
+        "error_filename",
+        "attribute",
+        "runner.driver.launch",
+        "a lost trial resumed is no longer errored",
+    ),
+    Part(
+        "ray.tune.trainable.metadata._TrainingRunMetadata",
+        "pickled_error_filename",
+        "attribute",
+        "runner.driver.launch",
+        "a lost trial resumed is no longer errored",
     ),
     Part(
         "ray.tune.tune._setup_signal_catching",

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from runner.driver.callback import StoreCallback
+from runner.driver.drive import _status_after_fit
 from runner.driver.stopper import StoreStopper
 from runner.driver.writer import StoreWriter
 from runner.protocol import INFO_KEY, POINTS_KEY, STATUS_KEY
@@ -108,6 +109,37 @@ def test_reported_endings(sqlite_store: Store, tmp_path: Path) -> None:
     assert _status(sqlite_store) == {"a": "diverged", "b": "error", "c": "completed"}
     (row,) = [t for t in sqlite_store.trials("s") if t["ray_id"] == "b"]
     assert row["error"] == "RuntimeError: boom"
+
+
+# Ray's text for an actor whose node died, as Tune writes it to the trial's error file
+NODE_DIED = """The actor died unexpectedly before finishing this task.
+\tclass_name: ImplicitFunc
+\tactor_id: ad9a0a5326bcb99adbc0925f03000000
+\tip: 127.0.0.2
+The actor died because its node has died. Node Id: ea97c3e3b50b19
+\tthe actor's node was terminated expectedly: received SIGTERM"""
+
+
+def test_a_trial_whose_node_died_ends_stopped_and_the_sweep_resumable(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """A lost node is not the trial's error: the trial ends `stopped` (resume reruns it),
+    its text kept; a sweep that ran to its end with one such trial ends stopped, not
+    completed, saying how to continue."""
+    cb, _ = _setup(sqlite_store)
+    writer = _writers[-1]
+    a, b = fake_trial("a"), fake_trial("b", NODE_DIED, tmp_path)
+    for t in (a, b):
+        cb.on_trial_start(0, [], t)
+    cb.on_trial_error(0, [], b)
+    cb.on_trial_result(0, [], a, _result(1, **{STATUS_KEY: "completed"}))
+    cb.on_trial_complete(0, [], a)
+    assert _status(sqlite_store) == {"a": "completed", "b": "stopped"}
+    (row,) = [t for t in sqlite_store.trials("s") if t["ray_id"] == "b"]
+    assert "its node has died" in row["error"]
+    status, message, error = _status_after_fit(cb, writer, None, "s")
+    assert status == "stopped" and error is None
+    assert message == "1 trial(s) lost their Ray node; continue with `sweepscope resume s`"
 
 
 def test_user_stop_goes_through_the_store(sqlite_store: Store) -> None:

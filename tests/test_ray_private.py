@@ -199,6 +199,42 @@ def test_the_next_checkpoint_takes_the_index_set_through_the_module(
     assert trial.storage.checkpoint_fs_path.endswith("trial_0/checkpoint_000007")
 
 
+def test_tune_resumes_the_lost_trials_named_and_no_other_errored_one(tmp_path: Path) -> None:
+    """Tune's own requeue of a restored experiment, under resume_lost_trials: the errored
+    trial named is resumed (pending, its error forgotten), the other stays errored, as
+    Tune's default ResumeConfig leaves every errored trial."""
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.tune_config import ResumeConfig
+
+    lost, failed = (
+        Trial(
+            "train",
+            stub=True,
+            trial_id=name,
+            storage=StorageContext(
+                storage_path=str(tmp_path), experiment_dir_name="sweep", trial_dir_name=name
+            ),
+        )
+        for name in ("lost", "failed")
+    )
+    for t in (lost, failed):
+        t.set_status(Trial.ERROR)
+        t.run_metadata.error_filename = "error.txt"
+    controller = TuneController.__new__(TuneController)  # its requeue needs only add_trial
+    added: list[Trial] = []
+    controller.add_trial = added.append  # type: ignore[method-assign]
+
+    with ray_private.resume_lost_trials(["lost"]):
+        controller._requeue_restored_trials([lost, failed], ResumeConfig())
+    assert added == [lost, failed]
+    assert lost.status == Trial.PENDING and lost.run_metadata.error_filename is None
+    assert failed.status == Trial.ERROR and failed.run_metadata.error_filename == "error.txt"
+
+    failed.set_status(Trial.ERROR)
+    controller._requeue_restored_trials([failed], ResumeConfig())  # outside: Tune's own
+    assert failed.status == Trial.ERROR
+
+
 def test_a_trial_not_started_has_no_actor(trial: Trial) -> None:
     assert ray_private.trial_actor(trial) is None
 

@@ -38,6 +38,7 @@ from tests.helpers.paths import REPO
 from tests.helpers.ports import free_ports
 
 SCRIPT = REPO / "deploy" / "slurm" / "sweep.sbatch"
+CONTINUED = "tests.trainables:continued"  # also reports the epoch it came back at
 START = REPO / "scripts" / "start-local-slurm.sh"
 # What a job's state is once it is over (a requeued job is PENDING again, not over).
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "DEADLINE"}
@@ -83,6 +84,34 @@ def _job(job_id: str) -> dict[str, str]:
         ["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30
     )
     return dict(re.findall(r"(\S+?)=(\S*)", done.stdout)) if done.returncode == 0 else {}
+
+
+def _terminate_step(step: str) -> int:
+    """SIGTERM to every process of job step `step` ("JOB.STEP"), as `scancel JOB` sends every
+    step's processes (the children of its `slurmstepd: [JOB.STEP]`); how many got it."""
+    parents: dict[int, int] = {}
+    stepd = None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat[1])
+        if cmdline.strip() == f"slurmstepd: [{step}]":
+            stepd = int(entry.name)
+    assert stepd is not None, f"no slurmstepd for step {step}"
+    tree, grew = {stepd}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    for pid in tree - {stepd}:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    return len(tree) - 1
 
 
 class Jobs:
@@ -393,6 +422,49 @@ def test_lost_worker_node_is_retried_on_the_head(jobs: Jobs) -> None:
     # The trial that ran on n2 finished on n1's Ray node, where the other trial ran.
     head = next(t["node"] for t in before if t["node"] in {u["node"] for u in trials})
     assert {t["node"] for t in trials} == {head}, ([t["node"] for t in before], trials)
+
+
+@pytest.mark.slurm
+@pytest.mark.ray
+def test_trial_of_a_lost_node_resumes_from_a_new_job(jobs: Jobs) -> None:
+    """n2's step ended mid-sweep (SIGTERM to every process of it, as `scancel` of a job sends
+    them all: Ray stops the node and says so), with no retries: the trial it ran is not an
+    error of its own but `stopped` (Ray's text kept), the sweep ends stopped, resumable, and
+    `sbatch ... --resume` continues that trial from its checkpoint to completion."""
+    epochs, steps = 8, 4
+    spec = jobs.spec(epochs=epochs, steps=steps, sleep=0.3, scales=[1.0, 2.0], trainable=CONTINUED)
+    options = ["--nodes=2", "--cpus-per-task=1", "--time=10"]
+    job = jobs.submit(*options, str(SCRIPT), str(spec))
+    jobs.wait_for_epochs(job, 2, 2)
+    (worker_step,) = [
+        line.split()[0]
+        for line in _squeue("-s", "-j", job, "-o", "%i %N")
+        if line.split()[1:] == ["n2"]
+    ]
+    assert _terminate_step(worker_step) > 0
+    info = jobs.wait(job, timeout=240)
+    out = jobs.output(job)
+    assert info["ExitCode"] == "130:0" and info["Restarts"] == "0", out[-4000:]
+    assert "lost its Ray node; it ends stopped" in out, out[-4000:]
+    sweep, trials, _ = jobs.sweep()
+    assert sweep["status"] == "stopped", out[-4000:]
+    (lost,) = [t for t in trials if t["status"] == "stopped"]
+    assert "its node has died" in lost["error"] and lost["last_epoch"] < epochs, trials
+    assert [t["status"] for t in trials if t["id"] != lost["id"]] == ["completed"]
+    assert f"{SCRIPT} --resume {sweep['id']}" in out
+    assert jobs.wait_until_ray_is_gone() == []
+
+    again = jobs.submit(*options, str(SCRIPT), "--resume", sweep["id"])
+    info = jobs.wait(again, timeout=180)
+    out = jobs.output(again)
+    assert info["JobState"] == "COMPLETED", out[-4000:]
+    assert jobs.wait_until_ray_is_gone() == []
+    sweep, trials, points = jobs.sweep()
+    assert sweep["status"] == "completed" and {t["status"] for t in trials} == {"completed"}
+    curves = points[points.metric != "start_epoch"]
+    _check_points(curves, trials, epochs, steps)  # every step of both curves stored once
+    starts = points[(points.trial_id == lost["id"]) & (points.metric == "start_epoch")]
+    assert starts.value.max() >= 2, starts  # it came back at a checkpoint, not at epoch 0
 
 
 def test_refuses_to_start_without_a_store(tmp_path: Path) -> None:

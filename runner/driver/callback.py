@@ -23,7 +23,7 @@ from ray import tune
 from runner.driver.metric_check import MetricCheck
 from runner.driver.notify import Notifier
 from runner.driver.progress import Progress
-from runner.driver.results import error_text, result_points
+from runner.driver.results import error_text, node_lost, result_points
 from runner.driver.stopper import StoreStopper
 from runner.driver.watchdog import SilentTrials
 from runner.driver.writer import StoreWriter
@@ -190,6 +190,16 @@ class StoreCallback(tune.Callback):
             self._notify("trial_failed", trial, TrialStatus.TIMEOUT, text)
             return
         text = error_text(trial)
+        if node_lost(text):  # not the trial's doing: it ends resumable, as on Ctrl-C
+            self._set(trial, TrialStatus.STOPPED, "its Ray node was lost", error=text)
+            self._notify("trial_failed", trial, TrialStatus.STOPPED, "its Ray node was lost")
+            if self._progress is not None:
+                self._progress.note(
+                    f"trial {self._progress.number(trial.trial_id)} lost its Ray node; it "
+                    f"ends stopped, and `sweepscope resume {self._writer.sweep_id}` continues "
+                    "it from its last checkpoint"
+                )
+            return
         self._set(trial, TrialStatus.ERROR, text, error=text)
         self._notify("trial_failed", trial, TrialStatus.ERROR, text)
         if self._progress is not None:

@@ -212,7 +212,7 @@ def _status_after_fit(
 ) -> tuple[str, str | None, SweepscopeError | None]:
     """The sweep's status once Tune's loop returned, its message, and the error to report:
     a metric the trials do not report, a store that stayed away, an interrupt, a user's
-    stop request, every trial failed, or completed."""
+    stop request, every trial failed, trials whose Ray node was lost, or completed."""
     resume = f"continue with `sweepscope resume {sweep_id}`"
     gave_up = writer.health().gave_up
     counts = callback.statuses()
@@ -226,6 +226,9 @@ def _status_after_fit(
         return SweepStatus.STOPPED, "stopped by user", None
     if counts and counts.get(TrialStatus.ERROR, 0) == sum(counts.values()):
         return SweepStatus.FAILED, "every trial failed", None
+    lost = counts.get(TrialStatus.STOPPED, 0)  # uninterrupted, only a lost node stops one
+    if lost:
+        return SweepStatus.STOPPED, f"{lost} trial(s) lost their Ray node; {resume}", None
     return SweepStatus.COMPLETED, None, None
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from runner import _ray_private as ray_private
 from runner.driver import tune_spec
 from runner.driver.drive import SweepOutcome, drive
 from runner.driver.progress import Progress
@@ -232,7 +233,8 @@ def resume_sweep(
     on_start: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Continue a stopped or interrupted sweep: finished trials are not rerun, unfinished ones
-    resume from their latest checkpoints, trials never started start. Writes its store missed
+    (and those whose Ray node was lost) resume from their latest checkpoints, trials never
+    started start. Writes its store missed
     (kept in the spill file when the store stayed away) go to the store first.
 
     Long on purpose: it is the resume's checklist in the order it must run (refuse a live
@@ -297,6 +299,8 @@ def resume_sweep(
         on_start(sweep_id)
     trials = store.trials(sweep_id)  # Ray ids are per experiment: others' never show up
     done = {t["ray_id"]: t["status"] for t in trials if TrialStatus(t["status"]).is_final}
+    # A trial that lost its Ray node is `stopped` here, errored in Tune's state: resumed too
+    stopped = [t["ray_id"] for t in trials if t["status"] == TrialStatus.STOPPED]
     stored_steps = {t["ray_id"]: t["last_step"] for t in trials}
     points = last["points"] if last else None
 
@@ -315,21 +319,22 @@ def resume_sweep(
             restart_errored=False,
         )
 
-    return drive(
-        build,
-        spec=spec,
-        store=store,
-        sweep_id=sweep_id,
-        address=address,
-        progress=progress,
-        done_before=done,
-        stored_steps=stored_steps,
-        storage=storage,
-        storage_given=sweep["storage_path"],
-        outage_limit=outage_limit,
-        spill=spill,
-        total=len(points) if points is not None else None,
-    )
+    with ray_private.resume_lost_trials(stopped):
+        return drive(
+            build,
+            spec=spec,
+            store=store,
+            sweep_id=sweep_id,
+            address=address,
+            progress=progress,
+            done_before=done,
+            stored_steps=stored_steps,
+            storage=storage,
+            storage_given=sweep["storage_path"],
+            outage_limit=outage_limit,
+            spill=spill,
+            total=len(points) if points is not None else None,
+        )
 
 
 def _refuse_running(sweep: dict[str, Any]) -> NoReturn:

@@ -18,7 +18,7 @@ from runner.protocol import MAX_METRIC_NAME, MAX_STEP
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-__all__ = ["NOT_METRICS", "error_text", "result_points"]
+__all__ = ["NOT_METRICS", "error_text", "node_lost", "result_points"]
 
 # Keys of a Ray Tune result that are bookkeeping, not metrics.
 NOT_METRICS = (
@@ -62,3 +62,14 @@ def error_text(trial: Trial) -> str:
     latest = text.rsplit("Failure # ", 1)[-1]
     latest = latest.split("\n", 1)[1] if latest.startswith(tuple("0123456789")) else latest
     return latest.strip() or "the trial failed without an error message"
+
+
+# What Ray says of an actor that died with its node (an ActorDiedError's context, from Ray's
+# core): the node went away (a SLURM step killed or cancelled, a machine lost), not the
+# trial's own code.
+_NODE_DIED = "The actor died because its node has died."
+
+
+def node_lost(text: str) -> bool:
+    """Whether a trial's failure (`error_text`) is its Ray node's death, not its own error."""
+    return _NODE_DIED in text
