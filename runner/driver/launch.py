@@ -234,8 +234,8 @@ def resume_sweep(
 ) -> SweepOutcome:
     """Continue a stopped or interrupted sweep: finished trials are not rerun, unfinished ones
     (and those whose Ray node was lost) resume from their latest checkpoints, trials never
-    started start. Writes its store missed
-    (kept in the spill file when the store stayed away) go to the store first.
+    started start. Writes its store missed (kept in the spill file when the store stayed
+    away) go to the store first.
 
     Long on purpose: it is the resume's checklist in the order it must run (refuse a live
     driver before replaying, replay before reconciling, refuse a changed spec, fence older

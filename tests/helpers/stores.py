@@ -7,9 +7,8 @@ Nothing here imports pytest: benchmarks use these helpers too.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,13 +41,14 @@ def sqlite_made(path: Path) -> bool:
     """Whether the SQLite store file `path` exists with its tables. A sweep's driver makes
     the file a moment before it commits the tables, so a test that polls for a sweep waits
     for this rather than for the file alone."""
-    if not path.exists():
+    from runner.errors import StoreMissing
+    from runner.store import open_store
+
+    try:
+        open_store(sqlite_url(path.parent, path.name)).close()
+    except StoreMissing:
         return False
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
-        found = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'sweepscope_meta'"
-        ).fetchone()
-    return found is not None
+    return True
 
 
 def run_sql(url: str, *statements: str) -> None:
